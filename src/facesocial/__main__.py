@@ -1,0 +1,5 @@
+"""``python -m facesocial`` runs the command line."""
+
+from facesocial.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP layer: FastAPI app factory, auth, audit middleware, one router per service."""

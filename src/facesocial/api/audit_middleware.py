@@ -1,0 +1,114 @@
+"""ASGI middleware: one ``audit.ai_operations_log`` row per API call, whatever its outcome.
+
+Pure ASGI (not BaseHTTPMiddleware) so that the routing information and ``request.state``
+written by the endpoint are visible here after the response.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from typing import Any
+
+import anyio.to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facesocial.services.audit import AuditLog, OperationRecord
+from facesocial.services.context import RequestContext
+
+log = logging.getLogger(__name__)
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp, audit: AuditLog, prefix: str = "/api/") -> None:
+        self.app = app
+        self.audit = audit
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500, "bytes": 0}
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            elif message["type"] == "http.response.body":
+                status["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            record = _record(scope, status, started)
+            ctx = _context(scope)
+            try:
+                await anyio.to_thread.run_sync(self.audit.record, record, ctx)
+            except Exception:  # auditing must never turn a served request into an error
+                log.exception("could not write the audit record")
+
+
+def _record(scope: Scope, status: dict[str, int], started: float) -> OperationRecord:
+    state: dict[str, Any] = scope.get("state", {})
+    path: str = scope["path"]
+    parts = path.strip("/").split("/")
+    service = parts[2].replace("-", "_") if len(parts) > 2 else "api"
+    route = scope.get("route")
+    operation = getattr(route, "name", None) or "unknown"
+    outcome = state.get("outcome")
+    error = state.get("error")
+    failed = status["code"] >= 400
+    return OperationRecord(
+        service_name=service[:50],
+        operation_type=operation[:50],
+        endpoint=f"{scope['method']} {getattr(route, 'path', path)}",
+        processing_time_ms=round((time.perf_counter() - started) * 1000),
+        request_size_bytes=_content_length(scope),
+        response_size_bytes=status["bytes"],
+        operation_result="error" if failed else "success",
+        error_code=error[0] if error else (f"HTTP_{status['code']}" if failed else None),
+        error_message=error[1] if error else None,
+        confidence_score=getattr(outcome, "confidence", None),
+        model_version=getattr(outcome, "model_version", None),
+        user_id=getattr(outcome, "user_id", None),
+    )
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _context(scope: Scope) -> RequestContext:
+    state: dict[str, Any] = scope.get("state", {})
+    ctx = state.get("context")
+    if isinstance(ctx, RequestContext):
+        return ctx
+    return context_from_scope(scope, api_key_id=None)
+
+
+def context_from_scope(scope: Scope, api_key_id: str | None) -> RequestContext:
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    client = scope.get("client")
+    return RequestContext(
+        ip_address=_ip(client[0]) if client else None,
+        user_agent=headers.get("user-agent"),
+        api_key_id=api_key_id,
+        request_source=headers.get("x-request-source", "api")[:50],
+    )
+
+
+def _ip(host: str) -> str | None:
+    """Only real addresses reach the INET column (test clients report a host name)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None

@@ -1,0 +1,40 @@
+"""``/api/v1/face-detection``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+
+from facesocial.api.deps import ContainerDep, ContextDep, read_upload
+from facesocial.services.detection import DetectionParams
+from facesocial.services.recognition import Outcome
+from facesocial.vision.pipeline import DetectOptions
+
+router = APIRouter(prefix="/api/v1/face-detection", tags=["face-detection"])
+
+
+@router.post("/detect", name="detect")
+def detect(
+    request: Request,
+    container: ContainerDep,
+    ctx: ContextDep,
+    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP")],
+    min_face_size: Annotated[int, Form(ge=8, le=4096)] = 40,
+    max_faces: Annotated[int, Form(ge=1, le=1000)] = 100,
+    detection_confidence: Annotated[float, Form(ge=0.0, le=1.0)] = 0.7,
+    return_landmarks: Annotated[bool, Form()] = True,
+) -> dict[str, Any]:
+    """Find faces: boxes, confidence, 5-point landmarks and a quality score per face."""
+    data = read_upload(image, container)
+    params = DetectionParams(DetectOptions(min_face_size, max_faces, detection_confidence), return_landmarks)
+    result = container.detection.detect(data, params, ctx)
+    best = max((f["confidence"] for f in result.faces), default=None)
+    request.state.outcome = Outcome(
+        {}, confidence=best, model_version="{name}@{version}".format(**result.model["detector"])
+    )
+    body = asdict(result)
+    body.pop("extra")
+    body["faces_detected"] = len(result.faces)
+    return {"success": True, **body}

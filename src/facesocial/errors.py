@@ -1,0 +1,73 @@
+"""One error base with a stable machine code and an HTTP status; one subclass per case.
+
+Inference and service code raise these; only the API layer turns them into responses, as
+``{"success": false, "error": {"code": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class FaceSocialError(Exception):
+    """Base of every expected failure. ``code`` is stable: clients may switch on it."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "Internal error"
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def _error(code: str, status: int, message: str) -> type[FaceSocialError]:
+    """Declare a subclass in one line; the class name is the code in CamelCase."""
+    name = "".join(part.capitalize() for part in code.split("_")) + "Error"
+    return type(name, (FaceSocialError,), {"code": code, "status": status, "default_message": message})
+
+
+# --- input images ---------------------------------------------------------------------------
+EmptyImageError = _error("EMPTY_IMAGE", 400, "The image is empty")
+ImageTooLargeError = _error("IMAGE_TOO_LARGE", 413, "The image exceeds the byte limit")
+DecompressionBombError = _error("DECOMPRESSION_BOMB", 413, "The image dimensions exceed the pixel limit")
+ImageTooSmallError = _error("IMAGE_TOO_SMALL", 422, "The image is too small to contain a face")
+NotAnImageError = _error("NOT_AN_IMAGE", 415, "The upload is not a recognised image")
+UnsupportedMediaTypeError = _error(
+    "UNSUPPORTED_MEDIA_TYPE", 415, "Image format not supported (JPEG, PNG, WebP, BMP are)"
+)
+TruncatedImageError = _error("IMAGE_TRUNCATED", 422, "The image data is truncated or corrupt")
+
+# --- faces ----------------------------------------------------------------------------------
+NoFaceFoundError = _error("NO_FACE_FOUND", 422, "No face was found in the image")
+MultipleFacesError = _error("MULTIPLE_FACES", 422, "Several faces were found; choose one with face_index")
+FaceIndexOutOfRangeError = _error("FACE_INDEX_OUT_OF_RANGE", 422, "face_index names no face")
+
+# --- requests and resources -------------------------------------------------------------------
+ValidationFailedError = _error("VALIDATION_ERROR", 422, "The request is invalid")
+ConsentRequiredError = _error(
+    "CONSENT_REQUIRED", 403, "Biometric enrolment needs the user's explicit consent"
+)
+UserNotFoundError = _error("USER_NOT_FOUND", 404, "No such user")
+GroupNotFoundError = _error("GROUP_NOT_FOUND", 404, "No such face group")
+FaceNotFoundError = _error("FACE_NOT_FOUND", 404, "No such face")
+NotFoundError = _error("NOT_FOUND", 404, "No such resource")
+MethodNotAllowedError = _error("METHOD_NOT_ALLOWED", 405, "Method not allowed")
+PayloadTooLargeError = _error("PAYLOAD_TOO_LARGE", 413, "The request body is too large")
+
+# --- auth -------------------------------------------------------------------------------------
+MissingApiKeyError = _error("MISSING_API_KEY", 401, "An X-API-Key header is required")
+InvalidApiKeyError = _error("INVALID_API_KEY", 401, "The API key is not valid")
+ApiKeyExpiredError = _error("API_KEY_EXPIRED", 401, "The API key has expired")
+ApiKeyQuotaExceededError = _error("API_KEY_QUOTA_EXCEEDED", 429, "The API key has used its request limit")
+
+# --- models -----------------------------------------------------------------------------------
+ModelUnavailableError = _error("MODEL_UNAVAILABLE", 503, "A required model is not available")
+ModelChecksumError = _error("MODEL_CHECKSUM_MISMATCH", 503, "A model file failed its checksum")

@@ -1,0 +1,1 @@
+"""Evaluation and benchmark commands (JSON out); they call the same core as the API."""

@@ -1,0 +1,105 @@
+"""The dlib models shipped by the ``face_recognition_models`` PyPI package, checksum-pinned.
+
+dlib itself comes from ``dlib-bin``. The files are loaded from the installed package, never
+downloaded; each is verified against the sha256 pinned here before dlib parses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from functools import cache
+from pathlib import Path
+
+from facesocial import errors
+from facesocial.models.manifest import ModelInfo
+
+PACKAGE = "face_recognition_models"
+
+# Pinned from face_recognition_models 0.3.0; a different file means a different model.
+_PINNED: dict[str, tuple[str, str, str, str]] = {
+    # name: (filename, sha256, task, input spec)
+    "dlib_resnet_v1": (
+        "dlib_face_recognition_resnet_model_v1.dat",
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        "face_embedding",
+        "aligned 150x150 RGB uint8 chip (padding 0.25); output 128-D",
+    ),
+    "dlib_shape_5": (
+        "shape_predictor_5_face_landmarks.dat",
+        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        "face_landmarks_5",
+        "RGB uint8 image + face box; output 5 points (eye corners, nose base)",
+    ),
+}
+
+_HOG_INFO_TASK = "face_detection"
+
+
+def _package_dir() -> Path:
+    try:
+        import face_recognition_models
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise errors.ModelUnavailableError(
+            "The face_recognition_models package is not installed (pip install face_recognition_models)"
+        ) from exc
+    return Path(face_recognition_models.__file__).parent / "models"
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def model_info(name: str) -> ModelInfo:
+    """Describe one of the pinned dlib models (or the HOG detector built into dlib)."""
+    if name == "dlib_hog":
+        return ModelInfo(
+            name="dlib_hog",
+            version=_version("dlib-bin"),
+            task=_HOG_INFO_TASK,
+            source_package="dlib-bin",
+            source_version=_version("dlib-bin"),
+            licence="BSL-1.0",
+            upstream="dlib get_frontal_face_detector (HOG + linear SVM, 5 pose filters)",
+            filename="(built into dlib)",
+            sha256="",
+            input_spec="RGB uint8 image of any size",
+        )
+    filename, sha256, task, spec = _PINNED[name]
+    return ModelInfo(
+        name=name,
+        version="1.0",
+        task=task,
+        source_package=PACKAGE,
+        source_version=_version(PACKAGE),
+        licence="CC0-1.0 (dlib model files; package metadata: MIT)",
+        upstream="dlib-models by Davis King",
+        filename=filename,
+        sha256=sha256,
+        input_spec=spec,
+    )
+
+
+def all_model_infos() -> list[ModelInfo]:
+    return [model_info("dlib_hog"), *(model_info(name) for name in _PINNED)]
+
+
+@cache
+def verified_path(name: str) -> Path:
+    """Path of a pinned model file after its sha256 matched; cached per process."""
+    filename, expected, _, _ = _PINNED[name]
+    path = _package_dir() / filename
+    if not path.is_file():
+        raise errors.ModelUnavailableError(f"Model file {filename} is missing from {PACKAGE}")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise errors.ModelChecksumError(
+            f"{filename}: sha256 {digest.hexdigest()} does not match the pinned {expected}"
+        )
+    return path

@@ -1,0 +1,1 @@
+"""Use cases joining the vision core and the store. No HTTP here."""

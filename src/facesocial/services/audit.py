@@ -1,0 +1,58 @@
+"""Writes ``audit.ai_operations_log``: one row per API call, success or failure."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from facesocial.services.context import RequestContext
+from facesocial.store.db import Database
+from facesocial.store.tables import AiOperationLog
+
+
+@dataclass(slots=True)
+class OperationRecord:
+    service_name: str
+    operation_type: str
+    endpoint: str
+    processing_time_ms: int
+    request_size_bytes: int | None = None
+    response_size_bytes: int | None = None
+    operation_result: str = "success"
+    error_code: str | None = None
+    error_message: str | None = None
+    confidence_score: float | None = None
+    model_version: str | None = None
+    user_id: uuid.UUID | None = None
+
+
+class AuditLog:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def record(self, record: OperationRecord, ctx: RequestContext) -> None:
+        confidence = record.confidence_score
+        if confidence is not None:
+            confidence = max(-9.9999, min(9.9999, confidence))  # fits DECIMAL(5,4)
+        with self._db.session() as session:
+            session.add(
+                AiOperationLog(
+                    operation_id=uuid.uuid4().hex,
+                    user_id=record.user_id,
+                    service_name=record.service_name,
+                    operation_type=record.operation_type,
+                    endpoint=record.endpoint[:100],
+                    request_size_bytes=record.request_size_bytes,
+                    response_size_bytes=record.response_size_bytes,
+                    processing_time_ms=record.processing_time_ms,
+                    operation_result=record.operation_result,
+                    confidence_score=confidence,
+                    error_code=record.error_code,
+                    error_message=record.error_message,
+                    model_version=record.model_version,
+                    ip_address=ctx.ip_address,
+                    user_agent=ctx.user_agent,
+                    api_key_id=ctx.api_key_id,
+                    request_source=ctx.request_source,
+                )
+            )

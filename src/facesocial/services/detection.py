@@ -1,0 +1,123 @@
+"""Face detection use case: detect, record the request and its faces, return the result."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from facesocial import errors
+from facesocial.services.context import RequestContext
+from facesocial.settings import ImageLimits
+from facesocial.store.db import Database
+from facesocial.store.tables import DetectedFace, DetectionRequest
+from facesocial.store.types import utcnow
+from facesocial.vision.faces import Faces
+from facesocial.vision.geometry import xyxy_to_xywh
+from facesocial.vision.image import DecodedImage, decode_image
+from facesocial.vision.pipeline import DetectOptions, FacePipeline, face_to_dict
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionParams:
+    options: DetectOptions
+    return_landmarks: bool = True
+
+
+@dataclass(slots=True)
+class DetectionResult:
+    request_id: str
+    image: dict[str, Any]
+    faces: list[dict[str, Any]]
+    model: dict[str, Any]
+    processing_time_ms: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DetectionService:
+    def __init__(self, database: Database, pipeline: FacePipeline, limits: ImageLimits) -> None:
+        self._db = database
+        self._pipeline = pipeline
+        self._limits = limits
+
+    def detect(self, data: bytes, params: DetectionParams, ctx: RequestContext) -> DetectionResult:
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        row = DetectionRequest(
+            request_id=request_id,
+            image_hash=hashlib.sha256(data).hexdigest(),
+            min_face_size=params.options.min_face_size,
+            max_faces=params.options.max_faces,
+            detection_confidence=params.options.detection_confidence,
+            return_landmarks=params.return_landmarks,
+            return_attributes=False,
+            request_source=ctx.request_source,
+            ip_address=ctx.ip_address,
+            model_version=self._pipeline.detector.model.tag,
+        )
+        try:
+            image = decode_image(data, self._limits)
+            faces = self._pipeline.detect(image.rgb, params.options)
+        except errors.FaceSocialError as exc:
+            row.status = "failed"
+            row.error_message = f"{exc.code}: {exc.message}"
+            row.processing_time_ms = _elapsed_ms(started)
+            row.completed_at = utcnow()
+            with self._db.session() as session:
+                session.add(row)
+            raise
+        elapsed = _elapsed_ms(started)
+        items = [face_to_dict(faces, i, landmarks=params.return_landmarks) for i in range(len(faces))]
+        self._store(row, image, faces, items, elapsed)
+        return DetectionResult(
+            request_id=request_id,
+            image=image.metadata(),
+            faces=items,
+            model=_models(faces),
+            processing_time_ms=elapsed,
+        )
+
+    def _store(
+        self,
+        row: DetectionRequest,
+        image: DecodedImage,
+        faces: Faces,
+        items: list[dict[str, Any]],
+        elapsed: int,
+    ) -> None:
+        row.image_metadata = image.metadata()
+        row.faces_detected = len(faces)
+        row.processing_time_ms = elapsed
+        row.status = "completed"
+        row.completed_at = utcnow()
+        with self._db.session() as session:
+            session.add(row)
+            session.flush()
+            for index, item in enumerate(items):
+                x, y, w, h = xyxy_to_xywh(faces.boxes[index])
+                session.add(
+                    DetectedFace(
+                        detection_request_id=row.id,
+                        face_index=index,
+                        bbox_x=x,
+                        bbox_y=y,
+                        bbox_width=w,
+                        bbox_height=h,
+                        detection_confidence=float(faces.confidence[index]),
+                        face_quality_score=item.get("quality", {}).get("score"),
+                        landmarks=item.get("landmarks"),
+                    )
+                )
+
+
+def _models(faces: Faces) -> dict[str, Any]:
+    """Which model produced which part of the result."""
+    models: dict[str, Any] = {"detector": faces.detector.as_dict()}
+    models.update({role: ref.as_dict() for role, ref in faces.models.items()})
+    return models
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

@@ -1,0 +1,1 @@
+"""Persistence: SQL tables per service schema, repositories, migrations, vector indexes."""

@@ -1,0 +1,120 @@
+"""The `facesocial` command: keys, analyze, db, index, eval, and `serve` as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from facesocial.cli import app
+from tests.conftest import shared_path
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+def test_analyze_prints_faces_and_model_versions(tmp_path: Path, astronaut_jpeg: bytes) -> None:
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(astronaut_jpeg)
+    result = runner.invoke(app, ["analyze", str(photo), "--embeddings"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report) == 1 and len(report[0]["faces"]) == 1
+    assert len(report[0]["faces"][0]["embedding"]) == 128
+    assert report[0]["models"]["embedding"]["name"] == "dlib_resnet_v1"
+
+
+def test_analyze_reports_bad_files_and_fails(tmp_path: Path) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    result = runner.invoke(app, ["analyze", str(text)])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)[0]["error"]["code"] == "NOT_AN_IMAGE"
+
+
+def test_keys_db_and_index_commands(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    created = runner.invoke(app, ["keys", "create", "--name", "ci", "--data-dir", data_dir])
+    assert created.exit_code == 0, created.output
+    assert created.stdout.strip().startswith("fs_")
+    assert runner.invoke(app, ["db", "upgrade", "--data-dir", data_dir]).exit_code == 0
+    rebuilt = runner.invoke(app, ["index", "rebuild", "--data-dir", data_dir])
+    assert rebuilt.exit_code == 0 and json.loads(rebuilt.stdout) == []
+
+
+def test_eval_verification_on_a_small_pairs_file(tmp_path: Path) -> None:
+    lfw = shared_path("lfw_deepfunneled")
+    lines = (lfw / "pairs.txt").read_text().splitlines()
+    # 10 same-person and 10 different-person pairs of fold 1, in the official format.
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(["1\t10", *lines[1:11], *lines[301:311]]) + "\n")
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "verification",
+            "--pairs",
+            str(pairs),
+            "--images",
+            str(lfw / "lfw-deepfunneled"),
+            "--workers",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["pairs"] == 20 and report["failures"] == 0
+    assert {"accuracy", "auc", "best_threshold", "tar_at_far"} <= set(report)
+    assert report["auc"] > 0.9
+    assert set(report["tar_at_far"]) == {"0.01", "0.001"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_first_start_prints_key_and_serves(tmp_path: Path, astronaut_jpeg: bytes) -> None:
+    port = _free_port()
+    env = {**os.environ, "FACESOCIAL_DATA_DIR": str(tmp_path / "data")}
+    command = [sys.executable, "-m", "facesocial", "serve", "--port", str(port)]
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as server:
+        try:
+            key = ""
+            deadline = time.monotonic() + 120
+            assert server.stderr is not None
+            while time.monotonic() < deadline and not key:
+                line = server.stderr.readline()
+                if line.strip().startswith("fs_"):
+                    key = line.strip()
+            assert key, "no admin key printed on first start"
+            base = f"http://127.0.0.1:{port}"
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.3)
+            response = httpx.post(
+                f"{base}/api/v1/face-recognition/register",
+                headers={"X-API-Key": key},
+                data={"user_id": str(uuid.uuid4()), "consent": "true"},
+                files={"image": ("a.jpg", astronaut_jpeg, "image/jpeg")},
+                timeout=60,
+            )
+            assert response.status_code == 200, response.text
+            assert (tmp_path / "data" / "facesocial.db").exists()
+            assert (tmp_path / "data" / "vectors" / "face_embeddings_128d_dlib_resnet_v1").is_dir()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
