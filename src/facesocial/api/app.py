@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from facesocial import __version__
 from facesocial.api import errors
 from facesocial.api.audit_middleware import AuditMiddleware
+from facesocial.api.metrics_middleware import MetricsMiddleware
 from facesocial.api.routers import face_detection, face_recognition, health
 from facesocial.container import Container
 from facesocial.settings import Settings
@@ -36,4 +37,5 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(face_detection.router)
     app.include_router(face_recognition.router)
     app.add_middleware(AuditMiddleware, audit=container.audit)
+    app.add_middleware(MetricsMiddleware)
     return app

@@ -42,7 +42,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(errors.FaceSocialError)
     async def _domain(request: Request, exc: errors.FaceSocialError) -> JSONResponse:
         remember(request, exc.code, exc.message)
-        return envelope(exc.code, exc.message, exc.status, exc.details or None)
+        response = envelope(exc.code, exc.message, exc.status, exc.details or None)
+        if "retry_after" in exc.details:
+            response.headers["Retry-After"] = str(exc.details["retry_after"])
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

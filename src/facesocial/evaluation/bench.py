@@ -14,10 +14,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facesocial.container import Container
 from facesocial.settings import Settings
 from facesocial.vision.align import dlib_chips
 from facesocial.vision.image import decode_image
-from facesocial.vision.pipeline import DetectOptions, FacePipeline
+from facesocial.vision.pipeline import DetectOptions
 
 
 def _astronaut_jpeg() -> bytes:
@@ -67,7 +68,7 @@ def run_bench(image_path: Path | None, *, runs: int = 20, threads: int = 2) -> d
     data = image_path.read_bytes() if image_path else _astronaut_jpeg()
     settings = Settings()
     load_start = time.perf_counter()
-    pipeline = FacePipeline.load(settings.detection.hog_upsample_max_pixels)
+    pipeline = Container(settings).pipeline
     load_ms = (time.perf_counter() - load_start) * 1000.0
     options = DetectOptions(
         settings.detection.min_face_size,
@@ -81,7 +82,6 @@ def run_bench(image_path: Path | None, *, runs: int = 20, threads: int = 2) -> d
     )
     with_landmarks = pipeline.landmarker.predict(rgb, raw)
     first = with_landmarks[[0]] if len(with_landmarks) else with_landmarks
-    chips = dlib_chips(rgb, first)
 
     def whole() -> None:
         decoded = decode_image(data, settings.limits)
@@ -98,8 +98,11 @@ def run_bench(image_path: Path | None, *, runs: int = 20, threads: int = 2) -> d
             runs,
         ),
         "landmarks": _time(lambda: pipeline.landmarker.predict(rgb, raw), runs),
-        "align": _time(lambda: dlib_chips(rgb, first), runs),
-        "embed": _time(lambda: pipeline.embedder.embed(chips), runs),
+        "align_dlib_chip": _time(lambda: dlib_chips(rgb, first), runs),
+        **{
+            f"embed_{name}": _time(lambda e=embedder: e.embed(rgb, first), runs)  # type: ignore[misc]
+            for name, embedder in pipeline.embedders.items()
+        },
         "pipeline": _time(whole, runs),
         **index_stats,
     }

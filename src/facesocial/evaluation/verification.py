@@ -23,13 +23,18 @@ from facesocial.vision.image import decode_image
 from facesocial.vision.pipeline import DetectOptions, FacePipeline
 
 _pipeline: FacePipeline | None = None
+_model: str | None = None
 # LFW faces fill roughly the central 40 % of the frame; look for small faces too.
 _OPTIONS = DetectOptions(min_face_size=20, max_faces=20, detection_confidence=0.5)
 
 
-def _init_worker() -> None:
-    global _pipeline
-    _pipeline = FacePipeline.load(Settings().detection.hog_upsample_max_pixels)
+def _init_worker(settings: Settings, model: str | None) -> None:
+    """Each worker process builds its own pipeline (models are not shared across forks)."""
+    global _pipeline, _model
+    from facesocial.container import Container
+
+    _pipeline = Container(settings).pipeline
+    _model = model
 
 
 def embed_file(path: Path) -> tuple[str, np.ndarray | None, str]:
@@ -57,12 +62,18 @@ def embed_file(path: Path) -> tuple[str, np.ndarray | None, str]:
         distance = np.linalg.norm(centres - np.array([rgb.shape[1] / 2, rgb.shape[0] / 2]), axis=1)
         nearest = int(np.argmin(distance))
         faces = faces[[nearest]]
-    embedded = _pipeline.embed(rgb, faces)
+    embedded = _pipeline.embed(rgb, faces, _model)
     return str(path), np.asarray(embedded.columns["embedding"][0], dtype=np.float32), status
 
 
 def run_verification_eval(
-    pairs_file: Path, images: Path, *, workers: int = 2, limit: int | None = None
+    pairs_file: Path,
+    images: Path,
+    *,
+    settings: Settings | None = None,
+    model: str | None = None,
+    workers: int = 2,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     pairs = read_pairs(pairs_file, images)
@@ -72,14 +83,15 @@ def run_verification_eval(
     embeddings: dict[str, np.ndarray] = {}
     statuses: dict[str, str] = {}
     if workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+        init_args = (settings or Settings(), model)
+        with multiprocessing.get_context("fork").Pool(workers, _init_worker, init_args) as pool:
             results = pool.imap_unordered(embed_file, unique, chunksize=16)
             for path, vector, status in results:
                 statuses[path] = status
                 if vector is not None:
                     embeddings[path] = vector
     else:
-        _init_worker()
+        _init_worker(settings or Settings(), model)
         for file in unique:
             path, vector, status = embed_file(file)
             statuses[path] = status
@@ -116,7 +128,8 @@ def run_verification_eval(
         "images": len(unique),
         "detection_fallbacks": sum(1 for s in statuses.values() if s == "fallback"),
         "image_errors": sum(1 for s in statuses.values() if s.startswith("error")),
-        "model": _model_tag(),
+        "model": _model_tag(settings or Settings(), model),
+        "detector": _detector_tag(settings or Settings()),
         "similarity": "cosine of L2-normalised embeddings",
         "accuracy": round(cv_mean, 4),
         "accuracy_std": round(cv_std, 4),
@@ -165,7 +178,13 @@ def _extended_impostors(embeddings: dict[str, np.ndarray], max_images: int = 600
     return impostor
 
 
-def _model_tag() -> str:
-    from facesocial.models.dlib_pack import model_info
+def _model_tag(settings: Settings, model: str | None) -> str:
+    from facesocial.container import Container
 
-    return model_info("dlib_resnet_v1").ref.tag
+    return Container(settings).pipeline.embedder_for(model).model.tag
+
+
+def _detector_tag(settings: Settings) -> str:
+    from facesocial.container import Container
+
+    return Container(settings).pipeline.detector.model.tag

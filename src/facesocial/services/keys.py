@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 
 from facesocial import errors
+from facesocial.services.principal import Principal
 from facesocial.store.db import Database
 from facesocial.store.tables import ApiKey
 from facesocial.store.types import utcnow
@@ -30,15 +31,6 @@ class IssuedKey:
     role: str
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """The authenticated caller."""
-
-    key_id: uuid.UUID
-    name: str
-    role: str
-
-
 class ApiKeyService:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -50,9 +42,12 @@ class ApiKeyService:
         role: str = "admin",
         request_limit: int | None = None,
         expires_at: datetime | None = None,
+        owner_id: uuid.UUID | None = None,
     ) -> IssuedKey:
+        """A new key; keys with the same ``owner_id`` share one tenant (default: its own)."""
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKey(
+            owner_id=owner_id,
             key_prefix=secret[:10],
             key_hash=hash_key(secret),
             key_name=name,
@@ -93,7 +88,13 @@ class ApiKeyService:
                 raise errors.ApiKeyQuotaExceededError(
                     f"The API key has used its limit of {row.request_limit} requests"
                 )
-            return Principal(key_id=row.id, name=row.key_name, role=row.role)
+            return Principal(
+                kind="api_key",
+                role="admin" if row.role == "admin" else "user",
+                tenant_id=row.owner_id or row.id,
+                name=row.key_name,
+                api_key_id=row.id,
+            )
 
 
 def _aware(moment: datetime) -> datetime:

@@ -10,21 +10,29 @@ Deliberate differences from the documents (see docs/data-model.md):
 * version columns are VARCHAR(64): ``dlib_resnet_v1@1.0``-style tags outgrow VARCHAR(20).
 * ``face_groups.user_id`` (the owner) is nullable: groups may be created by an API client
   that is not itself an enrolled user.
+* foreign keys to ``core.users`` are ``ON DELETE SET NULL`` and child rows (frames, per-face
+  demographics) are ``ON DELETE CASCADE``: erasure and retention must never be blocked.
+* ``audit.usage_logs`` (document 003) uses a UUID ``id`` like every table of document 000.
+* ``audit.ai_operations_log`` is range-partitioned by month on PostgreSQL (migration 0003);
+  its primary key there is ``(id, created_at)``. The mapping keeps ``id`` alone, which is
+  all the ORM needs to insert (see docs/operations-database.md).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -65,6 +73,16 @@ def _created() -> Mapped[datetime]:
     return mapped_column(TimestampTZ, default=utcnow, nullable=False)
 
 
+def _decimal(precision: int, scale: int) -> Numeric[float]:
+    """DECIMAL(p,s) of the documents (ages, percentages, times), read back as a float."""
+    return Numeric(precision, scale, asdecimal=False)
+
+
+def _user_fk() -> Mapped[uuid.UUID | None]:
+    """``REFERENCES core.users(user_id)``; SET NULL so that erasing a user is never blocked."""
+    return mapped_column(Uuid, ForeignKey("core.users.user_id", ondelete="SET NULL"))
+
+
 # --- core --------------------------------------------------------------------------------------
 
 
@@ -82,6 +100,8 @@ class User(Base):
     privacy_settings: Mapped[dict[str, Any] | None] = mapped_column(JsonB, default=dict, nullable=True)
     consent_given: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     consent_timestamp: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    # Tenant isolation: the caller (API key owner or JWT subject) that enrolled this user.
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
@@ -105,6 +125,8 @@ class ApiKey(Base):
     # NULL means unlimited (the bootstrap admin key); document 003's default is 1000.
     request_limit: Mapped[int | None] = mapped_column(Integer)
     requests_made: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # The tenant this key acts for; keys sharing an owner see the same data (NULL: the key itself).
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
 # --- face_recognition ----------------------------------------------------------------------------
@@ -130,6 +152,9 @@ class FaceData(Base):
     embedding_dimension: Mapped[int] = mapped_column(Integer, nullable=False)
     milvus_collection: Mapped[str] = mapped_column(String(100), nullable=False)
     embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # Opt-in (privacy.keep_face_chips): the face crop, encrypted, so a model change can
+    # re-embed without asking the user to enrol again. NULL by default.
+    face_chip: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     registration_source: Mapped[str | None] = mapped_column(String(50))
     registration_device_info: Mapped[Any] = mapped_column(JsonB, nullable=True)
     ip_address: Mapped[str | None] = mapped_column(Inet)
@@ -186,6 +211,7 @@ class FaceGroup(Base):
     description: Mapped[str | None] = mapped_column(Text)
     face_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     privacy_level: Mapped[str] = mapped_column(String(20), default="private", nullable=False)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow)
 
@@ -267,7 +293,8 @@ class DetectedFace(Base):
     detection_confidence: Mapped[float] = mapped_column(score_type(), nullable=False)
     face_quality_score: Mapped[float | None] = mapped_column(score_type())
     landmarks: Mapped[Any] = mapped_column(JsonB, nullable=True)
-    estimated_age: Mapped[float | None] = mapped_column(score_type())
+    # DECIMAL(5,2) as the document has it for ages (DECIMAL(5,4) in 0001 could not hold 30.5).
+    estimated_age: Mapped[float | None] = mapped_column(_decimal(5, 2))
     estimated_gender: Mapped[str | None] = mapped_column(String(10))
     gender_confidence: Mapped[float | None] = mapped_column(score_type())
     emotions: Mapped[Any] = mapped_column(JsonB, nullable=True)
@@ -312,3 +339,303 @@ class AiOperationLog(Base):
     request_source: Mapped[str | None] = mapped_column(String(50))
     cost_units: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = _created()
+
+
+class UsageLog(Base):
+    """Per-request API usage accounting (document 003 ``usage_logs``)."""
+
+    __tablename__ = "usage_logs"
+    __table_args__ = (
+        Index("idx_usage_logs_user_id", "user_id"),
+        Index("idx_usage_logs_request_date", "request_date"),
+        Index("idx_usage_logs_api_key_id", "api_key_id"),
+        {"schema": "audit"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    user_id: Mapped[uuid.UUID | None] = _user_fk()
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("core.api_keys.id", ondelete="SET NULL")
+    )
+    request_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    request_path: Mapped[str] = mapped_column(String(255), nullable=False)
+    # NOT NULL (the document only defaults it): retention selects on it.
+    request_date: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, nullable=False)
+    response_code: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Seconds, as in document 003.
+    processing_time: Mapped[float] = mapped_column(_decimal(10, 3), nullable=False)
+    ip_address: Mapped[str | None] = mapped_column(Inet)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+
+
+class PerformanceMetric(Base):
+    """Daily per-service aggregates of the operations log."""
+
+    __tablename__ = "performance_metrics"
+    __table_args__ = (
+        UniqueConstraint("metric_date", "service_name"),
+        Index("idx_performance_metrics_date", "metric_date"),
+        Index("idx_performance_metrics_service", "service_name"),
+        {"schema": "audit"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    metric_date: Mapped[date] = mapped_column(Date, nullable=False)
+    service_name: Mapped[str] = mapped_column(String(50), nullable=False)
+    total_requests: Mapped[int] = mapped_column(Integer, default=0)
+    successful_requests: Mapped[int] = mapped_column(Integer, default=0)
+    failed_requests: Mapped[int] = mapped_column(Integer, default=0)
+    avg_response_time_ms: Mapped[float | None] = mapped_column(_decimal(10, 2))
+    p95_response_time_ms: Mapped[float | None] = mapped_column(_decimal(10, 2))
+    p99_response_time_ms: Mapped[float | None] = mapped_column(_decimal(10, 2))
+    avg_confidence_score: Mapped[float | None] = mapped_column(score_type())
+    high_confidence_count: Mapped[int] = mapped_column(Integer, default=0)
+    medium_confidence_count: Mapped[int] = mapped_column(Integer, default=0)
+    low_confidence_count: Mapped[int] = mapped_column(Integer, default=0)
+    error_rate: Mapped[float | None] = mapped_column(score_type())
+    timeout_count: Mapped[int] = mapped_column(Integer, default=0)
+    model_error_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _created()
+
+
+# --- antispoofing ----------------------------------------------------------------------------------
+
+
+class AntispoofingCheck(Base):
+    __tablename__ = "antispoofing_checks"
+    __table_args__ = (
+        Index("idx_antispoofing_checks_user_id", "user_id"),
+        Index("idx_antispoofing_checks_session_id", "session_id"),
+        Index("idx_antispoofing_checks_is_live", "is_live"),
+        Index("idx_antispoofing_checks_created_at", "created_at"),
+        {"schema": "antispoofing"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    session_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    user_id: Mapped[uuid.UUID | None] = _user_fk()
+    check_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    input_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    input_hash: Mapped[str | None] = mapped_column(String(64))
+    liveness_challenges: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    challenge_responses: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    is_live: Mapped[bool | None] = mapped_column(Boolean)
+    confidence_score: Mapped[float | None] = mapped_column(score_type())
+    spoof_type: Mapped[str | None] = mapped_column(String(30))
+    risk_level: Mapped[str | None] = mapped_column(String(20))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    processing_time_ms: Mapped[int | None] = mapped_column(Integer)
+    analysis_details: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    request_source: Mapped[str | None] = mapped_column(String(50))
+    device_info: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    ip_address: Mapped[str | None] = mapped_column(Inet)
+    created_at: Mapped[datetime] = _created()
+
+
+class LivenessSession(Base):
+    __tablename__ = "liveness_sessions"
+    __table_args__ = (
+        # idx_liveness_sessions_token of the document duplicates the UNIQUE index on session_token.
+        Index("idx_liveness_sessions_user_id", "user_id"),
+        Index("idx_liveness_sessions_status", "session_status"),
+        # Not in the document: retention deletes by expires_at.
+        Index("idx_liveness_sessions_expires_at", "expires_at"),
+        {"schema": "antispoofing"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    session_token: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    user_id: Mapped[uuid.UUID | None] = _user_fk()
+    challenges_required: Mapped[Any] = mapped_column(JsonB, nullable=False)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    current_challenge: Mapped[str | None] = mapped_column(String(20))
+    challenges_completed: Mapped[Any] = mapped_column(JsonB, default=list, nullable=True)
+    attempts_count: Mapped[int] = mapped_column(Integer, default=0)
+    session_status: Mapped[str] = mapped_column(String(20), default="active")
+    overall_result: Mapped[bool | None] = mapped_column(Boolean)
+    failure_reason: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    completed_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+
+
+# --- deepfake_detection ----------------------------------------------------------------------------
+
+
+class DeepfakeAnalysis(Base):
+    __tablename__ = "deepfake_analyses"
+    __table_args__ = (
+        # idx_deepfake_analyses_analysis_id of the document duplicates the UNIQUE index.
+        Index("idx_deepfake_analyses_user_id", "user_id"),
+        Index("idx_deepfake_analyses_job_status", "job_status"),
+        Index("idx_deepfake_analyses_created_at", "created_at"),
+        {"schema": "deepfake_detection"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    analysis_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    user_id: Mapped[uuid.UUID | None] = _user_fk()
+    content_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    content_url: Mapped[str | None] = mapped_column(Text)
+    content_metadata: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    detection_level: Mapped[str] = mapped_column(String(20), default="standard")
+    analysis_scope: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    is_deepfake: Mapped[bool | None] = mapped_column(Boolean)
+    confidence_score: Mapped[float | None] = mapped_column(score_type())
+    manipulation_score: Mapped[float | None] = mapped_column(score_type())
+    total_frames: Mapped[int | None] = mapped_column(Integer)
+    analyzed_frames: Mapped[int | None] = mapped_column(Integer)
+    deepfake_frame_count: Mapped[int | None] = mapped_column(Integer)
+    consistency_score: Mapped[float | None] = mapped_column(score_type())
+    manipulation_types: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    inconsistency_areas: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    temporal_inconsistencies: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    processing_time_ms: Mapped[int | None] = mapped_column(Integer)
+    processing_method: Mapped[str | None] = mapped_column(String(30))
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    job_status: Mapped[str] = mapped_column(String(20), default="pending")
+    progress_percentage: Mapped[float] = mapped_column(_decimal(5, 2), default=0.0)
+    estimated_completion: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    request_source: Mapped[str | None] = mapped_column(String(50))
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    completed_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+
+
+class FrameAnalysis(Base):
+    __tablename__ = "frame_analyses"
+    __table_args__ = (
+        UniqueConstraint("analysis_id", "frame_number"),
+        Index("idx_frame_analyses_analysis_id", "analysis_id"),
+        Index("idx_frame_analyses_timestamp", "timestamp_ms"),
+        {"schema": "deepfake_detection"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    analysis_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("deepfake_detection.deepfake_analyses.id", ondelete="CASCADE"), nullable=False
+    )
+    frame_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    timestamp_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    is_deepfake: Mapped[bool | None] = mapped_column(Boolean)
+    confidence_score: Mapped[float | None] = mapped_column(score_type())
+    manipulation_types: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    inconsistent_regions: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    frame_hash: Mapped[str | None] = mapped_column(String(64))
+    face_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _created()
+
+
+# --- demographics ----------------------------------------------------------------------------------
+
+
+class DemographicAnalysis(Base):
+    __tablename__ = "demographic_analyses"
+    __table_args__ = (
+        # idx_demographic_analyses_request_id of the document duplicates the UNIQUE index.
+        Index("idx_demographic_analyses_user_id", "user_id"),
+        Index("idx_demographic_analyses_created_at", "created_at"),
+        {"schema": "demographics"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    request_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    user_id: Mapped[uuid.UUID | None] = _user_fk()
+    image_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # A loose reference, as in the document: the detection request may be purged first.
+    face_detection_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    faces_analyzed: Mapped[int] = mapped_column(Integer, default=0)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    processing_time_ms: Mapped[int | None] = mapped_column(Integer)
+    request_source: Mapped[str | None] = mapped_column(String(50))
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+
+
+class FaceDemographics(Base):
+    __tablename__ = "face_demographics"
+    __table_args__ = (
+        UniqueConstraint("analysis_id", "face_index"),
+        Index("idx_face_demographics_analysis_id", "analysis_id"),
+        Index("idx_face_demographics_age_group", "age_group"),
+        Index("idx_face_demographics_gender", "estimated_gender"),
+        {"schema": "demographics"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    analysis_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("demographics.demographic_analyses.id", ondelete="CASCADE"), nullable=False
+    )
+    face_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    bbox_x: Mapped[int | None] = mapped_column(Integer)
+    bbox_y: Mapped[int | None] = mapped_column(Integer)
+    bbox_width: Mapped[int | None] = mapped_column(Integer)
+    bbox_height: Mapped[int | None] = mapped_column(Integer)
+    estimated_age: Mapped[float] = mapped_column(_decimal(5, 2), nullable=False)
+    age_confidence: Mapped[float | None] = mapped_column(score_type())
+    age_range_min: Mapped[int | None] = mapped_column(Integer)
+    age_range_max: Mapped[int | None] = mapped_column(Integer)
+    age_group: Mapped[str | None] = mapped_column(String(20))
+    estimated_gender: Mapped[str] = mapped_column(String(10), nullable=False)
+    gender_confidence: Mapped[float | None] = mapped_column(score_type())
+    emotion_primary: Mapped[str | None] = mapped_column(String(20))
+    emotion_confidence: Mapped[float | None] = mapped_column(score_type())
+    face_quality_score: Mapped[float | None] = mapped_column(score_type())
+    created_at: Mapped[datetime] = _created()
+
+
+# --- config ----------------------------------------------------------------------------------------
+
+
+class AiModel(Base):
+    __tablename__ = "ai_models"
+    __table_args__ = (
+        UniqueConstraint("service_name", "model_name", "model_version"),
+        Index("idx_ai_models_service", "service_name"),
+        Index("idx_ai_models_status", "status"),
+        {"schema": "config"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    service_name: Mapped[str] = mapped_column(String(50), nullable=False)
+    model_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    model_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    model_type: Mapped[str | None] = mapped_column(String(50))
+    model_path: Mapped[str] = mapped_column(Text, nullable=False)
+    model_size_mb: Mapped[float | None] = mapped_column(_decimal(10, 2))
+    input_dimensions: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    output_dimensions: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    avg_inference_time_ms: Mapped[float | None] = mapped_column(_decimal(10, 2))
+    accuracy_score: Mapped[float | None] = mapped_column(score_type())
+    supported_formats: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    training_date: Mapped[date | None] = mapped_column(Date)
+    deployment_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow)
+
+
+class ServiceSetting(Base):
+    __tablename__ = "service_settings"
+    __table_args__ = (
+        UniqueConstraint("service_name", "setting_key"),
+        Index("idx_service_settings_service", "service_name"),
+        {"schema": "config"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    service_name: Mapped[str] = mapped_column(String(50), nullable=False)
+    setting_key: Mapped[str] = mapped_column(String(100), nullable=False)
+    setting_value: Mapped[Any] = mapped_column(JsonB, nullable=False)
+    setting_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    is_user_configurable: Mapped[bool] = mapped_column(Boolean, default=False)
+    requires_restart: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Protocol
 
 import dlib
 import numpy as np
 import numpy.typing as npt
 
+from facesocial.metrics import inference_timer
 from facesocial.models.dlib_pack import model_info
-from facesocial.models.manifest import ModelRef
 from facesocial.vision.faces import Faces
 from facesocial.vision.geometry import clip_boxes
 
@@ -23,12 +22,6 @@ _MIN_MARGIN = -0.5
 
 def margin_to_confidence(margin: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return (1.0 / (1.0 + np.exp(-_MARGIN_SCALE * np.asarray(margin, np.float64)))).astype(np.float32)
-
-
-class FaceDetector(Protocol):
-    model: ModelRef
-
-    def detect(self, rgb: npt.NDArray[np.uint8], *, min_face_size: int, min_confidence: float) -> Faces: ...
 
 
 class DlibHogDetector:
@@ -53,7 +46,7 @@ class DlibHogDetector:
         self, rgb: npt.NDArray[np.uint8], *, min_face_size: int = 40, min_confidence: float = 0.5
     ) -> Faces:
         upsample = self.upsample_for(rgb, min_face_size)
-        with self._lock:
+        with self._lock, inference_timer(self.model.name):
             rects, margins, _ = self._detector.run(rgb, upsample, _MIN_MARGIN)
         if not rects:
             return Faces.empty(self.model)

@@ -8,13 +8,18 @@ import dlib
 import numpy as np
 import numpy.typing as npt
 
+from facesocial.metrics import inference_timer
 from facesocial.models.dlib_pack import model_info, verified_path
+from facesocial.vision.align import dlib_chips
+from facesocial.vision.faces import Faces
 from facesocial.vision.geometry import l2_normalise
+from facesocial.vision.ports import collection_name
 
 
 class DlibResnetEmbedder:
+    """Needs 5-point landmarks: it embeds 150x150 chips aligned on them."""
+
     dimension = 128
-    crop = "dlib_chip_150"
 
     def __init__(self) -> None:
         self._net = dlib.face_recognition_model_v1(str(verified_path("dlib_resnet_v1")))
@@ -23,12 +28,14 @@ class DlibResnetEmbedder:
 
     @property
     def collection(self) -> str:
-        """Vector collection name: one per embedding model, named by model and dimension."""
-        return f"face_embeddings_{self.dimension}d_{self.model.name}"
+        return collection_name(self.model, self.dimension)
 
-    def embed(self, chips: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+    def embed(self, rgb: npt.NDArray[np.uint8], faces: Faces) -> npt.NDArray[np.float32]:
+        return self.embed_chips(dlib_chips(rgb, faces))
+
+    def embed_chips(self, chips: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
         if not chips:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
+        with self._lock, inference_timer(self.model.name):
             descriptors = self._net.compute_face_descriptor(chips)
         return l2_normalise(np.array([np.asarray(d) for d in descriptors], dtype=np.float32))

@@ -8,6 +8,7 @@ import dlib
 import numpy as np
 import numpy.typing as npt
 
+from facesocial.metrics import inference_timer
 from facesocial.models.dlib_pack import model_info, verified_path
 from facesocial.vision.faces import Faces
 
@@ -20,7 +21,7 @@ class DlibFivePointLandmarker:
 
     def predict(self, rgb: npt.NDArray[np.uint8], faces: Faces) -> Faces:
         points = np.zeros((len(faces), 5, 2), dtype=np.float32)
-        with self._lock:
+        with self._lock, inference_timer(self.model.name):
             for row, box in enumerate(faces.boxes):
                 shape = self._predictor(rgb, _rect(box))
                 points[row] = [(p.x, p.y) for p in shape.parts()]

@@ -1,7 +1,8 @@
-"""The face pipeline: detect → landmarks → quality → (aligned chips → embeddings).
+"""The face pipeline: detect → landmarks → quality → (embeddings, attributes).
 
 The API, the CLI and the evaluation commands all call these functions; nothing here knows
-about HTTP or storage.
+about HTTP or storage. Which detector and embedders are loaded is decided by the caller
+(the composition root), not discovered here.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from facesocial import errors
 from facesocial.vision import quality
-from facesocial.vision.align import dlib_chips
 from facesocial.vision.detect_dlib import DlibHogDetector
 from facesocial.vision.embed_dlib import DlibResnetEmbedder
 from facesocial.vision.faces import LANDMARK_NAMES_5, Faces
 from facesocial.vision.geometry import xyxy_to_xywh
 from facesocial.vision.landmarks import DlibFivePointLandmarker
+from facesocial.vision.ports import Embedder, FaceDetector
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,20 +35,42 @@ class FacePipeline:
 
     def __init__(
         self,
-        detector: DlibHogDetector,
+        detector: FaceDetector,
         landmarker: DlibFivePointLandmarker,
-        embedder: DlibResnetEmbedder,
+        embedders: dict[str, Embedder],
+        default_embedder: str,
     ) -> None:
         self.detector = detector
         self.landmarker = landmarker
-        self.embedder = embedder
+        self.embedders = embedders
+        self.default_embedder = default_embedder
 
     @classmethod
     def load(cls, upsample_max_pixels: int = 800_000) -> FacePipeline:
-        return cls(DlibHogDetector(upsample_max_pixels), DlibFivePointLandmarker(), DlibResnetEmbedder())
+        """The dlib-only pipeline: needs nothing beyond the pip-installed packages."""
+        embedder = DlibResnetEmbedder()
+        return cls(
+            DlibHogDetector(upsample_max_pixels),
+            DlibFivePointLandmarker(),
+            {embedder.model.name: embedder},
+            embedder.model.name,
+        )
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.embedders[self.default_embedder]
+
+    def embedder_for(self, name: str | None) -> Embedder:
+        chosen = name or self.default_embedder
+        embedder = self.embedders.get(chosen)
+        if embedder is None:
+            raise errors.UnknownModelError(
+                f"Unknown embedding model {chosen!r}; available: {', '.join(sorted(self.embedders))}"
+            )
+        return embedder
 
     def detect(self, rgb: npt.NDArray[np.uint8], options: DetectOptions) -> Faces:
-        """Faces with landmarks and a ``quality`` column, largest first, at most ``max_faces``."""
+        """Faces with 5-point landmarks and a ``quality`` column, largest first, ≤ ``max_faces``."""
         faces = self.detector.detect(
             rgb, min_face_size=options.min_face_size, min_confidence=options.detection_confidence
         )
@@ -54,10 +78,10 @@ class FacePipeline:
         faces = self.landmarker.predict(rgb, faces)
         return faces.with_column("quality", quality.assess(rgb, faces))
 
-    def embed(self, rgb: npt.NDArray[np.uint8], faces: Faces) -> Faces:
-        """Add the ``embedding`` column (unit-length float32 rows) for each face."""
-        vectors = self.embedder.embed(dlib_chips(rgb, faces))
-        return faces.with_column("embedding", vectors, self.embedder.model)
+    def embed(self, rgb: npt.NDArray[np.uint8], faces: Faces, model: str | None = None) -> Faces:
+        """Add the ``embedding`` column (unit-length float32 rows) from the chosen model."""
+        embedder = self.embedder_for(model)
+        return faces.with_column("embedding", embedder.embed(rgb, faces), embedder.model)
 
 
 def face_to_dict(faces: Faces, row: int, *, landmarks: bool = True) -> dict[str, Any]:

@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from facesocial.api.deps import ContainerDep, ContextDep, read_upload
+from facesocial.api.deps import ContainerDep, ContextDep, rate_limited, read_upload
 from facesocial.services.detection import DetectionParams
-from facesocial.services.recognition import Outcome
+from facesocial.services.outcome import Outcome
 from facesocial.vision.pipeline import DetectOptions
 
-router = APIRouter(prefix="/api/v1/face-detection", tags=["face-detection"])
+router = APIRouter(
+    prefix="/api/v1/face-detection",
+    tags=["face-detection"],
+    dependencies=[Depends(rate_limited("face_detection"))],
+)
 
 
 @router.post("/detect", name="detect")

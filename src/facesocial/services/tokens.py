@@ -1,0 +1,61 @@
+"""JWT bearer tokens (design document 001): HS256, claims ``user_id``, ``role``, ``exp``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from facesocial import errors
+from facesocial.services.principal import Principal, Role
+
+MissingTokenError = errors._error("MISSING_TOKEN", 401, "Authorization header required")
+InvalidTokenFormatError = errors._error("INVALID_TOKEN_FORMAT", 401, "Invalid authorization format")
+InvalidTokenError = errors._error("INVALID_TOKEN", 401, "Invalid or expired token")
+
+
+class TokenService:
+    def __init__(self, secret: str, algorithm: str = "HS256", leeway_seconds: int = 30) -> None:
+        if len(secret) < 32:
+            # HS256 with a short secret is brute-forceable offline from any issued token.
+            raise ValueError("the JWT secret must be at least 32 characters")
+        self._secret = secret
+        self._algorithm = algorithm
+        self._leeway = leeway_seconds
+
+    def issue(self, user_id: uuid.UUID, role: Role, ttl_seconds: int = 3600) -> str:
+        claims = {
+            "user_id": str(user_id),
+            "role": role,
+            "exp": datetime.now(UTC) + timedelta(seconds=ttl_seconds),
+            "iat": datetime.now(UTC),
+        }
+        return jwt.encode(claims, self._secret, algorithm=self._algorithm)
+
+    def verify(self, authorization: str) -> Principal:
+        """``Authorization`` header value → caller, or the document's error codes."""
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidTokenFormatError("Use 'Authorization: Bearer <token>'")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token.strip(),
+                self._secret,
+                algorithms=[self._algorithm],  # never trust the token's own "alg"
+                leeway=self._leeway,
+                options={"require": ["exp", "user_id", "role"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidTokenError("The token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError() from exc
+        role = claims.get("role")
+        if role not in ("admin", "user"):
+            raise InvalidTokenError("The token's role must be admin or user")
+        try:
+            subject = uuid.UUID(str(claims["user_id"]))
+        except ValueError as exc:
+            raise InvalidTokenError("The token's user_id must be a UUID") from exc
+        return Principal(kind="jwt", role=role, tenant_id=subject, name=f"jwt:{subject}")

@@ -1,0 +1,34 @@
+"""The vision core's ports: what a detector and an embedder promise."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from facesocial.models.manifest import ModelRef
+from facesocial.vision.faces import Faces
+
+
+class FaceDetector(Protocol):
+    model: ModelRef
+
+    def detect(self, rgb: npt.NDArray[np.uint8], *, min_face_size: int, min_confidence: float) -> Faces: ...
+
+
+class Embedder(Protocol):
+    """Maps faces to unit-length vectors; one vector collection per embedder."""
+
+    model: ModelRef
+    dimension: int
+
+    @property
+    def collection(self) -> str: ...
+
+    def embed(self, rgb: npt.NDArray[np.uint8], faces: Faces) -> npt.NDArray[np.float32]: ...
+
+
+def collection_name(model: ModelRef, dimension: int) -> str:
+    """Vector collection of one embedding model: named by model and dimension."""
+    return f"face_embeddings_{dimension}d_{model.name}"
