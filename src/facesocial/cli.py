@@ -19,11 +19,13 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema")
 index_app = typer.Typer(no_args_is_help=True, help="Vector index")
 eval_app = typer.Typer(no_args_is_help=True, help="Accuracy evaluation on labelled data")
 models_app = typer.Typer(no_args_is_help=True, help="Model pack: pull, convert, list")
+audit_app = typer.Typer(no_args_is_help=True, help="Audit log reports")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 app.add_typer(models_app, name="models")
+app.add_typer(audit_app, name="audit")
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (default: FACESOCIAL_DATA_DIR)")
@@ -111,7 +113,7 @@ def analyze(
     images: Annotated[list[Path], typer.Argument(help="Image files", exists=True, dir_okay=False)],
     embeddings: Annotated[bool, typer.Option(help="Include the 128-D embeddings")] = False,
     min_face_size: int = 40,
-    detection_confidence: float = 0.7,
+    detection_confidence: float = 0.5,
 ) -> None:
     """Detect and describe faces in images; JSON on stdout, no server or database."""
     from facesocial import errors
@@ -220,6 +222,22 @@ def db_maintain(
     _print_json({"partitions_created": created, "removed": removed})
 
 
+@audit_app.command("rollup")
+def audit_rollup(
+    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday, UTC)")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Daily per-service totals, latency percentiles, confidence buckets, error rate."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from facesocial.services.rollup import rollup_day
+
+    chosen = date.fromisoformat(day) if day else datetime.now(UTC).date() - timedelta(days=1)
+    container = _container(data_dir)
+    container.prepare()
+    _print_json(rollup_day(container.database, chosen))
+
+
 @index_app.command("rebuild")
 def index_rebuild(data_dir: DataDir = None) -> None:
     """Rebuild every vector collection from the embeddings stored in SQL."""
@@ -249,6 +267,21 @@ def eval_verification(
         pairs, images, settings=_settings_with(detector), model=model, workers=workers, limit=limit
     )
     _print_json(report)
+
+
+@eval_app.command("detection")
+def eval_detection(
+    dlib_xml: Annotated[Path, typer.Option("--dlib-xml", help="imglab XML with face boxes", exists=True)],
+    detector: Annotated[str | None, typer.Option(help="blazeface_full or dlib_hog")] = None,
+    iou: Annotated[float, typer.Option(help="IoU for a match")] = 0.5,
+    min_face_size: Annotated[int, typer.Option(help="Smallest face to report (px)")] = 20,
+) -> None:
+    """Recall, precision and AP of the detector on labelled boxes (JSON on stdout)."""
+    from facesocial.evaluation.detection import run_detection_eval
+
+    _print_json(
+        run_detection_eval(dlib_xml, settings=_settings_with(detector), iou=iou, min_face_size=min_face_size)
+    )
 
 
 @app.command()

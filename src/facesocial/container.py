@@ -14,6 +14,7 @@ from facesocial.services.face_cache import FaceCache
 from facesocial.services.face_chips import ChipVault
 from facesocial.services.groups import GroupService
 from facesocial.services.keys import ApiKeyService
+from facesocial.services.model_registry import sync_registry
 from facesocial.services.recognition import RecognitionService
 from facesocial.services.tokens import TokenService
 from facesocial.services.users import UserService
@@ -163,6 +164,8 @@ class Container:
         migrate.upgrade(self.database)
         # PostgreSQL: make sure the coming months' audit-log partitions exist (no-op on SQLite).
         ensure_log_partitions(self.database)
+        models = self.settings.models
+        sync_registry(self.database, models.model_dir, {models.detector, models.default_embedding})
 
     def close(self) -> None:
         """Release connections; safe to call more than once."""

@@ -74,6 +74,8 @@ def _record(scope: Scope, status: dict[str, int], started: float) -> OperationRe
         confidence_score=getattr(outcome, "confidence", None),
         model_version=getattr(outcome, "model_version", None),
         user_id=getattr(outcome, "user_id", None),
+        status_code=status["code"],
+        api_key_uuid=getattr(state.get("principal"), "api_key_id", None),
     )
 
 

@@ -1,4 +1,4 @@
-"""Writes ``audit.ai_operations_log``: one row per API call, success or failure."""
+"""Writes ``audit.ai_operations_log`` and ``audit.usage_logs``: one row each per API call."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from facesocial.services.context import RequestContext
 from facesocial.store.db import Database
-from facesocial.store.tables import AiOperationLog
+from facesocial.store.tables import AiOperationLog, UsageLog
 
 
 @dataclass(slots=True)
@@ -24,6 +24,8 @@ class OperationRecord:
     confidence_score: float | None = None
     model_version: str | None = None
     user_id: uuid.UUID | None = None
+    status_code: int = 200
+    api_key_uuid: uuid.UUID | None = None  # set when an API key authenticated the call
 
 
 class AuditLog:
@@ -54,5 +56,17 @@ class AuditLog:
                     user_agent=ctx.user_agent,
                     api_key_id=ctx.api_key_id,
                     request_source=ctx.request_source,
+                )
+            )
+            # Document 003's per-request usage accounting (billing, quotas, abuse review).
+            session.add(
+                UsageLog(
+                    api_key_id=record.api_key_uuid,
+                    request_type=f"{record.service_name}.{record.operation_type}"[:50],
+                    request_path=record.endpoint[:255],
+                    response_code=record.status_code,
+                    processing_time=record.processing_time_ms / 1000.0,
+                    ip_address=ctx.ip_address,
+                    user_agent=ctx.user_agent,
                 )
             )

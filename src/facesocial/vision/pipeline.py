@@ -27,7 +27,7 @@ from facesocial.vision.ports import Embedder, FaceDetector
 class DetectOptions:
     min_face_size: int = 40
     max_faces: int = 100
-    detection_confidence: float = 0.7
+    detection_confidence: float = 0.5
 
 
 class FacePipeline:

@@ -27,12 +27,17 @@ def detect(
     image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP")],
     min_face_size: Annotated[int, Form(ge=8, le=4096)] = 40,
     max_faces: Annotated[int, Form(ge=1, le=1000)] = 100,
-    detection_confidence: Annotated[float, Form(ge=0.0, le=1.0)] = 0.7,
+    detection_confidence: Annotated[
+        float | None, Form(ge=0.0, le=1.0, description="Default: the server's setting (0.5)")
+    ] = None,
     return_landmarks: Annotated[bool, Form()] = True,
 ) -> dict[str, Any]:
     """Find faces: boxes, confidence, 5-point landmarks and a quality score per face."""
     data = read_upload(image, container)
-    params = DetectionParams(DetectOptions(min_face_size, max_faces, detection_confidence), return_landmarks)
+    confidence = container.settings.detection.detection_confidence
+    if detection_confidence is not None:
+        confidence = detection_confidence
+    params = DetectionParams(DetectOptions(min_face_size, max_faces, confidence), return_landmarks)
     result = container.detection.detect(data, params, ctx)
     best = max((f["confidence"] for f in result.faces), default=None)
     request.state.outcome = Outcome(
