@@ -284,6 +284,30 @@ def eval_detection(
     )
 
 
+@eval_app.command("age-gender")
+def eval_age_gender_command(
+    utk: Annotated[
+        Path, typer.Option("--utk", help="Folder of age_gender_race_date.jpg images", exists=True)
+    ],
+    limit: Annotated[int | None, typer.Option(help="A fixed random subset of N images")] = None,
+) -> None:
+    """Age MAE (all and 16-70) and gender accuracy on UTKFace-named images (JSON)."""
+    from facesocial.evaluation.attributes import eval_age_gender
+
+    _print_json(eval_age_gender(utk, limit))
+
+
+@eval_app.command("emotion")
+def eval_emotion_command(
+    fer: Annotated[Path, typer.Option("--fer", help="Folder with one subfolder per emotion", exists=True)],
+    limit: Annotated[int | None, typer.Option(help="A fixed random subset of N images")] = None,
+) -> None:
+    """Emotion accuracy overall and per class, with the majority-class baseline (JSON)."""
+    from facesocial.evaluation.attributes import eval_emotion
+
+    _print_json(eval_emotion(fer, limit))
+
+
 @app.command()
 def bench(
     image: Annotated[

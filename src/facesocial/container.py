@@ -9,6 +9,7 @@ from typing import Any
 
 from facesocial.models.runtime import ModelCache, RuntimeOptions
 from facesocial.services.audit import AuditLog
+from facesocial.services.demographics import DemographicsService
 from facesocial.services.detection import DetectionService
 from facesocial.services.face_cache import FaceCache
 from facesocial.services.face_chips import ChipVault
@@ -33,9 +34,13 @@ from facesocial.store.kv import (
 from facesocial.store.local_index import LocalVectorIndex
 from facesocial.store.maintenance import ensure_log_partitions
 from facesocial.store.vector_index import VectorIndex
+from facesocial.vision.attributes import AttributeAnalyzer
 from facesocial.vision.detect_blazeface import BlazeFaceDetector
 from facesocial.vision.detect_dlib import DlibHogDetector
 from facesocial.vision.embed_dlib import DlibResnetEmbedder
+from facesocial.vision.heads.embedding import FaceresEmbedder, MobilefaceEmbedder
+from facesocial.vision.heads.mesh import MeshHead
+from facesocial.vision.heads.race import GearRaceHead
 from facesocial.vision.landmarks import DlibFivePointLandmarker
 from facesocial.vision.pipeline import DetectOptions, FacePipeline
 from facesocial.vision.ports import Embedder, FaceDetector
@@ -82,10 +87,25 @@ class Container:
             detector = DlibHogDetector(self.settings.detection.hog_upsample_max_pixels)
         dlib_embedder = DlibResnetEmbedder()
         embedders: dict[str, Embedder] = {dlib_embedder.model.name: dlib_embedder}
-        default = (
-            models.default_embedding if models.default_embedding in embedders else dlib_embedder.model.name
-        )
-        pipeline = FacePipeline(detector, DlibFivePointLandmarker(), embedders, default)
+        attributes = mesh = None
+        if cache.has("faceres"):
+            faceres = FaceresEmbedder(cache.get("faceres"))
+            embedders[faceres.model.name] = faceres
+        if cache.has("mobileface"):
+            mobileface = MobilefaceEmbedder(cache.get("mobileface"))
+            embedders[mobileface.model.name] = mobileface
+        if cache.has("faceres") and cache.has("emotion"):
+            race = None
+            if models.enable_race and cache.has("gear"):
+                race = GearRaceHead(cache.get("gear"), enabled=True)
+            attributes = AttributeAnalyzer(cache.get("faceres"), cache.get("emotion"), race)
+        if cache.has("facemesh") and cache.has("iris"):
+            mesh = MeshHead(cache.get("facemesh"), cache.get("iris"))
+        default: str = models.default_embedding
+        if default not in embedders:
+            log.warning("%s is not installed: the default embedding model is dlib_resnet_v1", default)
+            default = dlib_embedder.model.name
+        pipeline = FacePipeline(detector, DlibFivePointLandmarker(), embedders, default, attributes, mesh)
         cache.preload([name for name in models.preload if cache.has(name)])
         return pipeline
 
@@ -145,6 +165,10 @@ class Container:
             self.face_cache,
             self.chip_vault,
         )
+
+    @cached_property
+    def demographics(self) -> DemographicsService:
+        return DemographicsService(self.database, self.pipeline, self.settings.limits, self.detect_defaults)
 
     @cached_property
     def face_cache(self) -> FaceCache:

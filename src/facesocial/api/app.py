@@ -11,7 +11,7 @@ from facesocial import __version__
 from facesocial.api import errors
 from facesocial.api.audit_middleware import AuditMiddleware
 from facesocial.api.metrics_middleware import MetricsMiddleware
-from facesocial.api.routers import face_detection, face_recognition, health
+from facesocial.api.routers import demographics, face_detection, face_recognition, health
 from facesocial.container import Container
 from facesocial.settings import Settings
 
@@ -28,7 +28,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app = FastAPI(
         title="FaceSocial",
         version=__version__,
-        description="Self-hostable face AI: detection, recognition (1:1, 1:N), face groups.",
+        description="Self-hostable face AI: detection, recognition (1:1, 1:N), groups, demographics.",
         lifespan=lifespan,
     )
     app.state.container = container
@@ -36,6 +36,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(face_detection.router)
     app.include_router(face_recognition.router)
+    app.include_router(demographics.router)
     app.add_middleware(AuditMiddleware, audit=container.audit)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -25,6 +25,14 @@ _PINNED: dict[str, tuple[str, str, str, str]] = {
         "face_embedding",
         "aligned 150x150 RGB uint8 chip (padding 0.25); output 128-D",
     ),
+    # Trained on iBUG 300-W, whose terms bar commercial use: only on explicit request
+    # (landmarks=68); alignment uses the 5-point model.
+    "dlib_shape_68": (
+        "shape_predictor_68_face_landmarks.dat",
+        "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+        "face_landmarks_68",
+        "RGB uint8 image + face box; output 68 points (iBUG 300-W layout)",
+    ),
     "dlib_shape_5": (
         "shape_predictor_5_face_landmarks.dat",
         "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",

@@ -14,6 +14,8 @@ from facesocial.settings import ImageLimits
 from facesocial.store.db import Database
 from facesocial.store.tables import DetectedFace, DetectionRequest
 from facesocial.store.types import utcnow
+from facesocial.vision.attributes import FaceAttributes
+from facesocial.vision.describe import LandmarkSet, describe_faces
 from facesocial.vision.faces import Faces
 from facesocial.vision.geometry import xyxy_to_xywh
 from facesocial.vision.image import DecodedImage, decode_image
@@ -24,6 +26,8 @@ from facesocial.vision.pipeline import DetectOptions, FacePipeline, face_to_dict
 class DetectionParams:
     options: DetectOptions
     return_landmarks: bool = True
+    landmark_set: LandmarkSet = "5"
+    return_attributes: bool = False
 
 
 @dataclass(slots=True)
@@ -52,7 +56,7 @@ class DetectionService:
             max_faces=params.options.max_faces,
             detection_confidence=params.options.detection_confidence,
             return_landmarks=params.return_landmarks,
-            return_attributes=False,
+            return_attributes=params.return_attributes,
             request_source=ctx.request_source,
             ip_address=ctx.ip_address,
             model_version=self._pipeline.detector.model.tag,
@@ -60,6 +64,13 @@ class DetectionService:
         try:
             image = decode_image(data, self._limits)
             faces = self._pipeline.detect(image.rgb, params.options)
+            extras = describe_faces(
+                self._pipeline,
+                image.rgb,
+                faces,
+                landmarks=params.landmark_set if params.return_landmarks else "5",
+                attributes=params.return_attributes,
+            )
         except errors.FaceSocialError as exc:
             row.status = "failed"
             row.error_message = f"{exc.code}: {exc.message}"
@@ -69,13 +80,18 @@ class DetectionService:
                 session.add(row)
             raise
         elapsed = _elapsed_ms(started)
-        items = [face_to_dict(faces, i, landmarks=params.return_landmarks) for i in range(len(faces))]
-        self._store(row, image, faces, items, elapsed)
+        items = [
+            {**face_to_dict(faces, i, landmarks=params.return_landmarks), **extras.fields[i]}
+            for i in range(len(faces))
+        ]
+        self._store(row, image, faces, items, extras.attributes, elapsed)
+        models = _models(faces)
+        models.update({role: ref.as_dict() for role, ref in extras.models.items()})
         return DetectionResult(
             request_id=request_id,
             image=image.metadata(),
             faces=items,
-            model=_models(faces),
+            model=models,
             processing_time_ms=elapsed,
         )
 
@@ -85,6 +101,7 @@ class DetectionService:
         image: DecodedImage,
         faces: Faces,
         items: list[dict[str, Any]],
+        attributes: list[FaceAttributes] | None,
         elapsed: int,
     ) -> None:
         row.image_metadata = image.metadata()
@@ -97,6 +114,7 @@ class DetectionService:
             session.flush()
             for index, item in enumerate(items):
                 x, y, w, h = xyxy_to_xywh(faces.boxes[index])
+                attribute = attributes[index] if attributes else None
                 session.add(
                     DetectedFace(
                         detection_request_id=row.id,
@@ -108,6 +126,10 @@ class DetectionService:
                         detection_confidence=float(faces.confidence[index]),
                         face_quality_score=item.get("quality", {}).get("score"),
                         landmarks=item.get("landmarks"),
+                        estimated_age=attribute.estimated_age if attribute else None,
+                        estimated_gender=attribute.gender if attribute else None,
+                        gender_confidence=attribute.gender_confidence if attribute else None,
+                        emotions=attribute.emotions if attribute else None,
                     )
                 )
 

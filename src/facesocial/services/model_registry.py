@@ -21,6 +21,7 @@ from facesocial.store.tables import AiModel
 _SERVICE_BY_TASK = {
     "face_detection": "face_detection",
     "face_landmarks_5": "face_detection",
+    "face_landmarks_68": "face_detection",
     "face_mesh_468": "face_detection",
     "iris_landmarks": "face_detection",
     "face_embedding": "face_recognition",

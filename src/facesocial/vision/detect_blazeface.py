@@ -7,7 +7,7 @@ also carries the model's 6 keypoints (eyes, nose tip, mouth centre, ear tragions
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -49,6 +49,28 @@ class BlazeFaceDetector:
     def detect(
         self, rgb: npt.NDArray[np.uint8], *, min_face_size: int = 40, min_confidence: float = 0.5
     ) -> Faces:
+        faces = self._detect_once(rgb, min_face_size, min_confidence)
+        if len(faces) == 0:
+            # A face filling the whole frame (a cropped portrait, a selfie chip) is larger than
+            # anything the full-range model was trained on; a border makes it look ordinary.
+            # Measured on UTKFace chips: 111/203 found as they are, 200/203 with the border.
+            pad = max(rgb.shape[:2]) // 4
+            padded = np.asarray(
+                cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0)),
+                dtype=np.uint8,
+            )
+            faces = self._detect_once(padded, min_face_size, min_confidence)
+            if len(faces):
+                shift = np.array([pad, pad, pad, pad], dtype=np.float32)
+                keypoints = faces.columns["keypoints6"] - np.float32(pad)
+                faces = replace(
+                    faces,
+                    boxes=clip_boxes(faces.boxes - shift, rgb.shape[1], rgb.shape[0]),
+                    columns={**faces.columns, "keypoints6": keypoints},
+                )
+        return faces
+
+    def _detect_once(self, rgb: npt.NDArray[np.uint8], min_face_size: int, min_confidence: float) -> Faces:
         size = self._grid.size
         height, width = rgb.shape[:2]
         scale = size / max(height, width)

@@ -28,6 +28,22 @@ class DlibFivePointLandmarker:
         return faces.with_landmarks(points, self.model)
 
 
+class DlibSixtyEightPointLandmarker:
+    """iBUG 300-W 68 points. Its training data bars commercial use; docs/models.md says so."""
+
+    def __init__(self) -> None:
+        self._predictor = dlib.shape_predictor(str(verified_path("dlib_shape_68")))
+        self._lock = threading.Lock()
+        self.model = model_info("dlib_shape_68").ref
+
+    def predict(self, rgb: npt.NDArray[np.uint8], faces: Faces) -> npt.NDArray[np.float32]:
+        points = np.zeros((len(faces), 68, 2), dtype=np.float32)
+        with self._lock, inference_timer(self.model.name):
+            for row, box in enumerate(faces.boxes):
+                points[row] = [(p.x, p.y) for p in self._predictor(rgb, _rect(box)).parts()]
+        return points
+
+
 def _rect(box: npt.NDArray[np.float32]) -> dlib.rectangle:
     x1, y1, x2, y2 = (round(float(v)) for v in box)
     # dlib rectangles are inclusive of their right/bottom pixel.

@@ -7,6 +7,7 @@ about HTTP or storage. Which detector and embedders are loaded is decided by the
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +16,14 @@ import numpy.typing as npt
 
 from facesocial import errors
 from facesocial.vision import quality
+from facesocial.vision.attributes import AttributeAnalyzer, FaceAttributes
+from facesocial.vision.crops import CropCache
 from facesocial.vision.detect_dlib import DlibHogDetector
 from facesocial.vision.embed_dlib import DlibResnetEmbedder
 from facesocial.vision.faces import LANDMARK_NAMES_5, Faces
 from facesocial.vision.geometry import xyxy_to_xywh
-from facesocial.vision.landmarks import DlibFivePointLandmarker
+from facesocial.vision.heads.mesh import MeshHead, MeshResult
+from facesocial.vision.landmarks import DlibFivePointLandmarker, DlibSixtyEightPointLandmarker
 from facesocial.vision.ports import Embedder, FaceDetector
 
 
@@ -31,7 +35,11 @@ class DetectOptions:
 
 
 class FacePipeline:
-    """Holds the loaded models; every method is a pure function of its inputs."""
+    """Holds the loaded models; every method is a pure function of its inputs.
+
+    Optional heads are None when their models are not installed (``facesocial models pull``);
+    asking for them then raises ``MODEL_UNAVAILABLE``.
+    """
 
     def __init__(
         self,
@@ -39,11 +47,42 @@ class FacePipeline:
         landmarker: DlibFivePointLandmarker,
         embedders: dict[str, Embedder],
         default_embedder: str,
+        attributes: AttributeAnalyzer | None = None,
+        mesh: MeshHead | None = None,
     ) -> None:
         self.detector = detector
         self.landmarker = landmarker
         self.embedders = embedders
         self.default_embedder = default_embedder
+        self.attributes = attributes
+        self.mesh = mesh
+        self._landmarks68: DlibSixtyEightPointLandmarker | None = None
+        self._lock = threading.Lock()
+
+    def landmarks68(self, rgb: npt.NDArray[np.uint8], faces: Faces) -> npt.NDArray[np.float32]:
+        """iBUG 68 points (loaded on first use: 100 MB, and rarely asked for)."""
+        with self._lock:
+            if self._landmarks68 is None:
+                self._landmarks68 = DlibSixtyEightPointLandmarker()
+        return self._landmarks68.predict(rgb, faces)
+
+    def analyze_attributes(
+        self, rgb: npt.NDArray[np.uint8], faces: Faces, cache: CropCache | None = None
+    ) -> list[FaceAttributes]:
+        if self.attributes is None:
+            raise errors.ModelUnavailableError(
+                "Age/gender/emotion models are not installed: run `facesocial models pull`"
+            )
+        return self.attributes.run(rgb, faces, cache)
+
+    def analyze_mesh(
+        self, rgb: npt.NDArray[np.uint8], faces: Faces, cache: CropCache | None = None
+    ) -> list[MeshResult]:
+        if self.mesh is None:
+            raise errors.ModelUnavailableError(
+                "Face mesh models are not installed: run `facesocial models pull`"
+            )
+        return self.mesh.run(rgb, faces, cache)
 
     @classmethod
     def load(cls, upsample_max_pixels: int = 800_000) -> FacePipeline:

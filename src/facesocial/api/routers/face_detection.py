@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
@@ -12,6 +12,10 @@ from facesocial.services.detection import DetectionParams
 from facesocial.services.outcome import Outcome
 from facesocial.vision.pipeline import DetectOptions
 
+_LANDMARKS_HELP = (
+    "5 (default), 68 (dlib iBUG: its training data bars commercial use) or 468 (mesh, with pose, "
+    "eye openness and gaze)"
+)
 router = APIRouter(
     prefix="/api/v1/face-detection",
     tags=["face-detection"],
@@ -31,13 +35,17 @@ def detect(
         float | None, Form(ge=0.0, le=1.0, description="Default: the server's setting (0.5)")
     ] = None,
     return_landmarks: Annotated[bool, Form()] = True,
+    landmarks: Annotated[Literal["5", "68", "468"], Form(description=_LANDMARKS_HELP)] = "5",
+    return_attributes: Annotated[bool, Form(description="Age, gender, emotion per face")] = False,
 ) -> dict[str, Any]:
-    """Find faces: boxes, confidence, 5-point landmarks and a quality score per face."""
+    """Find faces: boxes, confidence, landmarks, quality; optionally attributes and the mesh."""
     data = read_upload(image, container)
     confidence = container.settings.detection.detection_confidence
     if detection_confidence is not None:
         confidence = detection_confidence
-    params = DetectionParams(DetectOptions(min_face_size, max_faces, confidence), return_landmarks)
+    params = DetectionParams(
+        DetectOptions(min_face_size, max_faces, confidence), return_landmarks, landmarks, return_attributes
+    )
     result = container.detection.detect(data, params, ctx)
     best = max((f["confidence"] for f in result.faces), default=None)
     request.state.outcome = Outcome(
