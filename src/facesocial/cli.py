@@ -314,12 +314,12 @@ def bench(
         Path | None, typer.Option(help="Photo to use (default: scikit-image's astronaut)")
     ] = None,
     runs: Annotated[int, typer.Option(help="Timed runs per stage")] = 20,
-    threads: Annotated[int, typer.Option(help="Threads for the models")] = 2,
+    threads: Annotated[list[int] | None, typer.Option(help="ONNX Runtime threads (repeatable)")] = None,
 ) -> None:
-    """Per-stage latency (median, p95 in ms) of decode, detect, landmarks, embed, pipeline."""
+    """Latency (median, p95 in ms) of every stage and model, at 1 and 2 threads, and memory."""
     from facesocial.evaluation.bench import run_bench
 
-    _print_json(run_bench(image, runs=runs, threads=threads))
+    _print_json(run_bench(image, runs=runs, threads=tuple(threads or [1, 2])))
 
 
 @models_app.command("pull")

@@ -6,7 +6,9 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from facesocial.store.tables import AiOperationLog
 from tests.conftest import shared_path
 from tests.integration.conftest import Api
 from tests.unit.test_image_decode import png_claiming
@@ -118,6 +120,14 @@ def test_register_verify_identify_erase(
     again = api.post(f"{BASE}/identify", files=image(astronaut_jpeg)).json()
     assert all(c["user_id"] != str(user) for c in again["candidates"])
     assert_error(api.client.delete(f"{BASE}/users/{user}", headers=api.headers()), 404, "USER_NOT_FOUND")
+    with api.container.database.session() as session:
+        erasures = session.scalars(
+            select(AiOperationLog).where(
+                AiOperationLog.operation_type == "erase_user", AiOperationLog.user_id == user
+            )
+        ).all()
+    assert [e.operation_result for e in erasures] == ["success"]  # the erasure itself stays on record
+    assert api.container.kv.get(f"face_cache:{user}") is None
 
 
 def _vector_of(api: Api, data: bytes) -> Any:

@@ -1,4 +1,8 @@
-"""``facesocial bench``: per-stage latency on a real photo, median and p95 in milliseconds."""
+"""``facesocial bench``: per-stage and per-model latency on a real photo (median, p95 in ms).
+
+Every model runs at each requested ONNX Runtime thread count (dlib has no BLAS here and is
+single-threaded whatever the setting). Times are wall-clock after one warm-up run.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import io
 import os
 import resource
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +21,13 @@ import numpy as np
 
 from facesocial.container import Container
 from facesocial.settings import Settings
+from facesocial.store.local_index import LocalVectorIndex
 from facesocial.vision.align import dlib_chips
+from facesocial.vision.crops import CropCache
+from facesocial.vision.detect_dlib import DlibHogDetector
+from facesocial.vision.geometry import l2_normalise
 from facesocial.vision.image import decode_image
-from facesocial.vision.pipeline import DetectOptions
+from facesocial.vision.pipeline import DetectOptions, FacePipeline
 
 
 def _astronaut_jpeg() -> bytes:
@@ -41,86 +50,109 @@ def _time(function: Callable[[], object], runs: int) -> dict[str, float]:
     return {
         "median_ms": round(statistics.median(samples), 2),
         "p95_ms": round(float(np.percentile(samples, 95)), 2),
-        "runs": runs,
     }
 
 
-def _index_search(runs: int, gallery: int = 100_000) -> dict[str, dict[str, float]]:
+def _pipeline_stages(pipeline: FacePipeline, data: bytes, settings: Settings, runs: int) -> dict[str, Any]:
+    options = DetectOptions(
+        settings.detection.min_face_size,
+        settings.detection.max_faces,
+        settings.detection.detection_confidence,
+    )
+    rgb = decode_image(data, settings.limits).rgb
+    faces = pipeline.detect(rgb, options)
+    one = faces[[0]] if len(faces) else faces
+    stages: dict[str, Any] = {
+        f"detect ({pipeline.detector.model.name})": _time(
+            lambda: pipeline.detector.detect(
+                rgb, min_face_size=options.min_face_size, min_confidence=options.detection_confidence
+            ),
+            runs,
+        ),
+        "landmarks (dlib_shape_5, per image)": _time(lambda: pipeline.landmarker.predict(rgb, faces), runs),
+    }
+    for name, embedder in pipeline.embedders.items():
+        stages[f"embed ({name}, one face)"] = _time(lambda e=embedder: e.embed(rgb, one), runs)  # type: ignore[misc]
+    if pipeline.attributes is not None:
+        stages["attributes (faceres age/gender + emotion, one face)"] = _time(
+            lambda: pipeline.analyze_attributes(rgb, one, CropCache(rgb, one)), runs
+        )
+    if pipeline.mesh is not None:
+        stages["mesh (facemesh 468 + iris, pose, eyes, gaze, one face)"] = _time(
+            lambda: pipeline.analyze_mesh(rgb, one), runs
+        )
+
+    def recognise() -> None:
+        decoded = decode_image(data, settings.limits)
+        found = pipeline.detect(decoded.rgb, options)
+        pipeline.embed(decoded.rgb, found)
+
+    def demographics() -> None:
+        decoded = decode_image(data, settings.limits)
+        found = pipeline.detect(decoded.rgb, options)
+        pipeline.analyze_attributes(decoded.rgb, found)
+
+    stages["pipeline: decode → detect → landmarks → quality → embed (default model)"] = _time(recognise, runs)
+    if pipeline.attributes is not None:
+        stages["pipeline: decode → detect → attributes (demographics)"] = _time(demographics, runs)
+    return {"faces_detected": len(faces), "stages": stages}
+
+
+def _index_search(runs: int, gallery: int = 100_000) -> dict[str, float]:
     """Exact top-10 search in the local index over a synthetic gallery of unit vectors."""
-    import tempfile
-
-    from facesocial.store.local_index import LocalVectorIndex
-    from facesocial.vision.geometry import l2_normalise
-
     vectors = l2_normalise(np.random.default_rng(0).normal(size=(gallery, 128)))
     with tempfile.TemporaryDirectory() as folder:
         index = LocalVectorIndex(Path(folder))
         index.ensure_collection("bench", 128)
         index.upsert("bench", [str(i) for i in range(gallery)], vectors)
         query = vectors[:1]
-        return {
-            f"index_search_top10_{gallery // 1000}k": _time(lambda: index.search("bench", query, 10), runs)
-        }
+        return _time(lambda: index.search("bench", query, 10), runs)
 
 
-def run_bench(image_path: Path | None, *, runs: int = 20, threads: int = 2) -> dict[str, Any]:
-    cv2.setNumThreads(threads)
+def run_bench(
+    image_path: Path | None, *, runs: int = 20, threads: tuple[int, ...] = (1, 2)
+) -> dict[str, Any]:
     data = image_path.read_bytes() if image_path else _astronaut_jpeg()
     settings = Settings()
-    load_start = time.perf_counter()
-    pipeline = Container(settings).pipeline
-    load_ms = (time.perf_counter() - load_start) * 1000.0
-    options = DetectOptions(
-        settings.detection.min_face_size,
-        settings.detection.max_faces,
-        settings.detection.detection_confidence,
-    )
     image = decode_image(data, settings.limits)
-    rgb = image.rgb
-    raw = pipeline.detector.detect(
-        rgb, min_face_size=options.min_face_size, min_confidence=options.detection_confidence
-    )
-    with_landmarks = pipeline.landmarker.predict(rgb, raw)
-    first = with_landmarks[[0]] if len(with_landmarks) else with_landmarks
-
-    def whole() -> None:
-        decoded = decode_image(data, settings.limits)
-        faces = pipeline.detect(decoded.rgb, options)
-        pipeline.embed(decoded.rgb, faces)
-
-    index_stats = _index_search(runs)
-    stages = {
-        "decode": _time(lambda: decode_image(data, settings.limits), runs),
-        "detect": _time(
-            lambda: pipeline.detector.detect(
-                rgb, min_face_size=options.min_face_size, min_confidence=options.detection_confidence
-            ),
-            runs,
-        ),
-        "landmarks": _time(lambda: pipeline.landmarker.predict(rgb, raw), runs),
-        "align_dlib_chip": _time(lambda: dlib_chips(rgb, first), runs),
-        **{
-            f"embed_{name}": _time(lambda e=embedder: e.embed(rgb, first), runs)  # type: ignore[misc]
-            for name, embedder in pipeline.embedders.items()
-        },
-        "pipeline": _time(whole, runs),
-        **index_stats,
-    }
-    return {
+    report: dict[str, Any] = {
         "image": {
             "source": str(image_path) if image_path else "skimage astronaut (JPEG q92)",
             **image.metadata(),
         },
-        "faces_detected": len(raw),
-        "per_face_stages": "landmarks: all faces; align and embed: one face",
-        "stages": stages,
-        "model_load_ms": round(load_ms, 1),
-        "threads": threads,
         "cpu_count": os.cpu_count(),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
-        "models": {
-            "detector": pipeline.detector.model.tag,
-            "landmarks": pipeline.landmarker.model.tag,
-            "embedding": pipeline.embedder.model.tag,
-        },
+        "decode": _time(lambda: decode_image(data, settings.limits), runs),
+        "by_threads": {},
     }
+    for count in threads:
+        cv2.setNumThreads(count)
+        configured = settings.model_copy(
+            update={"models": settings.models.model_copy(update={"intra_op_threads": count})}
+        )
+        load_start = time.perf_counter()
+        pipeline = Container(configured).pipeline
+        load_ms = (time.perf_counter() - load_start) * 1000.0
+        result = _pipeline_stages(pipeline, data, configured, runs)
+        result["model_load_ms"] = round(load_ms, 1)
+        report["by_threads"][str(count)] = result
+    hog = DlibHogDetector(settings.detection.hog_upsample_max_pixels)
+    rgb = image.rgb
+    report["dlib_hog_detect (fallback detector)"] = _time(
+        lambda: hog.detect(rgb, min_face_size=settings.detection.min_face_size), max(3, runs // 4)
+    )
+    pipeline = Container(settings).pipeline
+    faces = pipeline.detect(rgb, DetectOptions())
+    if len(faces):
+        report["align (dlib 150² chip, one face)"] = _time(lambda: dlib_chips(rgb, faces[[0]]), runs)
+        report["landmarks_68 (dlib, per image)"] = _time(lambda: pipeline.landmarks68(rgb, faces), runs)
+    report["index_search_top10_100k (local, exact)"] = _index_search(runs)
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    report["models"] = {
+        "detector": pipeline.detector.model.tag,
+        "embedders": sorted(e.model.tag for e in pipeline.embedders.values()),
+        "attributes": sorted(m.tag for m in pipeline.attributes.models.values())
+        if pipeline.attributes
+        else [],
+        "mesh": pipeline.mesh.model.tag if pipeline.mesh else None,
+    }
+    return report
