@@ -68,3 +68,25 @@ def scratch_redis() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(port: int, timeout_seconds: float = 120) -> None:
+    """Poll a `facesocial serve` process on loopback until /health answers."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.3)
+    raise AssertionError(f"server on port {port} did not start")

@@ -66,6 +66,10 @@ UserIdConflictError = _error("USER_ID_CONFLICT", 409, "This user_id belongs to a
 
 # --- auth -------------------------------------------------------------------------------------
 MissingApiKeyError = _error("MISSING_API_KEY", 401, "An X-API-Key header is required")
+# JWT errors: codes and messages of design document 001's gateway.
+MissingTokenError = _error("MISSING_TOKEN", 401, "Authorization header required")
+InvalidTokenFormatError = _error("INVALID_TOKEN_FORMAT", 401, "Invalid authorization format")
+InvalidTokenError = _error("INVALID_TOKEN", 401, "Invalid or expired token")
 InvalidApiKeyError = _error("INVALID_API_KEY", 401, "The API key is not valid")
 ApiKeyExpiredError = _error("API_KEY_EXPIRED", 401, "The API key has expired")
 ApiKeyQuotaExceededError = _error("API_KEY_QUOTA_EXCEEDED", 429, "The API key has used its request limit")
@@ -76,6 +80,10 @@ RateLimitedError = _error("RATE_LIMITED", 429, "Too many requests")
 ModelUnavailableError = _error("MODEL_UNAVAILABLE", 503, "A required model is not available")
 ModelChecksumError = _error("MODEL_CHECKSUM_MISMATCH", 503, "A model file failed its checksum")
 UnknownModelError = _error("UNKNOWN_MODEL", 422, "No such model")
+ModelPullFailedError = _error("MODEL_PULL_FAILED", 503, "The model pack could not be obtained")
+RaceDisabledError = _error(
+    "RACE_ESTIMATION_DISABLED", 403, "Race estimation is disabled; it must be enabled explicitly"
+)
 ChipKeyError = _error(
     "CHIP_KEY_MISMATCH", 500, "A kept face chip cannot be decrypted with the configured key"
 )

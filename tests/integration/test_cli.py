@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typer.testing import CliRunner
 
 from facesocial.cli import app
 from tests.conftest import shared_path
+from tests.services import free_port, wait_healthy
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -103,16 +103,10 @@ def test_eval_verification_on_a_small_pairs_file(tmp_path: Path) -> None:
     assert set(report["tar_at_far"]) == {"0.01", "0.001"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_first_start_prints_key_and_serves(
     tmp_path: Path, astronaut_jpeg: bytes, optional_model_dir: Path | None
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "FACESOCIAL_DATA_DIR": str(tmp_path / "data"),
@@ -132,12 +126,7 @@ def test_serve_first_start_prints_key_and_serves(
                     key = line.strip()
             assert key, "no admin key printed on first start"
             base = f"http://127.0.0.1:{port}"
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.3)
+            wait_healthy(port)
             response = httpx.post(
                 f"{base}/api/v1/face-recognition/register",
                 headers={"X-API-Key": key},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from facesocial.api.app import create_app
 from facesocial.container import Container
 from facesocial.settings import RateLimit
 from tests.integration.conftest import make_settings
-from tests.services import scratch_redis
+from tests.services import free_port, scratch_redis, wait_healthy
 
 pytestmark = pytest.mark.integration
 SECRET = "test-secret-of-at-least-32-characters!"
@@ -142,12 +141,6 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: Path, optional_model_
         assert client.get(f"{BASE}/groups", headers={"X-API-Key": other}).status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_rate_limit_holds_across_two_processes_sharing_redis(
     tmp_path: Path, optional_model_dir: Path | None
 ) -> None:
@@ -164,7 +157,7 @@ def test_rate_limit_holds_across_two_processes_sharing_redis(
         container.prepare()
         key = container.keys.create("shared").secret
         container.close()
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         servers = [
             subprocess.Popen(
                 [sys.executable, "-m", "facesocial", "serve", "--port", str(port)],
@@ -176,7 +169,7 @@ def test_rate_limit_holds_across_two_processes_sharing_redis(
         ]
         try:
             for port in ports:
-                _wait_healthy(port)
+                wait_healthy(port)
             statuses = [
                 httpx.get(
                     f"http://127.0.0.1:{ports[i % 2]}{BASE}/groups", headers={"X-API-Key": key}, timeout=30
@@ -189,17 +182,6 @@ def test_rate_limit_holds_across_two_processes_sharing_redis(
             for server in servers:
                 server.terminate()
                 server.wait(timeout=30)
-
-
-def _wait_healthy(port: int) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.3)
-    raise AssertionError(f"server on port {port} did not start")
 
 
 def test_metrics_and_readiness(secured: TestClient, astronaut_jpeg: bytes) -> None:

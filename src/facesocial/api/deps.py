@@ -14,7 +14,6 @@ from facesocial.api.audit_middleware import context_from_scope
 from facesocial.container import Container
 from facesocial.services.context import RequestContext
 from facesocial.services.principal import Principal
-from facesocial.services.tokens import MissingTokenError
 from facesocial.store.kv import rate_limit_key
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
@@ -44,7 +43,7 @@ def authenticate(
     elif authorization and tokens is not None:
         principal = tokens.verify(authorization)
     elif tokens is not None:
-        raise MissingTokenError("Send 'Authorization: Bearer <token>' or an X-API-Key header")
+        raise errors.MissingTokenError("Send 'Authorization: Bearer <token>' or an X-API-Key header")
     else:
         principal = container.keys.authenticate(None)  # raises MISSING_API_KEY
     request.state.principal = principal

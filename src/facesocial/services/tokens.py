@@ -11,10 +11,6 @@ import jwt
 from facesocial import errors
 from facesocial.services.principal import Principal, Role
 
-MissingTokenError = errors._error("MISSING_TOKEN", 401, "Authorization header required")
-InvalidTokenFormatError = errors._error("INVALID_TOKEN_FORMAT", 401, "Invalid authorization format")
-InvalidTokenError = errors._error("INVALID_TOKEN", 401, "Invalid or expired token")
-
 
 class TokenService:
     def __init__(self, secret: str, algorithm: str = "HS256", leeway_seconds: int = 30) -> None:
@@ -38,7 +34,7 @@ class TokenService:
         """``Authorization`` header value → caller, or the document's error codes."""
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise InvalidTokenFormatError("Use 'Authorization: Bearer <token>'")
+            raise errors.InvalidTokenFormatError("Use 'Authorization: Bearer <token>'")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token.strip(),
@@ -48,14 +44,14 @@ class TokenService:
                 options={"require": ["exp", "user_id", "role"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise InvalidTokenError("The token has expired") from exc
+            raise errors.InvalidTokenError("The token has expired") from exc
         except jwt.PyJWTError as exc:
-            raise InvalidTokenError() from exc
+            raise errors.InvalidTokenError() from exc
         role = claims.get("role")
         if role not in ("admin", "user"):
-            raise InvalidTokenError("The token's role must be admin or user")
+            raise errors.InvalidTokenError("The token's role must be admin or user")
         try:
             subject = uuid.UUID(str(claims["user_id"]))
         except ValueError as exc:
-            raise InvalidTokenError("The token's user_id must be a UUID") from exc
+            raise errors.InvalidTokenError("The token's user_id must be a UUID") from exc
         return Principal(kind="jwt", role=role, tenant_id=subject, name=f"jwt:{subject}")

@@ -52,6 +52,5 @@ def detect(
         {}, confidence=best, model_version="{name}@{version}".format(**result.model["detector"])
     )
     body = asdict(result)
-    body.pop("extra")
     body["faces_detected"] = len(result.faces)
     return {"success": True, **body}

@@ -38,10 +38,7 @@ GEAR_SIZE = 198
 GEAR_AGE_YEARS = np.array([15.0, 23.0, 28.0, 35.5, 45.5, 55.5, 65.0])
 
 
-class RaceDisabledError(errors.FaceSocialError):
-    code = "RACE_ESTIMATION_DISABLED"
-    status = 403
-    default_message = "Race estimation is disabled; it must be enabled explicitly"
+RaceDisabledError = errors.RaceDisabledError
 
 
 @dataclass(frozen=True, slots=True)
