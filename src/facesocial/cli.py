@@ -88,7 +88,7 @@ def serve(
         )
     typer.echo(f"Data in {container.settings.data_dir}; loading models ...", err=True)
     _ = container.pipeline  # load models before accepting traffic
-    typer.echo(f"Serving on http://{host}:{port} (OpenAPI at /docs)", err=True)
+    typer.echo(f"Listening on {host}:{port} (OpenAPI UI at /docs)", err=True)
     uvicorn.run(create_app(container), host=host, port=port, workers=workers if workers > 1 else None)
 
 
