@@ -140,7 +140,7 @@ def run_bench(
     report["dlib_hog_detect (fallback detector)"] = _time(
         lambda: hog.detect(rgb, min_face_size=settings.detection.min_face_size), max(3, runs // 4)
     )
-    pipeline = Container(settings).pipeline
+    # The last thread setting's pipeline serves the single-threaded dlib stages below too.
     faces = pipeline.detect(rgb, DetectOptions())
     if len(faces):
         report["align (dlib 150² chip, one face)"] = _time(lambda: dlib_chips(rgb, faces[[0]]), runs)

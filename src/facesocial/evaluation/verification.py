@@ -128,8 +128,7 @@ def run_verification_eval(
         "images": len(unique),
         "detection_fallbacks": sum(1 for s in statuses.values() if s == "fallback"),
         "image_errors": sum(1 for s in statuses.values() if s.startswith("error")),
-        "model": _model_tag(settings or Settings(), model),
-        "detector": _detector_tag(settings or Settings()),
+        **_model_tags(settings or Settings(), model),
         "similarity": "cosine of L2-normalised embeddings",
         "accuracy": round(cv_mean, 4),
         "accuracy_std": round(cv_std, 4),
@@ -178,13 +177,9 @@ def _extended_impostors(embeddings: dict[str, np.ndarray], max_images: int = 600
     return impostor
 
 
-def _model_tag(settings: Settings, model: str | None) -> str:
+def _model_tags(settings: Settings, model: str | None) -> dict[str, str]:
+    """Which embedding model and detector the workers ran (one pipeline load, not one per tag)."""
     from facesocial.container import Container
 
-    return Container(settings).pipeline.embedder_for(model).model.tag
-
-
-def _detector_tag(settings: Settings) -> str:
-    from facesocial.container import Container
-
-    return Container(settings).pipeline.detector.model.tag
+    pipeline = Container(settings).pipeline
+    return {"model": pipeline.embedder_for(model).model.tag, "detector": pipeline.detector.model.tag}
