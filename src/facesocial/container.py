@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 from facesocial.models.runtime import ModelCache, RuntimeOptions
 from facesocial.services.audit import AuditLog
@@ -13,10 +12,12 @@ from facesocial.services.demographics import DemographicsService
 from facesocial.services.detection import DetectionService
 from facesocial.services.face_cache import FaceCache
 from facesocial.services.face_chips import ChipVault
+from facesocial.services.face_writes import FaceWriter
 from facesocial.services.groups import GroupService
 from facesocial.services.keys import ApiKeyService
 from facesocial.services.model_registry import sync_registry
 from facesocial.services.recognition import RecognitionService
+from facesocial.services.reconcile import ReconcileLoop, Reconciler
 from facesocial.services.tokens import TokenService
 from facesocial.services.users import UserService
 from facesocial.settings import Settings
@@ -27,16 +28,22 @@ from facesocial.store.kv import (
     MemoryKeyValue,
     MemoryRateLimiter,
     RateLimiter,
+    RedisCircuit,
     RedisKeyValue,
     RedisRateLimiter,
+    ResilientKeyValue,
+    ResilientRateLimiter,
     redis_client,
 )
 from facesocial.store.local_index import LocalVectorIndex
 from facesocial.store.maintenance import ensure_log_partitions
+from facesocial.store.user_locks import LocalUserLocks, PostgresUserLocks, UserLocks
 from facesocial.store.vector_index import VectorIndex
 from facesocial.vision.attributes import AttributeAnalyzer
 from facesocial.vision.detect_blazeface import BlazeFaceDetector
 from facesocial.vision.detect_dlib import DlibHogDetector
+from facesocial.vision.detect_multi import SearchSettings
+from facesocial.vision.detect_retinaface import RetinaFaceDetector
 from facesocial.vision.embed_dlib import DlibResnetEmbedder
 from facesocial.vision.heads.embedding import FaceresEmbedder, MobilefaceEmbedder
 from facesocial.vision.heads.mesh import MeshHead
@@ -78,13 +85,23 @@ class Container:
         """Detector and embedders from the settings; ONNX models only if they are pulled."""
         models = self.settings.models
         cache = self.model_cache
+        detection = self.settings.detection
+        search = SearchSettings(
+            small_face_fraction=detection.small_face_fraction,
+            rotation=detection.rotation,
+            max_working_pixels=detection.max_working_pixels,
+        )
         detector: FaceDetector
-        if models.detector == "blazeface_full" and cache.has("blazeface_full"):
-            detector = BlazeFaceDetector(cache.get("blazeface_full"))
+        if models.detector == "retinaface_mnet025" and cache.has("retinaface_mnet025"):
+            detector = RetinaFaceDetector(cache.get("retinaface_mnet025"), search=search)
+        elif models.detector != "dlib_hog" and cache.has("blazeface_full"):
+            if models.detector != "blazeface_full":
+                log.warning("%s is not in %s: using blazeface_full", models.detector, cache.folder)
+            detector = BlazeFaceDetector(cache.get("blazeface_full"), search=search)
         else:
             if models.detector != "dlib_hog":
-                log.warning("blazeface_full is not in %s: using the dlib HOG detector", cache.folder)
-            detector = DlibHogDetector(self.settings.detection.hog_upsample_max_pixels)
+                log.warning("%s is not in %s: using the dlib HOG detector", models.detector, cache.folder)
+            detector = DlibHogDetector(detection.hog_upsample_max_pixels, detection.hog_max_pixels)
         dlib_embedder = DlibResnetEmbedder()
         embedders: dict[str, Embedder] = {dlib_embedder.model.name: dlib_embedder}
         attributes = mesh = None
@@ -115,16 +132,23 @@ class Container:
         return DetectOptions(d.min_face_size, d.max_faces, d.detection_confidence)
 
     @cached_property
-    def redis(self) -> Any:
-        return redis_client(self.settings.redis_url) if self.settings.redis_url else None
+    def redis(self) -> RedisCircuit | None:
+        """The Redis client behind its circuit breaker (shared by the cache and the limits)."""
+        return RedisCircuit(redis_client(self.settings.redis_url)) if self.settings.redis_url else None
 
     @cached_property
     def kv(self) -> KeyValue:
-        return RedisKeyValue(self.redis) if self.redis is not None else MemoryKeyValue()
+        """Redis, falling back to this process's memory while Redis does not answer."""
+        if self.redis is None:
+            return MemoryKeyValue()
+        return ResilientKeyValue(RedisKeyValue(self.redis.client), MemoryKeyValue(), self.redis)
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
-        return RedisRateLimiter(self.redis) if self.redis is not None else MemoryRateLimiter()
+        """Redis's shared GCRA; a per-process GCRA while Redis does not answer."""
+        if self.redis is None:
+            return MemoryRateLimiter()
+        return ResilientRateLimiter(RedisRateLimiter(self.redis.client), MemoryRateLimiter(), self.redis)
 
     @cached_property
     def tokens(self) -> TokenService | None:
@@ -154,11 +178,31 @@ class Container:
         return ChipVault.from_settings(key, self.settings.data_dir / "secrets")
 
     @cached_property
+    def user_locks(self) -> UserLocks:
+        """Per-user write locks: PostgreSQL advisory locks, or in-process ones on SQLite."""
+        if self.database.is_postgres:
+            return PostgresUserLocks(self.database.engine)
+        return LocalUserLocks()
+
+    @cached_property
+    def face_writer(self) -> FaceWriter:
+        return FaceWriter(self.database, self.index, self.user_locks, self.face_cache)
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(self.database, self.index, self.face_writer, self.settings.reconcile.grace_seconds)
+
+    @cached_property
+    def reconcile_loop(self) -> ReconcileLoop:
+        return ReconcileLoop(self.reconciler, self.settings.reconcile.interval_seconds)
+
+    @cached_property
     def recognition(self) -> RecognitionService:
         return RecognitionService(
             self.database,
             self.index,
             self.pipeline,
+            self.face_writer,
             self.settings.limits,
             self.settings.thresholds,
             self.detect_defaults,
@@ -176,7 +220,7 @@ class Container:
 
     @cached_property
     def users(self) -> UserService:
-        return UserService(self.database, self.index, self.face_cache)
+        return UserService(self.database, self.face_writer)
 
     @cached_property
     def groups(self) -> GroupService:
@@ -193,6 +237,9 @@ class Container:
 
     def close(self) -> None:
         """Release connections; safe to call more than once."""
+        loop = self.__dict__.get("reconcile_loop")
+        if loop is not None:
+            loop.stop()
         if "database" in self.__dict__:
             self.database.dispose()
         index = self.__dict__.pop("index", None)

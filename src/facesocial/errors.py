@@ -39,11 +39,18 @@ EmptyImageError = _error("EMPTY_IMAGE", 400, "The image is empty")
 ImageTooLargeError = _error("IMAGE_TOO_LARGE", 413, "The image exceeds the byte limit")
 DecompressionBombError = _error("DECOMPRESSION_BOMB", 413, "The image dimensions exceed the pixel limit")
 ImageTooSmallError = _error("IMAGE_TOO_SMALL", 422, "The image is too small to contain a face")
+ImageDimensionsUnsupportedError = _error(
+    "IMAGE_DIMENSIONS_UNSUPPORTED", 422, "The image's longest side or aspect ratio exceeds the limit"
+)
 NotAnImageError = _error("NOT_AN_IMAGE", 415, "The upload is not a recognised image")
 UnsupportedMediaTypeError = _error(
-    "UNSUPPORTED_MEDIA_TYPE", 415, "Image format not supported (JPEG, PNG, WebP, BMP are)"
+    "UNSUPPORTED_MEDIA_TYPE",
+    415,
+    "Image format not supported (JPEG, PNG, WebP, BMP, HEIC/HEIF, AVIF, MPO, GIF, TIFF are)",
 )
 TruncatedImageError = _error("IMAGE_TRUNCATED", 422, "The image data is truncated or corrupt")
+# Too many image pixels being decoded/processed at once (vision/decode_gate.py); carries retry_after.
+ServerBusyError = _error("SERVER_BUSY", 503, "The server is busy with other images; retry later")
 
 # --- faces ----------------------------------------------------------------------------------
 NoFaceFoundError = _error("NO_FACE_FOUND", 422, "No face was found in the image")
@@ -62,7 +69,6 @@ NotFoundError = _error("NOT_FOUND", 404, "No such resource")
 MethodNotAllowedError = _error("METHOD_NOT_ALLOWED", 405, "Method not allowed")
 PayloadTooLargeError = _error("PAYLOAD_TOO_LARGE", 413, "The request body is too large")
 ForbiddenError = _error("FORBIDDEN", 403, "This caller may not do that")
-UserIdConflictError = _error("USER_ID_CONFLICT", 409, "This user_id belongs to another tenant")
 
 # --- auth -------------------------------------------------------------------------------------
 MissingApiKeyError = _error("MISSING_API_KEY", 401, "An X-API-Key header is required")
@@ -76,6 +82,10 @@ ApiKeyQuotaExceededError = _error("API_KEY_QUOTA_EXCEEDED", 429, "The API key ha
 
 RateLimitedError = _error("RATE_LIMITED", 429, "Too many requests")
 
+# --- API intake (api/image_input.py, api/body_limit.py) ---------------------------------------------
+InvalidBase64Error = _error("INVALID_BASE64", 422, "The image is not valid base64")
+BatchFailedError = _error("BATCH_FAILED", 422, "Every image of the batch failed; see details.results")
+
 # --- models -----------------------------------------------------------------------------------
 ModelUnavailableError = _error("MODEL_UNAVAILABLE", 503, "A required model is not available")
 ModelChecksumError = _error("MODEL_CHECKSUM_MISMATCH", 503, "A model file failed its checksum")
@@ -86,4 +96,24 @@ RaceDisabledError = _error(
 )
 ChipKeyError = _error(
     "CHIP_KEY_MISMATCH", 500, "A kept face chip cannot be decrypted with the configured key"
+)
+
+# --- stores -----------------------------------------------------------------------------------
+# Connection-level failures of the SQL database (lost, refused, pool exhausted, SQLite locked):
+# the API answers 503 with Retry-After (api/errors.py), never 500.
+DatabaseUnavailableError = _error("SERVICE_UNAVAILABLE", 503, "The database is not answering; retry shortly")
+# The vector index (Milvus unreachable or timing out; the local index's disk failing on write).
+VectorIndexUnavailableError = _error(
+    "SERVICE_UNAVAILABLE", 503, "The vector index is not answering; retry shortly"
+)
+# The local index lives in one process's memory: a second process on the same folder is refused.
+IndexInUseError = _error("INDEX_IN_USE", 409, "The local vector index is in use by another process")
+
+# --- API key management -------------------------------------------------------------------------
+ApiKeyNotFoundError = _error("API_KEY_NOT_FOUND", 404, "No API key has this id or prefix")
+AmbiguousApiKeyError = _error("AMBIGUOUS_API_KEY", 409, "Several API keys match; give more characters")
+
+# --- face data consistency (services/face_writes.py) -----------------------------------------------
+ServiceUnavailableError = _error(
+    "SERVICE_UNAVAILABLE", 503, "A store did not complete the operation; nothing was half-written, retry"
 )

@@ -23,6 +23,21 @@ class ImageLimits(BaseModel):
     # 40 Mpx: a 48 Mpx phone photo is refused, an 8K frame (33 Mpx) passes.
     max_image_pixels: int = 40_000_000
     min_image_side: int = 16
+    # Longest side in px. 16384 keeps every phone photo (8064x6048 is refused by the pixel limit,
+    # not by this) and 8:1 panoramas up to 16384x2048; it is also WebP's own maximum (16383).
+    max_image_side: int = Field(default=16_384, gt=0)
+    # Longest side / shortest side. Phone panoramas reach about 4:1 to 8:1; strips such as
+    # 40000x1000 (40:1) or 2,500,000x16 are no photographs and would blow up padding and tiling.
+    max_aspect_ratio: float = Field(default=8.0, ge=1.0)
+    # Decoded images with a longer side are downsampled to this side (JPEG in the DCT, then area
+    # averaging). The default equals max_image_side, so nothing legal is downsampled: lower it to
+    # bound memory on a small host, at the cost of small faces in large photos.
+    max_decode_side: int = Field(default=16_384, gt=0)
+    # Pixels that may be decoded/processed at once (vision/decode_gate.py): two images at the
+    # pixel limit. A single larger image still passes when nothing else is in flight.
+    decode_pixel_budget: int = Field(default=80_000_000, gt=0)
+    # How long a request waits for room under decode_pixel_budget before SERVER_BUSY (503).
+    decode_wait_seconds: float = Field(default=10.0, ge=0.0)
 
 
 class DetectionDefaults(BaseModel):
@@ -37,6 +52,17 @@ class DetectionDefaults(BaseModel):
     # Upsampling finds faces down to ~40 px with the HOG detector at 4x the cost.
     hog_upsample_small_images: int = 1
     hog_upsample_max_pixels: int = 800_000
+    # HOG (the fallback detector) searches photos above this on a shrunken working copy.
+    hog_max_pixels: int = 2_000_000
+    # BlazeFace searches tiles for faces down to this fraction of the photo's short side (or
+    # min_face_size, whichever is larger): 2 % finds a 90 px face in an 8000x4500 photo.
+    small_face_fraction: float = Field(default=0.02, gt=0.0, le=1.0)
+    # Faces at any roll: "auto" looks at the whole photo in 4 orientations and at the tiles
+    # in a quarter-turned orientation when a face turned that way was found; "always" runs
+    # every tile in 4 orientations (~4x the cost); "upright" only upright (docs/accuracy.md).
+    rotation: Literal["auto", "always", "upright"] = "auto"
+    # Upper bound of any detector working copy (pixels), whatever the photo's shape.
+    max_working_pixels: int = Field(default=4_000_000, ge=100_000)
 
 
 class RecognitionThresholds(BaseModel):
@@ -78,7 +104,7 @@ class ModelSettings(BaseModel):
     # Converted ONNX models + manifest.json (`facesocial models pull` fills it).
     model_dir: Path = Field(default_factory=_default_model_dir)
     # BlazeFace full-range (ONNX, ~4 ms) by default; dlib HOG (~90 ms) is the fallback.
-    detector: Literal["blazeface_full", "dlib_hog"] = "blazeface_full"
+    detector: Literal["blazeface_full", "dlib_hog", "retinaface_mnet025"] = "blazeface_full"
     default_embedding: Literal["dlib_resnet_v1", "faceres", "mobileface"] = "dlib_resnet_v1"
     intra_op_threads: int = 2
     use_cuda: bool = True
@@ -123,12 +149,48 @@ def _default_limits() -> dict[str, RateLimit]:
         "demographics": RateLimit(rate_per_second=10, burst=25),
         "deepfake_detection": RateLimit(rate_per_second=2, burst=5),
         "batch": RateLimit(rate_per_second=2, burst=3),
+        # Failed authentications per client address (api/auth_middleware.py): 10 wrong keys at
+        # once, then one guess per 6 s — 14,400 a day, hopeless against 256-bit keys, while a
+        # client with a typo'd key recovers within seconds of fixing it.
+        "auth_failures": RateLimit(rate_per_second=1 / 6, burst=10),
     }
 
 
 class RateLimitSettings(BaseModel):
     enabled: bool = True
     limits: dict[str, RateLimit] = Field(default_factory=_default_limits)
+
+
+class IntakeSettings(BaseModel):
+    """What the API accepts at the door, checked before a request body is read (api/body_limit.py).
+
+    Per-route body limits derive from ``limits.max_image_bytes``: an image route allows its images
+    in base64 form (4/3 of the bytes, plus line breaks) and ``field_allowance_bytes`` for the other
+    fields, never more than ``max_body_bytes``.
+    """
+
+    # Design document 001's gateway: client_max_body_size 100M.
+    max_body_bytes: int = 100 * 1024 * 1024
+    # Routes without images (groups, members): a JSON body of 1 MiB holds ~25,000 user ids.
+    json_body_bytes: int = 1024 * 1024
+    # Room for the non-image fields and the multipart framing of an image route; also the
+    # largest single text field of a multipart body.
+    field_allowance_bytes: int = 64 * 1024
+    # Text fields of one multipart body (the widest route has 7); more is not a client of ours.
+    max_form_fields: int = 32
+    # Proxies whose X-Forwarded-For names the client (IPs or CIDRs, e.g. ["10.0.0.0/8"]). Empty:
+    # the socket peer is the client, so nobody can pick the address rate limits and audit see.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+
+class ReconcileSettings(BaseModel):
+    """SQL ↔ vector index reconciliation (services/reconcile.py) inside ``facesocial serve``."""
+
+    # A pass with repair runs at start-up and then this often; 0 turns the loop off.
+    interval_seconds: float = 600.0
+    # Registrations still "pending" and erasures still unfinished this long after they began
+    # are taken to be abandoned by a dead request (a live one takes milliseconds to seconds).
+    grace_seconds: float = 120.0
 
 
 class Settings(BaseSettings):
@@ -144,6 +206,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     auth: AuthSettings = AuthSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
+    intake: IntakeSettings = IntakeSettings()
     # Scaled profile: empty means the in-process equivalent (memory cache, local index).
     redis_url: str = ""
     milvus_uri: str = ""
@@ -153,6 +216,7 @@ class Settings(BaseSettings):
     # Per embedding model; override with JSON, e.g. FACESOCIAL_THRESHOLDS='{"dlib_resnet_v1": {...}}'.
     thresholds: dict[str, RecognitionThresholds] = Field(default_factory=_default_thresholds)
     identify_max_top_k: int = 100
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL; plain ``postgresql://`` URLs get the psycopg 3 driver."""

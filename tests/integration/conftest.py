@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,10 @@ def api(
         with TestClient(create_app(container), raise_server_exceptions=False) as client:
             yield Api(client, container, key, request.param)
         container.close()
+
+
+@pytest.fixture
+def tenant(api: Api) -> Api:
+    """The suite's app through an admin key of a tenant of its own, for tests whose galleries
+    must hold only what they enrolled (the ``api`` fixture is shared by the whole package)."""
+    return replace(api, key=api.container.keys.create(f"tenant {uuid.uuid4()}").secret)

@@ -140,3 +140,64 @@ def test_serve_first_start_prints_key_and_serves(
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def test_index_verify_locally_refused_while_a_server_holds_the_index_and_through_it(
+    tmp_path: Path, astronaut_jpeg: bytes, optional_model_dir: Path | None
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {
+        **os.environ,
+        "FACESOCIAL_DATA_DIR": str(data_dir),
+        "FACESOCIAL_MODELS__MODEL_DIR": str(optional_model_dir or tmp_path / "no-models"),
+        "FACESOCIAL_MODELS__AUTO_PULL": "false",
+    }
+
+    def facesocial(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "facesocial", *args], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    key = facesocial("keys", "create", "--name", "ops").stdout.strip()
+    alone = facesocial("index", "verify")
+    assert alone.returncode == 0, alone.stderr
+    assert json.loads(alone.stdout)["consistent"] is True
+
+    port = free_port()
+    command = [sys.executable, "-m", "facesocial", "serve", "--port", str(port)]
+    with subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) as server:
+        try:
+            wait_healthy(port)
+            base = f"http://127.0.0.1:{port}"
+            registered = httpx.post(
+                f"{base}/api/v1/face-recognition/register",
+                headers={"X-API-Key": key},
+                data={"user_id": str(uuid.uuid4()), "consent": "true"},
+                files={"image": ("a.jpg", astronaut_jpeg, "image/jpeg")},
+                timeout=60,
+            )
+            assert registered.status_code == 200, registered.text
+            # The embedded index is the server's alone: the command says so instead of corrupting it.
+            refused = facesocial("index", "rebuild")
+            assert refused.returncode == 2
+            assert "INDEX_IN_USE" in refused.stderr and "--server" in refused.stderr
+            # ... and runs inside the server when asked to.
+            through = facesocial("index", "verify", "--server", base, "--api-key", key)
+            assert through.returncode == 0, through.stderr
+            report = json.loads(through.stdout)
+            assert report["consistent"] is True
+            assert [c["active_rows"] for c in report["collections"] if c["vectors"]] == [1]
+            rebuilt = facesocial("index", "rebuild", "--server", base, "--api-key", key)
+            assert rebuilt.returncode == 0, rebuilt.stderr
+            assert {"collection": "face_embeddings_128d_dlib_resnet_v1", "vectors": 1} in json.loads(
+                rebuilt.stdout
+            )
+            # A second server on the same data folder stops at once, with the reason.
+            second = facesocial("serve", "--port", str(free_port()))
+            assert second.returncode == 2 and "INDEX_IN_USE" in second.stderr
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    # With the server gone, the same commands run locally.
+    after = facesocial("index", "verify", "--repair")
+    assert after.returncode == 0, after.stderr

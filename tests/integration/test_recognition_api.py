@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from facesocial.store.tables import AiOperationLog
+from facesocial.store.tables import AiOperationLog, User
 from tests.conftest import shared_path
 from tests.integration.conftest import Api
 from tests.unit.test_image_decode import png_claiming
@@ -61,8 +61,9 @@ def test_api_key_required(api: Api, astronaut_jpeg: bytes, headers: dict[str, st
 
 
 def test_register_verify_identify_erase(
-    api: Api, astronaut_jpeg: bytes, astronaut_variant_jpeg: bytes
+    tenant: Api, astronaut_jpeg: bytes, astronaut_variant_jpeg: bytes
 ) -> None:
+    api = tenant  # identify must find exactly this test's face
     user = uuid.uuid4()
     response = register(api, user, astronaut_jpeg)
     assert response.status_code == 200, response.text
@@ -100,6 +101,9 @@ def test_register_verify_identify_erase(
     profile = api.client.get(f"{BASE}/users/{user}", headers=api.headers()).json()
     assert profile["consent_given"] is True and len(profile["faces"]) == 1
 
+    with api.container.database.session() as session:
+        internal = session.scalar(select(User.user_id).where(User.external_id == user))
+    assert api.container.kv.get(f"face_cache:{internal}") is not None  # verify filled the cache
     before = api.counts()
     erased = api.client.delete(f"{BASE}/users/{user}", headers=api.headers()).json()
     assert erased["erased"] and erased["faces_removed"] == 1 and erased["vectors_removed"] == 1
@@ -127,7 +131,7 @@ def test_register_verify_identify_erase(
             )
         ).all()
     assert [e.operation_result for e in erasures] == ["success"]  # the erasure itself stays on record
-    assert api.container.kv.get(f"face_cache:{user}") is None
+    assert api.container.kv.get(f"face_cache:{internal}") is None
 
 
 def _vector_of(api: Api, data: bytes) -> Any:
@@ -313,8 +317,9 @@ def test_quota_is_enforced(api: Api) -> None:
 
 
 def test_index_rebuild_restores_search(
-    api: Api, astronaut_jpeg: bytes, astronaut_variant_jpeg: bytes
+    tenant: Api, astronaut_jpeg: bytes, astronaut_variant_jpeg: bytes
 ) -> None:
+    api = tenant  # identify must find exactly this test's face
     from facesocial.services.index_maintenance import rebuild_index
 
     user = uuid.uuid4()

@@ -669,6 +669,12 @@ def test_nginx_api_locations_name_real_routes(nginx: Directive, app_paths: set[s
             uri = re.sub(r"\{[^}]+\}", "x", route)
             loc = _match(locations, uri)
             assert loc is not None and loc.directive.first("proxy_pass") is not None, route
+    # ... but index upkeep only from internal networks.
+    admin = _match(locations, "/api/v1/admin/index/verify")
+    assert admin is not None and admin.directive.block is not None
+    access = [d for d in admin.directive.block if d.name in ("allow", "deny")]
+    assert access[-1].name == "deny" and access[-1].args == ["all"]
+    assert all(d.args[0] != "all" for d in access if d.name == "allow")
 
 
 def test_nginx_proxy_headers_metrics_and_error_envelope(nginx: Directive) -> None:
@@ -882,7 +888,9 @@ def test_kubernetes_ingress_paths_name_real_routes(k8s: list[dict[str, Any]], ap
                 assert served or path in FUTURE_PREFIXES, f"ingress path {path} is no route of the app"
     assert "/metrics" not in seen
     for route in (r for r in app_paths if r.startswith("/api/v1/")):
-        assert any(route == p or route.startswith(p.rstrip("/") + "/") for p in seen), f"{route} not exposed"
+        exposed = any(route == p or route.startswith(p.rstrip("/") + "/") for p in seen)
+        # Index upkeep stays inside the cluster (kubectl port-forward / exec), like /metrics.
+        assert exposed != route.startswith("/api/v1/admin/"), f"{route}: exposed={exposed}"
 
 
 def test_kubernetes_jobs_network_policy_and_rbac(k8s: list[dict[str, Any]]) -> None:

@@ -1,23 +1,78 @@
-"""The embedded vector index: exact cosine search, persistence, deletes, journal recovery."""
+"""The embedded vector index on real files: search, persistence, crash recovery, ownership.
+
+Behaviour shared with Milvus (ids, replace_collection, reopen) is in test_vector_index_contract.py;
+this file covers what only a local folder has: the journal format, quarantine, the flock, and
+crashes simulated by killing real processes at chosen points.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facesocial.errors import FaceSocialError, IndexInUseError, VectorIndexUnavailableError
+from facesocial.store import local_index as local_index_module
 from facesocial.store.local_index import LocalVectorIndex
+from facesocial.store.local_journal import MAGIC
 from facesocial.store.vector_index import VectorIndexError
 from facesocial.vision.geometry import l2_normalise
 
 
 def random_unit(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
-    return l2_normalise(np.random.default_rng(seed).normal(size=(n, dim)))
+    return l2_normalise(np.random.default_rng(seed).normal(size=(n, dim))).astype(np.float32)
 
 
-def test_search_finds_exact_neighbour_first(tmp_path: Path) -> None:
-    index = LocalVectorIndex(tmp_path)
+@pytest.fixture
+def opened(tmp_path: Path) -> Iterator[list[LocalVectorIndex]]:
+    """Indexes a test opens; closed at the end so a failing test does not leak its lock."""
+    indexes: list[LocalVectorIndex] = []
+    yield indexes
+    for index in indexes:
+        index.close()
+
+
+def reopen(root: Path, opened: list[LocalVectorIndex]) -> LocalVectorIndex:
+    for index in opened:
+        index.close()
+    index = LocalVectorIndex(root)
+    opened.append(index)
+    return index
+
+
+def content(index: LocalVectorIndex, name: str) -> dict[str, np.ndarray]:
+    """id -> stored vector, read back through search (each vector is its own nearest row)."""
+    ids = sorted(index.ids(name))
+    collection = index._collections[name]
+    return {face_id: collection.matrix[collection.rows[face_id]].copy() for face_id in ids}
+
+
+def same_content(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def run_child(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args], capture_output=True, text=True, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"child failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+# --- search and persistence ------------------------------------------------------------------------
+def test_search_finds_exact_neighbour_first(tmp_path: Path, opened: list[LocalVectorIndex]) -> None:
+    index = reopen(tmp_path, opened)
     index.ensure_collection("c", 8)
     vectors = random_unit(50)
     ids = [f"id{i}" for i in range(50)]
@@ -31,54 +86,37 @@ def test_search_finds_exact_neighbour_first(tmp_path: Path) -> None:
     assert hits[0][1].id == expected
 
 
-def test_allowed_ids_restrict_the_search(tmp_path: Path) -> None:
-    index = LocalVectorIndex(tmp_path)
-    index.ensure_collection("c", 8)
-    vectors = random_unit(10)
-    index.upsert("c", [f"id{i}" for i in range(10)], vectors)
-    hits = index.search("c", vectors[[0]], k=5, allowed_ids={"id3", "id4", "unknown"})[0]
-    assert {h.id for h in hits} == {"id3", "id4"}
-    assert index.search("c", vectors[[0]], k=5, allowed_ids=set())[0] == []
-
-
-def test_persistence_deletes_and_updates_survive_reload(tmp_path: Path) -> None:
-    index = LocalVectorIndex(tmp_path)
+def test_persistence_deletes_and_updates_survive_reload(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    index = reopen(tmp_path, opened)
     index.ensure_collection("c", 8)
     vectors = random_unit(20)
     index.upsert("c", [f"id{i}" for i in range(20)], vectors)
     assert index.delete("c", ["id3", "id19", "missing"]) == 2
     index.upsert("c", ["id5"], vectors[[6]])  # overwrite id5 with id6's vector
-    reloaded = LocalVectorIndex(tmp_path)
-    assert reloaded.count("c") == 18
+    reloaded = reopen(tmp_path, opened)
+    assert reloaded.count("c") == 18 and reloaded.damaged == []
     hits = reloaded.search("c", vectors[[6]], k=2)[0]
     assert {h.id for h in hits} == {"id5", "id6"}
     assert all(h.id not in {"id3", "id19"} for h in reloaded.search("c", vectors, k=20)[0])
 
 
-def test_compaction_keeps_content(tmp_path: Path) -> None:
-    index = LocalVectorIndex(tmp_path)
+def test_compaction_keeps_content(tmp_path: Path, opened: list[LocalVectorIndex]) -> None:
+    index = reopen(tmp_path, opened)
     index.ensure_collection("c", 8)
     vectors = random_unit(1500)
     for start in range(0, 1500, 100):  # many small appends trigger a snapshot
         index.upsert("c", [f"id{i}" for i in range(start, start + 100)], vectors[start : start + 100])
     assert (tmp_path / "c" / "snapshot.npz").exists()
-    reloaded = LocalVectorIndex(tmp_path)
+    assert (tmp_path / "c" / "journal.bin").stat().st_size < 1500 * 40  # folded into the snapshot
+    reloaded = reopen(tmp_path, opened)
     assert reloaded.count("c") == 1500
     assert reloaded.search("c", vectors[[1234]], k=1)[0][0].id == "id1234"
 
 
-def test_torn_final_journal_record_is_ignored(tmp_path: Path) -> None:
-    index = LocalVectorIndex(tmp_path)
-    index.ensure_collection("c", 8)
-    index.upsert("c", ["a", "b"], random_unit(2))
-    journal = tmp_path / "c" / "journal.bin"
-    journal.write_bytes(journal.read_bytes()[:-5])  # a crash mid-write
-    reloaded = LocalVectorIndex(tmp_path)
-    assert reloaded.count("c") == 1
-
-
-def test_collections_are_separate_and_typed(tmp_path: Path) -> None:
-    index = LocalVectorIndex(tmp_path)
+def test_collections_are_separate_and_typed(tmp_path: Path, opened: list[LocalVectorIndex]) -> None:
+    index = reopen(tmp_path, opened)
     index.ensure_collection("face_embeddings_8d_a", 8)
     index.ensure_collection("face_embeddings_4d_b", 4)
     with pytest.raises(VectorIndexError):
@@ -89,4 +127,443 @@ def test_collections_are_separate_and_typed(tmp_path: Path) -> None:
         index.ensure_collection("../escape", 8)
     assert index.collections() == ["face_embeddings_4d_b", "face_embeddings_8d_a"]
     index.drop("face_embeddings_4d_b")
-    assert LocalVectorIndex(tmp_path).collections() == ["face_embeddings_8d_a"]
+    assert reopen(tmp_path, opened).collections() == ["face_embeddings_8d_a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "face_embeddings_8d_a"]
+
+
+# --- journal recovery -------------------------------------------------------------------------------
+def _three_records(root: Path, opened: list[LocalVectorIndex]) -> tuple[dict[str, np.ndarray], int, int]:
+    """A journal of three records; returns the content before the last one and its byte span."""
+    index = reopen(root, opened)
+    index.ensure_collection("c", 8)
+    vectors = random_unit(6)
+    index.upsert("c", ["a", "bb", "ccc"], vectors[:3])
+    index.delete("c", ["bb"])
+    before = content(index, "c")
+    start = (root / "c" / "journal.bin").stat().st_size
+    index.upsert("c", ["dddd", "a"], vectors[3:5])  # the last record: a new id and an overwrite
+    end = (root / "c" / "journal.bin").stat().st_size
+    index.close()
+    return before, start, end
+
+
+def test_torn_tail_at_every_offset_keeps_exactly_the_good_records(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    before, start, end = _three_records(tmp_path / "orig", opened)
+    journal = (tmp_path / "orig" / "c" / "journal.bin").read_bytes()
+    meta = (tmp_path / "orig" / "c" / "meta.json").read_bytes()
+    extra = random_unit(1, seed=5)
+    for cut in range(start, end):  # every way the last append can be torn, including not at all
+        root = tmp_path / f"cut{cut}"
+        (root / "c").mkdir(parents=True)
+        (root / "c" / "meta.json").write_bytes(meta)
+        (root / "c" / "journal.bin").write_bytes(journal[:cut])
+        index = reopen(root, opened)
+        assert same_content(content(index, "c"), before), cut
+        assert (root / "c" / "journal.bin").stat().st_size == start, cut  # truncated at the good end
+        if cut > start:
+            assert index.damaged == ["c"]
+            assert index.load_issues[0].bytes_dropped == cut - start
+        else:
+            assert index.damaged == []
+        # An append after recovery lands right after the last good record and survives reopening.
+        index.upsert("c", ["eeeee"], extra)
+        again = reopen(root, opened)
+        assert again.damaged == []
+        assert same_content(content(again, "c"), {**before, "eeeee": extra[0]}), cut
+
+
+def test_flipped_byte_drops_that_record_and_everything_after(
+    tmp_path: Path, opened: list[LocalVectorIndex], caplog: pytest.LogCaptureFixture
+) -> None:
+    index = reopen(tmp_path, opened)
+    index.ensure_collection("c", 8)
+    vectors = random_unit(5)
+    offsets = []
+    for i in range(5):
+        offsets.append((tmp_path / "c" / "journal.bin").stat().st_size)
+        index.upsert("c", [f"id{i}"], vectors[[i]])
+    index.close()
+    journal = tmp_path / "c" / "journal.bin"
+    data = bytearray(journal.read_bytes())
+    size = len(data)
+    data[offsets[2] + 20] ^= 0x01  # one bit inside the third record's payload
+    journal.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="facesocial.store.local_index"):
+        reloaded = reopen(tmp_path, opened)
+    assert sorted(reloaded.ids("c")) == ["id0", "id1"]
+    assert reloaded.damaged == ["c"]
+    (issue,) = reloaded.load_issues
+    assert issue.bytes_dropped == size - offsets[2] and "corrupt" in issue.problem
+    assert f"dropped the last {size - offsets[2]} bytes" in caplog.text
+    assert journal.stat().st_size == offsets[2]
+
+
+def _v1_record(op: bytes, face_id: str, vector: np.ndarray | None) -> bytes:
+    encoded = face_id.encode()
+    data = op + struct.pack("<I", len(encoded)) + encoded
+    return data + (vector.astype("<f4").tobytes() if vector is not None else b"")
+
+
+def test_v1_journal_and_snapshot_still_load_and_are_converted(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    # The layout and formats written before journal v2, built by hand as the old code did.
+    vectors = random_unit(6)
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"dimension": 8}))
+    np.savez(folder / "snapshot.npz", ids=np.array(["s0", "s1"], dtype=str), matrix=vectors[:2])
+    journal = (
+        _v1_record(b"U", "j2", vectors[2])
+        + _v1_record(b"D", "s0", None)
+        + _v1_record(b"U", "s1", vectors[3])  # overwrites a snapshot row
+        + _v1_record(b"U", "j4", vectors[4])[:-7]  # torn by a crash
+    )
+    (folder / "journal.bin").write_bytes(journal)
+    index = reopen(tmp_path, opened)
+    expected = {"j2": vectors[2], "s1": vectors[3]}
+    assert same_content(content(index, "c"), expected)
+    assert index.damaged == ["c"]  # the torn v1 record was dropped, and said so
+    assert (folder / "journal.bin").read_bytes() == MAGIC  # converted: snapshot + empty v2 journal
+    index.upsert("c", ["new"], vectors[[5]])
+    again = reopen(tmp_path, opened)
+    assert again.damaged == []
+    assert same_content(content(again, "c"), {**expected, "new": vectors[5]})
+
+
+@pytest.mark.parametrize(
+    ("damage", "restarted_empty"),
+    [
+        ("garbage snapshot", True),
+        ("truncated snapshot", True),
+        ("snapshot with the wrong shape", True),
+        ("journal with an unknown header", True),
+        ("unreadable meta.json", False),  # the dimension is unknown: the collection is absent
+    ],
+)
+def test_damaged_files_quarantine_the_collection_without_raising(
+    tmp_path: Path, opened: list[LocalVectorIndex], damage: str, restarted_empty: bool
+) -> None:
+    index = reopen(tmp_path, opened)
+    vectors = random_unit(30)
+    for name in ("bad", "good"):
+        index.ensure_collection(name, 8)
+        index.upsert(name, [f"id{i}" for i in range(30)], vectors)
+    index.compact()
+    index.upsert("bad", ["late"], vectors[[0]])
+    index.close()
+    folder = tmp_path / "bad"
+    snapshot = folder / "snapshot.npz"
+    if damage == "garbage snapshot":
+        snapshot.write_bytes(os.urandom(snapshot.stat().st_size))
+    elif damage == "truncated snapshot":
+        snapshot.write_bytes(snapshot.read_bytes()[:-100])
+    elif damage == "snapshot with the wrong shape":
+        np.savez(snapshot, ids=np.array(["x", "y"], dtype=str), matrix=vectors[:3])
+    elif damage == "journal with an unknown header":
+        (folder / "journal.bin").write_bytes(b"\x00" * 64)
+    else:
+        (folder / "meta.json").write_text("{not json")
+
+    reloaded = reopen(tmp_path, opened)  # must not raise
+    assert reloaded.damaged == ["bad"]
+    (issue,) = reloaded.load_issues
+    assert issue.quarantined_as is not None and issue.quarantined_as.startswith("bad.corrupt-")
+    assert (tmp_path / issue.quarantined_as / "meta.json").exists()  # kept for inspection
+    assert reloaded.count("good") == 30  # the other collection is untouched
+    if restarted_empty:
+        assert reloaded.collections() == ["bad", "good"] and reloaded.count("bad") == 0
+        reloaded.upsert("bad", ["again"], vectors[[1]])  # and usable at once
+        assert reopen(tmp_path, opened).count("bad") == 1
+    else:
+        assert reloaded.collections() == ["good"]
+        assert reloaded.search("bad", vectors[[0]], k=1) == [[]]
+        reloaded.ensure_collection("bad", 8)
+        assert reloaded.count("bad") == 0
+
+
+# --- disk failures ------------------------------------------------------------------------------------
+def test_failed_append_changes_nothing_and_the_next_append_overwrites_its_bytes(tmp_path: Path) -> None:
+    """A real write failure: RLIMIT_FSIZE makes the kernel refuse bytes past a size (EFBIG)."""
+    vectors = random_unit(4)
+    np.save(tmp_path / "v.npy", vectors)
+    report = run_child(
+        """
+        import json, resource, signal, sys
+        from pathlib import Path
+        import numpy as np
+        from facesocial.errors import VectorIndexUnavailableError
+        from facesocial.store.local_index import LocalVectorIndex
+
+        root = Path(sys.argv[1]); vectors = np.load(root / "v.npy")
+        index = LocalVectorIndex(root / "index")
+        index.ensure_collection("c", 8)
+        index.upsert("c", ["a"], vectors[[0]])
+        size = (root / "index" / "c" / "journal.bin").stat().st_size
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 10, resource.RLIM_INFINITY))
+        try:
+            index.upsert("c", ["b", "c"], vectors[1:3])
+            failed = None
+        except VectorIndexUnavailableError as exc:
+            failed = [exc.code, exc.status]
+        after_failure = [sorted(index.ids("c")), index.search("c", vectors[[1]], k=1)[0][0].id]
+        torn = (root / "index" / "c" / "journal.bin").stat().st_size - size
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        index.upsert("c", ["d"], vectors[[3]])
+        print(json.dumps({"failed": failed, "after_failure": after_failure, "torn_bytes": torn}))
+        """,
+        str(tmp_path),
+    )
+    outcome = json.loads(report.stdout)
+    assert outcome["failed"] == ["SERVICE_UNAVAILABLE", 503]
+    assert outcome["after_failure"] == [["a"], "a"]  # memory did not get ahead of disk
+    assert 0 < outcome["torn_bytes"] <= 10  # the kernel did write a partial record
+    index = LocalVectorIndex(tmp_path / "index")
+    try:
+        assert sorted(index.ids("c")) == ["a", "d"] and index.damaged == []
+    finally:
+        index.close()
+
+
+def test_failed_swap_rename_keeps_the_old_content(
+    tmp_path: Path, opened: list[LocalVectorIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = reopen(tmp_path, opened)
+    index.ensure_collection("c", 8)
+    old = random_unit(10)
+    index.upsert("c", [f"old{i}" for i in range(10)], old)
+    before = content(index, "c")
+    real_rename = os.rename
+    calls = []
+
+    def failing_rename(source: os.PathLike[str] | str, target: os.PathLike[str] | str) -> None:
+        calls.append(Path(target).name)
+        if Path(target).name == "c":  # the second rename of the swap: new content into place
+            raise OSError(28, "No space left on device")
+        real_rename(source, target)
+
+    monkeypatch.setattr(local_index_module.os, "rename", failing_rename)
+    with pytest.raises(VectorIndexUnavailableError):
+        index.replace_collection("c", 8, [(["new0", "new1"], random_unit(2, seed=3))])
+    monkeypatch.undo()
+    assert calls == [".c.old", "c", "c"]  # moved away, failed to swap in, moved back
+    assert same_content(content(index, "c"), before)
+    assert same_content(content(reopen(tmp_path, opened), "c"), before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "c"]
+
+
+# --- crashes during replace_collection -----------------------------------------------------------------
+_CRASHING_REBUILD = """
+    import os, shutil, signal, sys
+    from pathlib import Path
+    import numpy as np
+    from facesocial.store.local_index import LocalVectorIndex
+
+    root, crash_at = Path(sys.argv[1]), sys.argv[2]
+    new = np.load(root.parent / "new.npy")
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    renames = []
+    real_rename, real_rmtree = os.rename, shutil.rmtree
+
+    def rename(source, target):
+        renames.append(target)
+        if crash_at == f"rename{len(renames)}":
+            die()
+        real_rename(source, target)
+
+    def rmtree(path, *args, **kwargs):
+        if crash_at == "cleanup" and Path(path).name == ".c.old" and Path(path).exists():
+            (Path(path) / "meta.json").unlink()  # part of the old folder is already gone
+            die()
+        real_rmtree(path, *args, **kwargs)
+
+    os.rename, shutil.rmtree = rename, rmtree
+
+    def batches():
+        for start in range(0, len(new), 20):
+            if crash_at == "batches" and start == 40:
+                die()
+            yield [f"new{i}" for i in range(start, min(start + 20, len(new)))], new[start : start + 20]
+
+    index = LocalVectorIndex(root)
+    index.replace_collection("c", 8, batches())
+    print("finished")
+"""
+
+
+@pytest.mark.parametrize(
+    ("crash_at", "expected"),
+    [
+        ("batches", "old"),  # while reading the new content
+        ("rename1", "old"),  # staging complete, nothing swapped yet
+        ("rename2", "new"),  # old moved aside, new not yet in place: load finishes the swap
+        ("cleanup", "new"),  # swapped, old half deleted
+        ("none", "new"),
+    ],
+)
+def test_crash_during_replace_collection_leaves_old_or_new(
+    tmp_path: Path, opened: list[LocalVectorIndex], crash_at: str, expected: str
+) -> None:
+    root = tmp_path / "index"
+    index = reopen(root, opened)
+    index.ensure_collection("c", 8)
+    old_vectors, new_vectors = random_unit(30), random_unit(70, seed=9)
+    index.upsert("c", [f"old{i}" for i in range(30)], old_vectors)
+    index.compact()
+    index.upsert("c", ["old_journalled"], old_vectors[[0]])
+    old = content(index, "c")
+    index.close()
+    np.save(tmp_path / "new.npy", new_vectors)
+
+    result = run_child(_CRASHING_REBUILD, str(root), crash_at, check=False)
+    if crash_at == "none":
+        assert result.returncode == 0 and "finished" in result.stdout, result.stderr
+    else:
+        assert result.returncode == -signal.SIGKILL, result.stderr
+
+    reloaded = reopen(root, opened)
+    new = {f"new{i}": new_vectors[i] for i in range(70)}
+    assert same_content(content(reloaded, "c"), old if expected == "old" else new)
+    assert reloaded.damaged == []
+    assert sorted(p.name for p in root.iterdir()) == [".lock", "c"]  # temporary folders settled
+
+
+@pytest.mark.parametrize(
+    ("leftovers", "expected"),
+    [
+        ({".c.dropped"}, None),  # a crash mid-drop: the collection stays dropped
+        ({".c.created"}, None),  # a crash mid-create: never created
+        ({".c.new"}, None),  # a build of a new collection that never reached its rename
+        ({"c", ".c.new"}, "c"),  # an abandoned build next to the live collection
+        ({"c", ".c.old"}, "c"),  # a swap whose cleanup did not finish
+        ({".c.old"}, ".c.old"),  # no complete build to roll forward to: the old content returns
+        ({".c.old", ".c.new"}, ".c.new"),  # between the two renames: the complete build wins
+    ],
+)
+def test_leftover_temporary_folders_are_settled_on_load(
+    tmp_path: Path, opened: list[LocalVectorIndex], leftovers: set[str], expected: str | None
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    for number, folder in enumerate(sorted(leftovers)):
+        # A complete collection folder whose only id names the folder it is placed as.
+        maker = reopen(tmp_path / f"make{number}", opened)
+        maker.ensure_collection("c", 8)
+        maker.upsert("c", [folder], random_unit(1, seed=number))
+        maker.close()
+        os.rename(tmp_path / f"make{number}" / "c", root / folder)
+    if "c" in leftovers:
+        (root / "c" / "snapshot.npz.tmp").write_bytes(b"half a snapshot")  # an atomic write cut short
+    index = reopen(root, opened)
+    if expected is None:
+        assert index.collections() == []
+    else:
+        assert list(index.ids("c")) == [expected]
+        assert not (root / "c" / "snapshot.npz.tmp").exists()
+    assert sorted(p.name for p in root.iterdir()) == [".lock", *(["c"] if expected else [])]
+
+
+def test_writes_during_a_rebuild_are_carried_into_the_new_content(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    index = reopen(tmp_path, opened)
+    index.ensure_collection("c", 8)
+    vectors = random_unit(10)
+    index.upsert("c", ["keep", "gone", "changed"], vectors[:3])
+
+    def batches() -> Iterator[tuple[list[str], np.ndarray]]:
+        # What SQL held when the rebuild read it ...
+        yield ["keep", "gone", "changed"], vectors[:3]
+        # ... while requests go on against the live collection.
+        index.upsert("c", ["added"], vectors[[3]])
+        index.delete("c", ["gone"])
+        index.upsert("c", ["changed"], vectors[[4]])
+
+    assert index.replace_collection("c", 8, batches()) == 3
+    expected = {"keep": vectors[0], "changed": vectors[4], "added": vectors[3]}
+    assert same_content(content(index, "c"), expected)
+    assert same_content(content(reopen(tmp_path, opened), "c"), expected)
+
+
+# --- exclusive ownership ---------------------------------------------------------------------------------
+_HOLD = """
+    import sys, time
+    from pathlib import Path
+    from facesocial.store.local_index import LocalVectorIndex
+    index = LocalVectorIndex(Path(sys.argv[1]))
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+_TRY_OPEN = """
+    import json, sys
+    from pathlib import Path
+    from facesocial.errors import FaceSocialError
+    from facesocial.store.local_index import LocalVectorIndex
+    try:
+        LocalVectorIndex(Path(sys.argv[1])).close()
+        print(json.dumps({"opened": True}))
+    except FaceSocialError as exc:
+        print(json.dumps({"code": exc.code, "status": exc.status, "message": exc.message, **exc.details}))
+"""
+
+
+def test_a_second_process_is_refused_with_the_holders_pid(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    index = reopen(tmp_path, opened)
+    refused = json.loads(run_child(_TRY_OPEN, str(tmp_path)).stdout)
+    assert refused["code"] == "INDEX_IN_USE" and refused["status"] == 409
+    assert refused["pid"] == os.getpid() and str(os.getpid()) in refused["message"]
+    index.close()
+    assert json.loads(run_child(_TRY_OPEN, str(tmp_path)).stdout) == {"opened": True}
+
+
+def test_a_second_index_in_the_same_process_is_refused_until_close(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    index = reopen(tmp_path, opened)
+    with pytest.raises(IndexInUseError) as refused:
+        LocalVectorIndex(tmp_path)
+    assert refused.value.details["pid"] == os.getpid()
+    index.close()
+    index.close()  # twice is fine
+    with pytest.raises(VectorIndexUnavailableError):
+        index.count("c")  # a closed index answers nothing: another process may own the folder now
+    with pytest.raises(VectorIndexUnavailableError):
+        index.ping()
+    reopen(tmp_path, opened).ping()
+
+
+def test_the_lock_dies_with_a_killed_process(tmp_path: Path, opened: list[LocalVectorIndex]) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_HOLD), str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        with pytest.raises(IndexInUseError) as refused:
+            LocalVectorIndex(tmp_path)
+        assert refused.value.details["pid"] == child.pid
+        assert f"process {child.pid}" in refused.value.message
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    reopen(tmp_path, opened).ensure_collection("c", 8)  # free again, no stale-lock cleanup needed
+
+
+def test_errors_are_facesocial_errors() -> None:
+    assert issubclass(IndexInUseError, FaceSocialError) and IndexInUseError.code == "INDEX_IN_USE"
+    assert VectorIndexUnavailableError.code == "SERVICE_UNAVAILABLE"
+    assert (
+        VectorIndexUnavailableError.status == 503
+        and "vector index" in VectorIndexUnavailableError.default_message
+    )

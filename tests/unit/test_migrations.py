@@ -34,3 +34,44 @@ def test_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
     assert migrate.is_current(database)
     columns = {c["name"] for c in inspect(database.engine).get_columns("face_data")}
     assert {"user_id", "face_id", "embedding_version", "embedding_dimension", "milvus_collection"} <= columns
+
+
+def test_0006_scopes_existing_users_to_the_first_admin_key(tmp_path: Path) -> None:
+    """Users and groups from before tenants existed go to the oldest admin key's tenant."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    database = Database(f"sqlite:///{tmp_path / 'legacy.db'}")
+    migrate.upgrade(database, "0005")
+    admin, person, face = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC).isoformat()
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, key_prefix, key_hash, key_name, role, created_at, is_active,"
+                " requests_made) VALUES (:id, 'fs_a', :hash, 'admin', 'admin', :now, 1, 0)"
+            ),
+            {"id": admin.hex, "hash": "a" * 64, "now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO users (id, user_id, consent_given, created_at, updated_at)"
+                " VALUES (:id, :user, 1, :now, :now)"
+            ),
+            {"id": uuid.uuid4().hex, "user": person.hex, "now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO face_data (id, user_id, face_id, embedding_version, embedding_dimension,"
+                " milvus_collection, embedding, status, verification_count, created_at, updated_at)"
+                " VALUES (:id, :user, :face, 'm@1', 2, 'c', x'0000', 'active', 0, :now, :now)"
+            ),
+            {"id": face.hex, "user": person.hex, "face": str(face), "now": now},
+        )
+    migrate.upgrade(database)
+    with database.engine.connect() as connection:
+        user = connection.execute(text("SELECT tenant_id, external_id FROM users")).one()
+        assert (user.tenant_id, user.external_id) == (admin.hex, person.hex)
+        assert connection.execute(text("SELECT tenant_id FROM face_data")).scalar() == admin.hex

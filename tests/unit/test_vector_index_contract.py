@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,19 @@ MILVUS_MISSING = [m for m in ("pymilvus", "milvus_lite") if importlib.util.find_
 @dataclass
 class Fixture:
     index: VectorIndex
-    reopen: Callable[[], VectorIndex]
+    _open: Callable[[], VectorIndex]
     prefix: str
+    _closes_on_reopen: bool  # the local index owns its folder: the old one must let go first
 
     def name(self, suffix: str) -> str:
         return f"{self.prefix}_{suffix}"
+
+    def reopen(self) -> VectorIndex:
+        """A fresh index object on the same storage; it replaces ``index``."""
+        if self._closes_on_reopen:
+            self.index.close()
+        self.index = self._open()
+        return self.index
 
 
 _counter = itertools.count()
@@ -56,20 +66,23 @@ def milvus_index(milvus_lite_uri: str) -> Iterator[VectorIndex]:
 
 
 @pytest.fixture(params=["local", "milvus"])
-def fx(request: pytest.FixtureRequest, tmp_path: Path) -> Fixture:
+def fx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fixture]:
     prefix = f"t{next(_counter)}"
     if request.param == "local":
-        return Fixture(LocalVectorIndex(tmp_path), lambda: LocalVectorIndex(tmp_path), prefix)
+        fixture = Fixture(LocalVectorIndex(tmp_path), lambda: LocalVectorIndex(tmp_path), prefix, True)
+        yield fixture
+        fixture.index.close()
+        return
     index: VectorIndex = request.getfixturevalue("milvus_index")
     uri: str = request.getfixturevalue("milvus_lite_uri")
     from facesocial.store.milvus_index import MilvusVectorIndex
 
-    def reopen() -> VectorIndex:
-        # A new client on the same URI. pymilvus keeps one milvus-lite server per file in a
-        # process; a restart of that server is covered by test_milvus_lite_survives_restart.
-        return MilvusVectorIndex(uri)
-
-    return Fixture(index, reopen, prefix)
+    # A new client on the same URI. pymilvus keeps one milvus-lite server per file in a
+    # process; a restart of that server is covered by test_milvus_lite_survives_restart.
+    fixture = Fixture(index, lambda: MilvusVectorIndex(uri), prefix, False)
+    yield fixture
+    if fixture.index is not index:
+        fixture.index.close()
 
 
 def random_unit(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
@@ -161,6 +174,7 @@ def test_persistence_across_reopen(fx: Fixture) -> None:
     fx.index.delete(name, ["id3"])
     fx.index.upsert(name, ["id5"], vectors[[6]])
     reopened = fx.reopen()
+    assert sorted(reopened.ids(name)) == sorted(set(ids_of(20)) - {"id3"})
     assert name in reopened.collections()
     assert reopened.count(name) == 19
     assert {h.id for h in reopened.search(name, vectors[[6]], k=2)[0]} == {"id5", "id6"}
@@ -198,11 +212,123 @@ def test_drop(fx: Fixture) -> None:
     fx.index.drop(name)
     fx.index.drop(name)  # dropping twice is fine
     assert name not in fx.index.collections()
+    assert list(fx.index.ids(name)) == []
     assert name not in fx.reopen().collections()
     assert fx.index.count(name) == 0
     assert fx.index.search(name, vectors[[0]], k=3) == [[]]
     fx.index.ensure_collection(name, 4)  # the name is free again, with a new dimension
     assert fx.index.count(name) == 0
+
+
+def test_ids_lists_every_key_once(fx: Fixture) -> None:
+    name, _ = filled(fx, n=60)
+    fx.index.delete(name, ["id0", "id59"])
+    fx.index.upsert(name, ["id7", "extra"], random_unit(2, seed=4))  # an overwrite and a new key
+    listed = list(fx.index.ids(name))
+    assert len(listed) == len(set(listed)) == 59 == fx.index.count(name)
+    assert set(listed) == (set(ids_of(60)) - {"id0", "id59"}) | {"extra"}
+    assert list(fx.index.ids(fx.name("absent"))) == []
+
+
+def batches_of(ids: list[str], vectors: np.ndarray, size: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size], vectors[start : start + size]
+
+
+def test_replace_collection_swaps_in_exactly_the_new_content(fx: Fixture) -> None:
+    name, old = filled(fx, n=40)
+    new = random_unit(75, seed=11)
+    new_ids = [f"new{i}" for i in range(75)]
+    # Streamed in batches; "new3" comes again at the end with another vector: the last one wins.
+    stream = itertools.chain(batches_of(new_ids, new, 20), [(["new3"], new[[70]])])
+    assert fx.index.replace_collection(name, 8, stream) == 75
+
+    def check(index: VectorIndex) -> None:
+        assert sorted(index.ids(name)) == sorted(new_ids)
+        assert index.count(name) == 75
+        assert [n for n in index.collections() if n.startswith(fx.prefix)] == [name]
+        hits = index.search(name, new[[10, 70]], k=2)
+        assert hits[0][0].id == "new10" and hits[0][0].score == pytest.approx(1.0, abs=1e-5)
+        assert {h.id for h in hits[1]} == {"new3", "new70"}
+        assert all(h.id.startswith("new") for h in index.search(name, old[[0]], k=75)[0])
+
+    check(fx.index)
+    check(fx.reopen())  # durable
+    fx.index.upsert(name, ["after"], old[[0]])  # the replaced collection takes writes as usual
+    assert fx.reopen().search(name, old[[0]], k=1)[0][0].id == "after"
+
+
+def test_replace_collection_creates_and_may_change_dimension(fx: Fixture) -> None:
+    fresh = fx.name("fresh")
+    assert fx.index.replace_collection(fresh, 4, batches_of(["a", "b"], random_unit(2, 4), 1)) == 2
+    assert sorted(fx.index.ids(fresh)) == ["a", "b"]
+    fx.index.ensure_collection(fresh, 4)  # the dimension is recorded
+    assert fx.index.replace_collection(fresh, 16, []) == 0  # replaced by nothing, now 16-D
+    assert fx.index.count(fresh) == 0 and fresh in fx.index.collections()
+    fx.index.ensure_collection(fresh, 16)
+    with pytest.raises(VectorIndexError):
+        fx.index.ensure_collection(fresh, 4)
+
+
+def test_replace_collection_with_a_bad_batch_keeps_the_old_content(fx: Fixture) -> None:
+    name, _ = filled(fx, n=30)
+
+    def stream() -> Iterator[tuple[list[str], np.ndarray]]:
+        yield ["n1", "n2"], random_unit(2)
+        yield ["n3"], random_unit(1, 4)  # the wrong dimension
+
+    with pytest.raises(VectorIndexError):
+        fx.index.replace_collection(name, 8, stream())
+    for reopen in (False, True):
+        index = fx.reopen() if reopen else fx.index
+        assert sorted(index.ids(name)) == sorted(ids_of(30))
+        assert [n for n in index.collections() if n.startswith(fx.prefix)] == [name]
+    with pytest.raises(VectorIndexError):
+        fx.index.replace_collection("bad-name", 8, [])
+
+
+def test_searches_during_replace_see_old_or_new_and_never_fail(fx: Fixture) -> None:
+    name, old = filled(fx, n=40)
+    new = random_unit(60, seed=12)
+    old_ids, new_ids = set(ids_of(40)), {f"new{i}" for i in range(60)}
+    query = np.vstack([old[[0]], new[[0]]])
+    seen: list[str] = []
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def search_until_done() -> None:
+        try:
+            while not done.is_set():
+                for hits in fx.index.search(name, query, k=5):
+                    found = {h.id for h in hits}
+                    seen.append(
+                        "old" if found <= old_ids else "new" if found <= new_ids else f"mixed {found}"
+                    )
+        except BaseException as exc:
+            failures.append(exc)
+
+    def slow_batches() -> Iterator[tuple[list[str], np.ndarray]]:
+        for batch in batches_of(sorted(new_ids, key=lambda i: int(i[3:])), new, 10):
+            time.sleep(0.05)  # let the searchers run against the old content meanwhile
+            yield batch
+
+    threads = [threading.Thread(target=search_until_done) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        fx.index.replace_collection(name, 8, slow_batches())
+        time.sleep(0.3)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert failures == []
+    assert set(seen) == {"old", "new"}  # searched before and after the swap, never a mix
+    assert seen.index("new") > 0 and "old" not in seen[seen.index("new") :]
+
+
+def test_ping_answers(fx: Fixture) -> None:
+    fx.index.ping()
 
 
 # --- Milvus-only behaviour -------------------------------------------------------------------
@@ -224,6 +350,55 @@ def test_milvus_rejects_ids_that_could_inject_a_filter(milvus_index: VectorIndex
     assert milvus_index.count(name) == 1
     with pytest.raises(VectorIndexError):
         milvus_index.search(name, random_unit(1, 8), k=1)  # wrong query dimension
+
+
+@milvus_only
+def test_milvus_reads_survive_another_client_dropping_or_replacing(
+    milvus_index: VectorIndex, milvus_lite_uri: str
+) -> None:
+    from facesocial.store.milvus_index import MilvusVectorIndex
+
+    name = f"t{next(_counter)}_shared"
+    milvus_index.ensure_collection(name, 8)
+    vectors = random_unit(10)
+    milvus_index.upsert(name, ids_of(10), vectors)
+    assert milvus_index.count(name) == 10  # the collection's description is now cached
+    other = MilvusVectorIndex(milvus_lite_uri)  # e.g. `facesocial index rebuild` elsewhere
+    try:
+        other.replace_collection(name, 8, [(["r0"], vectors[[3]])])  # the old physical one is dropped
+        assert milvus_index.search(name, vectors[[3]], k=5)[0][0].id == "r0"
+        other.drop(name)
+        assert milvus_index.search(name, vectors[[3]], k=5) == [[]]  # gone: empty, not an error
+        assert milvus_index.count(name) == 0
+    finally:
+        other.close()
+
+
+@milvus_only
+def test_milvus_errors_are_classified_as_unavailable_or_misuse() -> None:
+    import grpc  # type: ignore[import-untyped]
+    from pymilvus.exceptions import (  # type: ignore[import-untyped]
+        ConnectionConfigException,
+        MilvusException,
+        ParamError,
+    )
+
+    from facesocial.store.milvus_index import _is_unavailable
+
+    cases = [
+        (MilvusException(2, "Fail connecting to server on 127.0.0.1:1"), True),  # CONNECT_FAILED
+        (MilvusException(grpc.StatusCode.UNAVAILABLE, "[search] Retry timeout: 3s"), True),
+        (MilvusException(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"), True),
+        (MilvusException(1, "[query] Retry timeout: 30s, message=..."), True),
+        (MilvusException(8, "rate limit exceeded"), True),
+        (ConnectionConfigException(message="illegal uri"), True),
+        (MilvusException(100, "collection not found[collection=x]"), False),
+        (MilvusException(1100, "the dim (8) of field data(embedding) is not equal to schema dim (4)"), False),
+        (ParamError(message="wrong type"), False),
+        (MilvusException(1, "alias 'x' already exists"), False),
+        (grpc.FutureTimeoutError(), True),
+    ]
+    assert [_is_unavailable(exc) for exc, _ in cases] == [expected for _, expected in cases]
 
 
 @milvus_only

@@ -6,14 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from facesocial import __version__
-from facesocial.api import errors
+from facesocial.api import errors, openapi
 from facesocial.api.audit_middleware import AuditMiddleware
+from facesocial.api.auth_middleware import AuthMiddleware
+from facesocial.api.body_limit import BodyLimitMiddleware
 from facesocial.api.metrics_middleware import MetricsMiddleware
-from facesocial.api.routers import demographics, face_detection, face_recognition, health
+from facesocial.api.routers import admin, demographics, face_detection, face_recognition, health
 from facesocial.container import Container
 from facesocial.settings import Settings
+from facesocial.vision.decode_gate import DecodeGate
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -22,6 +26,10 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # SQL and the vector index are compared (and repaired) now and then periodically;
+        # /health/ready says not ready until the first pass finds them in agreement.
+        if container.settings.reconcile.interval_seconds > 0:
+            container.reconcile_loop.start()
         yield
         container.close()
 
@@ -32,11 +40,23 @@ def create_app(container: Container | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
+    # One per process: it bounds the pixels decoded at once across all requests.
+    app.state.decode_gate = DecodeGate.from_limits(container.settings.limits)
     errors.install(app)
+    openapi.install(app, container.settings)
     app.include_router(health.router)
     app.include_router(face_detection.router)
     app.include_router(face_recognition.router)
     app.include_router(demographics.router)
+    app.include_router(admin.router)
+    # Outermost last. A request meets: proxy headers (who the client is) -> metrics -> audit (one
+    # row per call, refused ones too) -> authentication (headers only) -> body budget -> routes.
+    app.add_middleware(BodyLimitMiddleware, default_limit=container.settings.intake.json_body_bytes)
+    app.add_middleware(AuthMiddleware, container=container)
     app.add_middleware(AuditMiddleware, audit=container.audit)
     app.add_middleware(MetricsMiddleware)
+    if container.settings.intake.trusted_proxies:
+        # scope["client"] becomes the X-Forwarded-For client only when the peer is a trusted
+        # proxy; `facesocial serve` turns uvicorn's own copy of this off (it trusts loopback).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=container.settings.intake.trusted_proxies)
     return app

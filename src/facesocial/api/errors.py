@@ -14,6 +14,10 @@ from facesocial import errors
 
 log = logging.getLogger(__name__)
 
+# Seconds a client should wait after a 503 SERVICE_UNAVAILABLE (a store is down): long enough
+# for a restart or failover to show, short enough that clients come back soon.
+RETRY_AFTER_SECONDS = 5
+
 _HTTP_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
@@ -45,6 +49,8 @@ def install(app: FastAPI) -> None:
         response = envelope(exc.code, exc.message, exc.status, exc.details or None)
         if "retry_after" in exc.details:
             response.headers["Retry-After"] = str(exc.details["retry_after"])
+        elif exc.code == "SERVICE_UNAVAILABLE":
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -65,7 +71,61 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A store failure raised outside the routes (e.g. in a middleware) still gets its 503.
+        translated = store_unavailable(exc)
+        if translated is not None:
+            return await _domain(request, translated)
         # Details go to the log, not to the client.
         log.exception("unhandled error on %s", request.url.path)
         remember(request, "INTERNAL_ERROR", type(exc).__name__)
         return envelope("INTERNAL_ERROR", "Internal error", 500)
+
+    async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+        translated = store_unavailable(exc)
+        if translated is None:
+            return await _unexpected(request, exc)
+        return await _domain(request, translated)
+
+    for store_error in _store_error_classes():
+        app.add_exception_handler(store_error, _store_down)
+
+
+def _store_error_classes() -> tuple[type[Exception], ...]:
+    """Exception classes that may mean a store is unreachable (checked by :func:`store_unavailable`)."""
+    import psycopg
+    from sqlalchemy import exc as sa
+
+    return (sa.OperationalError, sa.InterfaceError, sa.TimeoutError, sa.DisconnectionError, psycopg.Error)
+
+
+def store_unavailable(exc: BaseException) -> errors.FaceSocialError | None:
+    """The 503 a connection-level database failure deserves, or None for any other error.
+
+    Connection-level: SQLAlchemy's ``OperationalError``/``InterfaceError`` (lost or refused
+    connection, server shut down, statement cancelled, SQLite "database is locked" after its busy
+    timeout), a pool checkout timeout, an invalidated connection, and the same psycopg errors when
+    raised directly. Integrity, data and programming errors are not: they stay bugs (500) or the
+    caller's mistake. Every such failure is logged once here, with the exception's class and first
+    line (PostgreSQL connection messages name host and port, never the password).
+    """
+    import psycopg
+    from sqlalchemy import exc as sa
+
+    down = isinstance(exc, sa.OperationalError | sa.InterfaceError | sa.TimeoutError | sa.DisconnectionError)
+    down = down or (isinstance(exc, sa.DBAPIError) and exc.connection_invalidated)
+    down = down or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    if not down:
+        return None
+    reason = describe(exc.orig if isinstance(exc, sa.DBAPIError) and exc.orig is not None else exc)
+    log.warning("database unavailable: %s", reason)
+    if "database is locked" in reason:
+        message = "The database is locked by another writer; retry shortly"
+    else:
+        message = "The database is not answering; retry shortly"
+    return errors.DatabaseUnavailableError(message, retry_after=RETRY_AFTER_SECONDS)
+
+
+def describe(exc: BaseException) -> str:
+    """``Class: first line`` of an error, for logs and readiness (no tracebacks, no stack)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -98,6 +98,77 @@ def _pipeline_stages(pipeline: FacePipeline, data: bytes, settings: Settings, ru
     return {"faces_detected": len(faces), "stages": stages}
 
 
+def bench_photo(width: int, height: int) -> np.ndarray:
+    """A large test photo without external data: scikit-image's coffee enlarged, with the
+    astronaut's head pasted at 2 %, 5 % and 10 % of the short side, the 5 % one lying on its
+    side (turned clockwise)."""
+    import skimage.data
+
+    coffee = np.ascontiguousarray(skimage.data.coffee())  # type: ignore[no-untyped-call]
+    canvas = cv2.resize(coffee, (width, height), interpolation=cv2.INTER_CUBIC)
+    head = np.ascontiguousarray(skimage.data.astronaut()[0:320, 80:380])  # type: ignore[no-untyped-call]
+    short = min(width, height)
+    for fraction, x, turned in ((0.02, 0.15, False), (0.05, 0.45, True), (0.10, 0.7, False)):
+        # The astronaut's face box is ~106 px in this 300 px wide head crop.
+        scale = fraction * short / 106.0
+        pasted = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if turned:
+            pasted = np.ascontiguousarray(np.rot90(pasted, -1))
+        top, left = int(height * 0.3), int(width * x)
+        h, w = pasted.shape[:2]
+        canvas[top : top + h, left : left + w] = pasted[: height - top, : width - left]
+    return np.ascontiguousarray(canvas)
+
+
+SEARCH_MODES: dict[str, dict[str, Any]] = {
+    "single upright pass (before)": {"rotation": "upright", "small_face_fraction": 1.0},
+    "upright, tiles": {"rotation": "upright"},
+    "auto (default)": {},
+    "always": {"rotation": "always"},
+}
+
+
+def _search_stages(settings: Settings, runs: int) -> dict[str, Any]:
+    """Detection alone per search mode and photo size: median ms, faces, model inputs."""
+    import skimage.data
+
+    photos = {
+        "astronaut 512x512": np.ascontiguousarray(skimage.data.astronaut()),  # type: ignore[no-untyped-call]
+        "1920x1080": bench_photo(1920, 1080),
+        "4000x3000": bench_photo(4000, 3000),
+        "8000x4500": bench_photo(8000, 4500),
+    }
+    min_face = settings.detection.min_face_size
+    confidence = settings.detection.detection_confidence
+    result: dict[str, Any] = {}
+    detectors = [("blazeface_full", mode, update) for mode, update in SEARCH_MODES.items()]
+    if Container(settings).model_cache.has("retinaface_mnet025"):
+        detectors.append(("retinaface_mnet025", "auto (default)", {}))
+    for name, mode, update in detectors:
+        configured = settings.model_copy(
+            update={
+                "detection": settings.detection.model_copy(update=update),
+                "models": settings.models.model_copy(update={"detector": name}),
+            }
+        )
+        detector = Container(configured).pipeline.detector
+        row: dict[str, Any] = {}
+        for label, rgb in photos.items():
+
+            def detect(x: np.ndarray = rgb, d: Any = detector) -> Any:
+                return d.detect(x, min_face_size=min_face, min_confidence=confidence)
+
+            faces = detect()
+            timing = _time(detect, runs)
+            row[label] = {
+                **timing,
+                "faces": len(faces),
+                "model_inputs": int(getattr(detector, "views_run", 1)),
+            }
+        result[f"{name}: {mode}"] = row
+    return result
+
+
 def _index_search(runs: int, gallery: int = 100_000) -> dict[str, float]:
     """Exact top-10 search in the local index over a synthetic gallery of unit vectors."""
     vectors = l2_normalise(np.random.default_rng(0).normal(size=(gallery, 128)))
@@ -145,6 +216,9 @@ def run_bench(
     if len(faces):
         report["align (dlib 150² chip, one face)"] = _time(lambda: dlib_chips(rgb, faces[[0]]), runs)
         report["landmarks_68 (dlib, per image)"] = _time(lambda: pipeline.landmarks68(rgb, faces), runs)
+    report["detector_search (default min_face_size, ms per photo)"] = _search_stages(
+        settings, max(3, runs // 4)
+    )
     report["index_search_top10_100k (local, exact)"] = _index_search(runs)
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     report["models"] = {

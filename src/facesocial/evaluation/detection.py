@@ -54,8 +54,10 @@ def run_detection_eval(
 ) -> dict[str, Any]:
     from facesocial.container import Container
 
-    pipeline = Container(settings or Settings()).pipeline
+    settings = settings or Settings()
+    pipeline = Container(settings).pipeline
     detector = pipeline.detector
+    views = 0
     # Score everything the detector offers; AP sweeps the threshold itself.
     scored: list[tuple[float, bool]] = []
     total_faces = 0
@@ -66,6 +68,7 @@ def run_detection_eval(
         started = time.perf_counter()
         faces = detector.detect(rgb, min_face_size=min_face_size, min_confidence=0.05)
         seconds += time.perf_counter() - started
+        views += int(getattr(detector, "views_run", 0))
         total_faces += int((~ignore).sum())
         taken = np.zeros(len(truth), bool)
         overlaps = iou_matrix(faces.boxes, truth) if len(truth) else np.zeros((len(faces), 0))
@@ -83,7 +86,7 @@ def run_detection_eval(
     true_positives = np.cumsum(hits)
     recall_curve = true_positives / max(1, total_faces)
     precision_curve = true_positives / np.arange(1, len(hits) + 1) if len(hits) else np.zeros(0)
-    default_confidence = (settings or Settings()).detection.detection_confidence
+    default_confidence = settings.detection.detection_confidence
     at_default = confidences >= default_confidence
     found = int(hits[at_default].sum())
     reported = int(at_default.sum())
@@ -92,6 +95,8 @@ def run_detection_eval(
         "images": len(images),
         "faces": total_faces,
         "detector": detector.model.tag,
+        "rotation": settings.detection.rotation,
+        "small_face_fraction": settings.detection.small_face_fraction,
         "iou": iou,
         "min_face_size": min_face_size,
         "ap": round(average_precision(recall_curve, precision_curve), 4),
@@ -103,4 +108,5 @@ def run_detection_eval(
         },
         "max_recall": round(float(recall_curve[-1]) if len(recall_curve) else 0.0, 4),
         "ms_per_image": round(1000 * seconds / max(1, len(images)), 1),
+        "model_inputs_per_image": round(views / max(1, len(images)), 1),
     }

@@ -68,6 +68,13 @@ class DemographicsService:
         return Outcome(body, confidence=best, model_version=model_tag)
 
     def batch(self, images: list[NamedImage], *, ctx: RequestContext) -> Outcome:
+        """Analyse each image on its own; one failing image fails only its own item.
+
+        Raises:
+            ValidationFailedError (422): no image, or more than ``BATCH_MAX_IMAGES``.
+            BatchFailedError (422): every item failed; ``details`` holds the whole batch body
+                (``batch_id``, ``total``, ``succeeded``, ``failed``, ``results`` with each error).
+        """
         if not images:
             raise errors.ValidationFailedError("Send at least one image (field: images)")
         if len(images) > BATCH_MAX_IMAGES:
@@ -95,6 +102,12 @@ class DemographicsService:
             "max_images": BATCH_MAX_IMAGES,
             "results": results,
         }
+        if succeeded == 0:
+            # Nothing was analysed: the call failed, though each item says why on its own.
+            raise errors.BatchFailedError(
+                f"All {len(images)} images of the batch failed; details.results gives each error",
+                **body,
+            )
         return Outcome(body, model_version=self._model_tag())
 
     def _models(self) -> dict[str, Any]:

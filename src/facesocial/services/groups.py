@@ -1,4 +1,4 @@
-"""Face groups: named sets of enrolled faces that scope identification."""
+"""Face groups of one tenant: named sets of enrolled people that scope identification."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from facesocial import errors
 from facesocial.services.principal import Principal
-from facesocial.services.tenancy import require_group, require_user, scoped_groups
+from facesocial.store import recognition_repository as repo
 from facesocial.store.db import Database
-from facesocial.store.tables import FaceData, FaceGroup, FaceGroupMember
+from facesocial.store.tables import FACE_ACTIVE, FaceData, FaceGroup, FaceGroupMember, User
 
 
 def add_faces_to_group(session: Session, group_id: uuid.UUID, face_ids: Sequence[uuid.UUID]) -> None:
@@ -35,16 +35,6 @@ def refresh_face_count(session: Session, group_id: uuid.UUID) -> None:
     session.execute(update(FaceGroup).where(FaceGroup.id == group_id).values(face_count=int(count or 0)))
 
 
-def group_face_ids(session: Session, group_id: uuid.UUID, collection: str) -> list[str]:
-    """The group's faces that live in one embedding model's collection."""
-    ids = session.scalars(
-        select(FaceData.face_id)
-        .join(FaceGroupMember, FaceGroupMember.face_id == FaceData.id)
-        .where(FaceGroupMember.group_id == group_id, FaceData.milvus_collection == collection)
-    ).all()
-    return list(ids)
-
-
 class GroupService:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -59,87 +49,97 @@ class GroupService:
         owner: uuid.UUID | None = None,
     ) -> dict[str, Any]:
         with self._db.session() as session:
-            if owner is not None:
-                require_user(session, owner, caller)
+            owner_user = repo.require_user(session, caller.tenant_id, owner) if owner is not None else None
             group = FaceGroup(
                 group_name=name,
                 description=description,
                 privacy_level=privacy_level,
-                user_id=owner,
+                user_id=owner_user.user_id if owner_user else None,
                 tenant_id=caller.tenant_id,
             )
             session.add(group)
             session.flush()
-            return _group_dict(group)
+            return _group_dict(group, owner)
 
     def list(self, *, caller: Principal) -> list[dict[str, Any]]:
-        with self._db.session() as session:
-            groups = session.scalars(scoped_groups(caller).order_by(FaceGroup.created_at)).all()
-            return [_group_dict(g) for g in groups]
+        with self._db.session(readonly=True) as session:
+            groups = session.scalars(repo.groups_of(caller.tenant_id).order_by(FaceGroup.created_at)).all()
+            owners = repo.external_ids(session, {g.user_id for g in groups if g.user_id})
+            return [_group_dict(g, owners.get(g.user_id) if g.user_id else None) for g in groups]
 
     def get(self, group_id: uuid.UUID, *, caller: Principal) -> dict[str, Any]:
-        with self._db.session() as session:
-            group = require_group(session, group_id, caller)
-            rows = session.execute(
-                select(FaceData.user_id, FaceData.id)
-                .join(FaceGroupMember, FaceGroupMember.face_id == FaceData.id)
-                .where(FaceGroupMember.group_id == group_id)
-                .order_by(FaceGroupMember.created_at)
+        with self._db.session(readonly=True) as session:
+            return self._describe(session, repo.require_group(session, caller.tenant_id, group_id))
+
+    def _describe(self, session: Session, group: FaceGroup) -> dict[str, Any]:
+        session.refresh(group)  # face_count may have been updated by a bulk statement
+        rows = session.execute(
+            select(User.external_id, FaceData.id)
+            .join(FaceGroupMember, FaceGroupMember.face_id == FaceData.id)
+            .join(User, User.user_id == FaceData.user_id)
+            .where(
+                FaceGroupMember.group_id == group.id,
+                FaceData.status == FACE_ACTIVE,
+                User.deleted_at.is_(None),
             )
-            members: dict[str, list[str]] = {}
-            for owner, face_id in rows:
-                members.setdefault(str(owner), []).append(str(face_id))
-            return {
-                **_group_dict(group),
-                "members": [{"user_id": u, "face_ids": f} for u, f in members.items()],
-            }
+            .order_by(FaceGroupMember.created_at)
+        )
+        members: dict[str, list[str]] = {}
+        for owner, face_id in rows:
+            members.setdefault(str(owner), []).append(str(face_id))
+        owner_id = repo.external_ids(session, {group.user_id}).get(group.user_id) if group.user_id else None
+        return {
+            **_group_dict(group, owner_id),
+            "members": [{"user_id": u, "face_ids": f} for u, f in members.items()],
+        }
 
     def delete(self, group_id: uuid.UUID, *, caller: Principal) -> None:
         with self._db.session() as session:
-            group = require_group(session, group_id, caller)
+            group = repo.require_group(session, caller.tenant_id, group_id)
             session.execute(delete(FaceGroupMember).where(FaceGroupMember.group_id == group_id))
             session.delete(group)
 
     def add_members(
         self, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID], *, caller: Principal
     ) -> dict[str, Any]:
-        """Add every active face of each user (users must be visible to the caller)."""
+        """Add every active face of each of the caller's users ``user_ids``."""
         with self._db.session() as session:
-            require_group(session, group_id, caller)
+            group = repo.require_group(session, caller.tenant_id, group_id)
             face_ids: list[uuid.UUID] = []
             for user_id in user_ids:
-                require_user(session, user_id, caller)
-                found = session.scalars(
-                    select(FaceData.id).where(FaceData.user_id == user_id, FaceData.status == "active")
-                ).all()
+                user = repo.require_user(session, caller.tenant_id, user_id)
+                found = [face_id for face_id, _, _ in repo.active_faces(session, user.user_id)]
                 if not found:
                     raise errors.UserNotFoundError(f"User {user_id} has no enrolled face")
                 face_ids.extend(found)
             add_faces_to_group(session, group_id, face_ids)
-        return self.get(group_id, caller=caller)
+            return self._describe(session, group)
 
     def remove_member(self, group_id: uuid.UUID, user_id: uuid.UUID, *, caller: Principal) -> dict[str, Any]:
         with self._db.session() as session:
-            require_group(session, group_id, caller)
-            face_ids = select(FaceData.id).where(FaceData.user_id == user_id).scalar_subquery()
-            removed = session.execute(
-                delete(FaceGroupMember).where(
-                    FaceGroupMember.group_id == group_id, FaceGroupMember.face_id.in_(face_ids)
-                )
-            ).rowcount  # type: ignore[attr-defined]
+            group = repo.require_group(session, caller.tenant_id, group_id)
+            user = repo.find_user(session, caller.tenant_id, user_id)
+            removed = 0
+            if user is not None:
+                face_ids = select(FaceData.id).where(FaceData.user_id == user.user_id).scalar_subquery()
+                removed = session.execute(
+                    delete(FaceGroupMember).where(
+                        FaceGroupMember.group_id == group_id, FaceGroupMember.face_id.in_(face_ids)
+                    )
+                ).rowcount  # type: ignore[attr-defined]
             if not removed:
                 raise errors.UserNotFoundError(f"User {user_id} is not a member of group {group_id}")
             refresh_face_count(session, group_id)
-        return self.get(group_id, caller=caller)
+            return self._describe(session, group)
 
 
-def _group_dict(group: FaceGroup) -> dict[str, Any]:
+def _group_dict(group: FaceGroup, owner: uuid.UUID | None) -> dict[str, Any]:
     return {
         "group_id": str(group.id),
         "group_name": group.group_name,
         "description": group.description,
         "privacy_level": group.privacy_level,
-        "owner_user_id": str(group.user_id) if group.user_id else None,
+        "owner_user_id": str(owner) if owner else None,
         "face_count": group.face_count,
         "created_at": group.created_at.isoformat(),
     }

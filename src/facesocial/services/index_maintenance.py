@@ -1,18 +1,22 @@
-"""Vector index upkeep: rebuild from SQL (the source of truth), migrate to another model."""
+"""Vector index upkeep: rebuild from SQL (the source of truth), migrate to another model.
+
+Checking and repairing SQL against the index is services/reconcile.py."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import select
 
 from facesocial import errors
-from facesocial.services.face_cache import FaceCache
 from facesocial.services.face_chips import ChipVault
+from facesocial.services.face_writes import FaceWriter, NewFace
 from facesocial.store.db import Database
-from facesocial.store.tables import FaceData, FaceGroupMember
+from facesocial.store.tables import FACE_ACTIVE, FaceData, User
 from facesocial.store.vector_index import VectorIndex
 from facesocial.vision.image import decode_image
 from facesocial.vision.pipeline import DetectOptions, FacePipeline
@@ -27,40 +31,59 @@ class RebuildReport:
 
 
 def rebuild_index(database: Database, index: VectorIndex) -> list[RebuildReport]:
-    """Drop every collection and refill each from ``face_data`` (active faces only)."""
-    with database.session() as session:
+    """Refill every collection from ``face_data`` (active faces), without reading the old vectors.
+
+    Each collection is replaced as a whole (``VectorIndex.replace_collection``): searches see the
+    old content until the new one is complete. Collections no face row names are emptied.
+    """
+    with database.session(readonly=True) as session:
         layout = session.execute(
             select(FaceData.milvus_collection, FaceData.embedding_dimension).distinct()
         ).all()
+    wanted = {collection for collection, _ in layout}
     for name in index.collections():
-        index.drop(name)
+        if name not in wanted:
+            # No face row names it: empty it, but keep it (a running server's embedders write to
+            # their collections without creating them again).
+            index.delete(name, list(index.ids(name)))
     reports = []
     for collection, dimension in layout:
-        index.ensure_collection(collection, dimension)
-        total = 0
-        with database.session() as session:
-            rows = session.execute(
-                select(FaceData.face_id, FaceData.embedding)
-                .where(FaceData.milvus_collection == collection, FaceData.status == "active")
-                .execution_options(yield_per=_BATCH)
-            )
-            batch_ids: list[str] = []
-            batch_vectors: list[np.ndarray] = []
-            for face_id, blob in rows:
-                batch_ids.append(face_id)
-                batch_vectors.append(np.frombuffer(blob, dtype=np.float32))
-                if len(batch_ids) == _BATCH:
-                    index.upsert(collection, batch_ids, np.stack(batch_vectors))
-                    total += len(batch_ids)
-                    batch_ids, batch_vectors = [], []
-            if batch_ids:
-                index.upsert(collection, batch_ids, np.stack(batch_vectors))
-                total += len(batch_ids)
-        reports.append(RebuildReport(collection, total))
-    flush = getattr(index, "flush", None)
-    if callable(flush):
-        flush()  # milvus-lite indexes only flushed rows
+        counter = _Counter()
+        index.replace_collection(collection, dimension, counter.wrap(_active_batches(database, collection)))
+        reports.append(RebuildReport(collection, counter.rows))
     return reports
+
+
+Batch = tuple[list[str], npt.NDArray[np.float32]]
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def wrap(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        for ids, vectors in batches:
+            self.rows += len(ids)
+            yield ids, vectors
+
+
+def _active_batches(database: Database, collection: str) -> Iterator[Batch]:
+    with database.session(readonly=True) as session:
+        rows = session.execute(
+            select(FaceData.face_id, FaceData.embedding)
+            .where(FaceData.milvus_collection == collection, FaceData.status == FACE_ACTIVE)
+            .execution_options(yield_per=_BATCH)
+        )
+        batch_ids: list[str] = []
+        batch_vectors: list[npt.NDArray[np.float32]] = []
+        for face_id, blob in rows:
+            batch_ids.append(face_id)
+            batch_vectors.append(np.frombuffer(blob, dtype=np.float32))
+            if len(batch_ids) == _BATCH:
+                yield batch_ids, np.stack(batch_vectors)
+                batch_ids, batch_vectors = [], []
+        if batch_ids:
+            yield batch_ids, np.stack(batch_vectors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +93,7 @@ class MigrationReport:
     re_embedded: int
     already_enrolled_users: int
     failed_faces: list[str]
-    users_to_re_enrol: list[str]
+    users_to_re_enrol: list[dict[str, str]]  # tenant_id and the tenant's user_id
 
 
 def migrate_gallery(
@@ -79,27 +102,28 @@ def migrate_gallery(
     pipeline: FacePipeline,
     vault: ChipVault | None,
     target_model: str,
-    face_cache: FaceCache | None = None,
+    writer: FaceWriter,
 ) -> MigrationReport:
     """Enrol every user in ``target_model``'s collection from their kept face chips.
 
     Users with a face already in the target collection are left alone. Users whose faces
     have no kept chip (chips are opt-in) cannot be re-embedded and are listed: they must
-    enrol again. Nothing is deleted: each collection keeps serving its own model.
+    enrol again. Nothing is deleted: each collection keeps serving its own model. New faces
+    go through the same write path as registrations (services/face_writes.py).
     """
     embedder = pipeline.embedder_for(target_model)
     index.ensure_collection(embedder.collection, embedder.dimension)
-    with database.session() as session:
+    with database.session(readonly=True) as session:
         done_users = set(
             session.scalars(
                 select(FaceData.user_id).where(
-                    FaceData.milvus_collection == embedder.collection, FaceData.status == "active"
+                    FaceData.milvus_collection == embedder.collection, FaceData.status == FACE_ACTIVE
                 )
             ).all()
         )
         sources = session.execute(
             select(FaceData.id, FaceData.user_id, FaceData.face_chip).where(
-                FaceData.milvus_collection != embedder.collection, FaceData.status == "active"
+                FaceData.milvus_collection != embedder.collection, FaceData.status == FACE_ACTIVE
             )
         ).all()
     pending = [(fid, uid, chip) for fid, uid, chip in sources if uid not in done_users]
@@ -116,36 +140,30 @@ def migrate_gallery(
             if len(faces) == 0:
                 raise errors.NoFaceFoundError()
             vector = pipeline.embed(rgb, faces, target_model).columns["embedding"][0]
+            new_id = uuid.uuid4()
+            writer.add_face(
+                user_id,
+                NewFace(
+                    face_id=new_id,
+                    collection=embedder.collection,
+                    embedding=np.asarray(vector, dtype=np.float32),
+                    model_tag=embedder.model.tag,
+                    quality_score=faces.columns["quality"][0].score,
+                    chip=chip,
+                    registration_source=f"migrated_from:{face_id}",
+                ),
+            )
         except errors.FaceSocialError:
             failed.append(str(face_id))
             continue
-        new_id = uuid.uuid4()
-        with database.session() as session:
-            session.add(
-                FaceData(
-                    id=new_id,
-                    user_id=user_id,
-                    face_id=str(new_id),
-                    image_hash=None,
-                    face_quality_score=faces.columns["quality"][0].score,
-                    embedding_version=embedder.model.tag,
-                    embedding_dimension=embedder.dimension,
-                    milvus_collection=embedder.collection,
-                    embedding=np.asarray(vector, dtype=np.float32).tobytes(),
-                    face_chip=chip,
-                    registration_source=f"migrated_from:{face_id}",
-                )
-            )
-            for group_id in session.scalars(
-                select(FaceGroupMember.group_id).where(FaceGroupMember.face_id == face_id)
-            ).all():
-                session.add(FaceGroupMember(group_id=group_id, face_id=new_id))
-        index.upsert(embedder.collection, [str(new_id)], np.asarray(vector, dtype=np.float32)[None, :])
         re_embedded += 1
         covered.add(user_id)
-        if face_cache is not None:
-            face_cache.drop(user_id)
-    stranded = sorted({str(uid) for _, uid, _ in pending if uid not in covered})
+    stranded_ids = {uid for _, uid, _ in pending if uid not in covered}
+    with database.session(readonly=True) as session:
+        names = session.execute(
+            select(User.tenant_id, User.external_id).where(User.user_id.in_(stranded_ids))
+        ).all()
+    stranded = [{"tenant_id": str(t), "user_id": str(e)} for t, e in sorted(names, key=lambda n: str(n[1]))]
     return MigrationReport(
         target_model=embedder.model.name,
         collection=embedder.collection,

@@ -1,4 +1,8 @@
-"""API keys (document 003): only a SHA-256 of the secret is stored; quota counted per call."""
+"""API keys (document 003): only a SHA-256 of the secret is stored; quota counted per call.
+
+Keys are read from SQL on every request (no cache), so revoking or expiring one takes effect on
+the next request of every running server process.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from facesocial import errors
 from facesocial.services.principal import Principal
@@ -29,6 +35,49 @@ class IssuedKey:
     secret: str  # shown once, never stored
     name: str
     role: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What an operator may see of a key: everything but the secret and its hash."""
+
+    id: uuid.UUID
+    prefix: str  # the secret's first 10 characters, e.g. "fs_AbC1234"
+    name: str
+    role: str
+    tenant_id: uuid.UUID  # owner_id, or the key's own id
+    shared_owner: bool  # True when created with an explicit owner
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    is_active: bool
+    requests_made: int
+    request_limit: int | None
+
+    def state(self, now: datetime) -> str:
+        """``active``, ``revoked`` or ``expired`` (what the next request would meet)."""
+        if not self.is_active:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def as_dict(self, now: datetime) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "prefix": self.prefix,
+            "name": self.name,
+            "role": self.role,
+            "tenant_id": str(self.tenant_id),
+            "shared_owner": self.shared_owner,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "active": self.is_active,
+            "state": self.state(now),
+            "requests_made": self.requests_made,
+            "request_limit": self.request_limit,
+        }
 
 
 class ApiKeyService:
@@ -65,6 +114,73 @@ class ApiKeyService:
         with self._db.session() as session:
             return int(session.scalar(select(func.count()).select_from(ApiKey)) or 0)
 
+    def list_all(self) -> list[KeyInfo]:
+        """Every key, oldest first."""
+        with self._db.session() as session:
+            rows = session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)).all()
+            return [_info(row) for row in rows]
+
+    def find(self, ref: str) -> KeyInfo:
+        """The one key named by ``ref``: its id (whole, or the start of it) or its secret's prefix.
+
+        ``ref`` is a UUID, at least 4 leading characters of one, or the 10-character prefix shown
+        by ``keys list`` (a longer string, e.g. the whole secret, works too: only its prefix is
+        compared). Raises ApiKeyNotFoundError (none) or AmbiguousApiKeyError (several).
+        """
+        with self._db.session() as session:
+            return _info(self._resolve(session, ref))
+
+    def revoke(self, ref: str) -> KeyInfo:
+        """Deactivate a key for good (``is_active = false``): its next request gets INVALID_API_KEY."""
+        with self._db.session() as session:
+            row = self._resolve(session, ref)
+            row.is_active = False
+            return _info(row)
+
+    def expire(self, ref: str, at: datetime) -> KeyInfo:
+        """Set when a key stops working (past or future, timezone-aware); then API_KEY_EXPIRED."""
+        if at.tzinfo is None:
+            raise errors.ValidationFailedError("The expiry needs a timezone (e.g. 2027-01-31T00:00:00Z)")
+        with self._db.session() as session:
+            row = self._resolve(session, ref)
+            row.expires_at = at.astimezone(UTC)
+            return _info(row)
+
+    def tenant_of(self, ref: str) -> uuid.UUID:
+        """The tenant a new key shares when created with ``owner=ref`` (a key, or any tenant UUID)."""
+        try:
+            return self.find(ref).tenant_id
+        except errors.ApiKeyNotFoundError:
+            try:
+                return uuid.UUID(ref)
+            except ValueError:
+                raise errors.ApiKeyNotFoundError(
+                    f"{ref!r} is neither a tenant UUID nor the id or prefix of an API key"
+                ) from None
+
+    def _resolve(self, session: Session, ref: str) -> ApiKey:
+        ref = ref.strip()
+        if ref.startswith(KEY_PREFIX) and len(ref) >= len(KEY_PREFIX) + 4:
+            wanted = ref[:10]
+            rows = session.scalars(
+                select(ApiKey).where(ApiKey.key_prefix.startswith(wanted, autoescape=True))
+            ).all()
+        elif len(ref) >= 4 and all(c in "0123456789abcdef-" for c in ref.lower()):
+            # Keys are few (one per client application): compare the text form in Python, the
+            # same on PostgreSQL (uuid) and SQLite (32 hex digits).
+            wanted = ref.lower()
+            rows = [row for row in session.scalars(select(ApiKey)).all() if str(row.id).startswith(wanted)]
+        else:
+            raise errors.ApiKeyNotFoundError(
+                f"{ref!r} is not a key id (UUID, or its first 4+ characters) or prefix (fs_ and 4+ more)"
+            )
+        if not rows:
+            raise errors.ApiKeyNotFoundError(f"No API key has the id or prefix {ref!r}")
+        if len(rows) > 1:
+            listed = ", ".join(f"{row.id} ({row.key_prefix})" for row in rows[:5])
+            raise errors.AmbiguousApiKeyError(f"{ref!r} matches {len(rows)} API keys: {listed}")
+        return rows[0]
+
     def authenticate(self, secret: str | None) -> Principal:
         """Check a presented key, count the request against its quota, return the caller."""
         if not secret:
@@ -95,6 +211,23 @@ class ApiKeyService:
                 name=row.key_name,
                 api_key_id=row.id,
             )
+
+
+def _info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(
+        id=row.id,
+        prefix=row.key_prefix,
+        name=row.key_name,
+        role=row.role,
+        tenant_id=row.owner_id or row.id,
+        shared_owner=row.owner_id is not None,
+        created_at=_aware(row.created_at),
+        expires_at=_aware(row.expires_at) if row.expires_at else None,
+        last_used_at=_aware(row.last_used_at) if row.last_used_at else None,
+        is_active=row.is_active,
+        requests_made=row.requests_made,
+        request_limit=row.request_limit,
+    )
 
 
 def _aware(moment: datetime) -> datetime:

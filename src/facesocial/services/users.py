@@ -1,33 +1,31 @@
-"""Enrolled users: look-up and GDPR erasure."""
+"""Enrolled users of one tenant: look-up and GDPR erasure."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 
-from facesocial.services.face_cache import FaceCache
-from facesocial.services.groups import refresh_face_count
+from facesocial.services.face_writes import FaceWriter
 from facesocial.services.outcome import Outcome
 from facesocial.services.principal import Principal
-from facesocial.services.tenancy import require_user
+from facesocial.store import recognition_repository as repo
 from facesocial.store.db import Database
-from facesocial.store.tables import FaceData, FaceGroup, FaceGroupMember, RecognitionSession
-from facesocial.store.vector_index import VectorIndex
+from facesocial.store.tables import FaceData
 
 
 class UserService:
-    def __init__(self, database: Database, index: VectorIndex, cache: FaceCache) -> None:
+    def __init__(self, database: Database, writer: FaceWriter) -> None:
         self._db = database
-        self._index = index
-        self._cache = cache
+        self._writer = writer
 
     def get(self, user_id: uuid.UUID, *, caller: Principal) -> dict[str, Any]:
-        with self._db.session() as session:
-            user = require_user(session, user_id, caller)
+        """Consent and the faces of the caller's user ``user_id`` (``USER_NOT_FOUND`` otherwise)."""
+        with self._db.session(readonly=True) as session:
+            user = repo.require_user(session, caller.tenant_id, user_id)
             faces = session.scalars(
-                select(FaceData).where(FaceData.user_id == user_id).order_by(FaceData.created_at)
+                select(FaceData).where(FaceData.user_id == user.user_id).order_by(FaceData.created_at)
             ).all()
             return {
                 "user_id": str(user_id),
@@ -53,37 +51,12 @@ class UserService:
 
         The erasure itself stays on record in audit.ai_operations_log (operation erase_user).
         """
-        with self._db.session() as session:
-            user = require_user(session, user_id, caller)
-            faces = session.execute(
-                select(FaceData.id, FaceData.milvus_collection).where(FaceData.user_id == user_id)
-            ).all()
-            face_ids = [face_id for face_id, _ in faces]
-            groups = session.scalars(
-                select(FaceGroupMember.group_id).where(FaceGroupMember.face_id.in_(face_ids))
-            ).all()
-            session.execute(delete(FaceGroupMember).where(FaceGroupMember.face_id.in_(face_ids)))
-            sessions_removed = session.execute(
-                delete(RecognitionSession).where(
-                    (RecognitionSession.user_id == user_id) | RecognitionSession.matched_face_id.in_(face_ids)
-                )
-            ).rowcount  # type: ignore[attr-defined]
-            session.execute(delete(FaceData).where(FaceData.user_id == user_id))
-            session.execute(update(FaceGroup).where(FaceGroup.user_id == user_id).values(user_id=None))
-            session.delete(user)
-            session.flush()
-            for group_id in set(groups):
-                refresh_face_count(session, group_id)
-        self._cache.drop(user_id)
-        by_collection: dict[str, list[str]] = {}
-        for face_id, collection in faces:
-            by_collection.setdefault(collection, []).append(str(face_id))
-        vectors_removed = sum(self._index.delete(name, ids) for name, ids in by_collection.items())
+        erased = self._writer.erase(caller.tenant_id, user_id)
         body = {
             "user_id": str(user_id),
             "erased": True,
-            "faces_removed": len(face_ids),
-            "vectors_removed": vectors_removed,
-            "recognition_sessions_removed": int(sessions_removed or 0),
+            "faces_removed": erased.faces_removed,
+            "vectors_removed": erased.vectors_removed,
+            "recognition_sessions_removed": erased.sessions_removed,
         }
-        return Outcome(body, user_id=user_id)
+        return Outcome(body, user_id=user_id)  # the audit log keeps the tenant's own id

@@ -1,55 +1,143 @@
 """An in-process exact cosine index persisted on disk (the embedded profile's VectorIndex).
 
-Each collection lives in its own folder: ``snapshot.npz`` (ids + matrix) and an append-only
-``journal.bin`` of upserts and deletes since the snapshot. Every change is appended and
-fsynced before it is applied in memory; the journal is folded into a new snapshot when it
-grows past the snapshot's size, so enrolment cost does not grow with the gallery.
 Exact search is a matrix product (`facesocial bench`: 1.2 ms for top-10 of 100k 128-D faces).
+Every change is appended to the collection's journal and fsynced before it is applied in
+memory, so memory is never ahead of disk; the journal is folded into a new snapshot when it
+grows past the snapshot's size, so enrolment cost does not grow with the gallery.
+
+Local index on-disk format
+--------------------------
+::
+
+    <root>/.lock                  flock()ed by the owning process; holds "<pid> <command>"
+    <root>/<name>/meta.json       {"dimension": D}
+    <root>/<name>/snapshot.npz    ids (str) + matrix (n x D float32), absent until the first compaction
+    <root>/<name>/journal.bin     format v2, see store/local_journal.py: magic, then records of
+                                  length | crc32 | payload, one record per upsert/delete call
+    <root>/.<name>.new            replace_collection() building the next content (temporary)
+    <root>/.<name>.old            the content it replaced, until removed (temporary)
+    <root>/.<name>.dropped        a collection being dropped (temporary)
+    <root>/.<name>.created        a new empty collection being created (temporary)
+    <root>/<name>.corrupt-<UTC>   a collection quarantined on load (kept for inspection only)
+
+Every file except the journal is written crash-safely (temp file, fsync, rename, fsync the
+folder); journal appends are fsynced at the end of the last good record. On load:
+
+* a journal whose tail is torn (crash mid-append) or damaged (a record failing its CRC) is
+  replayed up to the last good record and truncated there, with a warning giving the bytes
+  dropped; a v1 journal (no magic) is read with the old parser and at once compacted into a
+  snapshot plus an empty v2 journal;
+* an unreadable ``meta.json``, snapshot or journal header quarantines the collection (its
+  folder is renamed ``<name>.corrupt-<UTC time>``) and, when the dimension is known, the
+  collection restarts empty. SQL is the source of truth: the reconciler re-adds what is missing.
+  ``LocalVectorIndex.damaged`` names every collection that lost anything on load;
+* temporary folders are settled so that a crash at any point of ``replace_collection`` leaves
+  the old content or the new one, never a mix: with ``<name>`` present, ``.<name>.new`` (an
+  unfinished build) and ``.<name>.old`` (the replaced content) are deleted; with ``<name>``
+  missing and ``.<name>.old`` present, the crash fell between the two renames of the swap,
+  after the build was complete, so ``.<name>.new`` becomes ``<name>`` (``.<name>.old`` does if
+  the new one is unreadable). ``.<name>.dropped`` and ``.<name>.created`` are always deleted.
+
+Ownership: the index lives in one process's memory, so the constructor takes an exclusive
+``flock`` on ``<root>/.lock`` and raises ``IndexInUseError`` (naming the holder's pid) if another
+process - or another open index in this one - has it. The kernel releases the lock when the
+process dies, ``kill -9`` included. POSIX only, and only on a local file system.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import re
 import shutil
-import struct
+import sys
 import threading
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
+from facesocial.errors import IndexInUseError, VectorIndexUnavailableError
+from facesocial.store.local_journal import (
+    DELETE,
+    MAGIC,
+    UPSERT,
+    ReadResult,
+    Record,
+    append_at,
+    encode_all,
+    fsync_dir,
+    journal_format,
+    read_v1,
+    read_v2,
+    truncate,
+    write_atomic,
+)
 from facesocial.store.vector_index import Hit, VectorIndexError
 
-_NAME = re.compile(r"^[A-Za-z0-9_]{1,100}$")
-_UPSERT, _DELETE = b"U", b"D"
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"[A-Za-z0-9_]{1,100}")
+_TEMPORARY = re.compile(r"\.(?P<name>[A-Za-z0-9_]{1,100})\.(?P<kind>new|old|dropped|created)")
+_META, _SNAPSHOT, _JOURNAL = "meta.json", "snapshot.npz", "journal.bin"
+_LOCK_FILE = ".lock"
+
+
+class _DamagedError(Exception):
+    """A collection file that cannot be read; the collection is quarantined."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadIssue:
+    """What loading found wrong with one collection, and what it did about it."""
+
+    collection: str
+    problem: str
+    bytes_dropped: int = 0
+    quarantined_as: str | None = None
 
 
 class _Collection:
+    """One collection in memory: ids, their rows, and a matrix that grows by doubling."""
+
     def __init__(self, folder: Path, dimension: int) -> None:
         self.folder = folder
         self.dimension = dimension
         self.ids: list[str] = []
         self.rows: dict[str, int] = {}
-        self.matrix = np.zeros((0, dimension), dtype=np.float32)
-        self.journal_records = 0
+        self._buffer = np.zeros((0, dimension), dtype=np.float32)
+        self.journal_end = len(MAGIC)  # the journal's bytes up to the end of its last good record
+        self.journal_rows = 0  # ids journalled since the snapshot
         self.snapshot_rows = 0
 
+    @property
+    def matrix(self) -> npt.NDArray[np.float32]:
+        return self._buffer[: len(self.ids)]
+
     # --- in-memory operations -----------------------------------------------------------------
+    def _reserve(self, rows: int) -> None:
+        if rows > len(self._buffer):
+            # Doubling keeps a stream of single-face upserts (and a journal replay) linear.
+            grown = np.empty((max(rows, 2 * len(self._buffer), 64), self.dimension), dtype=np.float32)
+            grown[: len(self.ids)] = self.matrix
+            self._buffer = grown
+
     def apply_upsert(self, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
-        new_rows = []
+        self._reserve(len(self.ids) + len(ids))
         for face_id, vector in zip(ids, vectors, strict=True):
             row = self.rows.get(face_id)
             if row is None:
-                self.rows[face_id] = len(self.ids)
-                new_rows.append(vector)
+                row = len(self.ids)
+                self.rows[face_id] = row
                 self.ids.append(face_id)
-            else:
-                self.matrix[row] = vector
-        if new_rows:
-            self.matrix = np.vstack([self.matrix, np.asarray(new_rows, dtype=np.float32)])
+            self._buffer[row] = vector
 
     def apply_delete(self, ids: Sequence[str]) -> int:
         removed = 0
@@ -61,98 +149,289 @@ class _Collection:
             if row != last:  # move the last row into the hole
                 moved = self.ids[last]
                 self.ids[row] = moved
-                self.matrix[row] = self.matrix[last]
+                self._buffer[row] = self._buffer[last]
                 self.rows[moved] = row
             self.ids.pop()
-            self.matrix = self.matrix[:last]
             removed += 1
         return removed
+
+    def apply(self, record: Record) -> int:
+        if record.vectors is not None:  # an upsert (the decoder gives deletes no vectors)
+            self.apply_upsert(record.ids, record.vectors)
+            return len(record.ids)
+        return self.apply_delete(record.ids)
+
+    def load_rows(self, ids: list[str], matrix: npt.NDArray[np.float32]) -> None:
+        """Fill an empty collection with distinct ``ids`` at once (snapshots, rebuilds)."""
+        self.ids = ids
+        self.rows = {face_id: row for row, face_id in enumerate(ids)}
+        self._buffer = np.array(matrix, dtype=np.float32).reshape(len(ids), self.dimension)
 
     # --- persistence -----------------------------------------------------------------------------
     @property
     def snapshot_path(self) -> Path:
-        return self.folder / "snapshot.npz"
+        return self.folder / _SNAPSHOT
 
     @property
     def journal_path(self) -> Path:
-        return self.folder / "journal.bin"
+        return self.folder / _JOURNAL
 
-    def load(self) -> None:
-        if self.snapshot_path.exists():
-            with np.load(self.snapshot_path, allow_pickle=False) as data:
-                ids = [str(x) for x in data["ids"]]
-                self.matrix = np.array(data["matrix"], dtype=np.float32).reshape(-1, self.dimension)
-            self.ids = ids
-            self.rows = {face_id: row for row, face_id in enumerate(ids)}
-            self.snapshot_rows = len(ids)
-        if self.journal_path.exists():
-            self._replay()
+    def append(self, records: list[Record]) -> None:
+        """Journal ``records`` durably (OSError: nothing was journalled)."""
+        data = encode_all(records)
+        append_at(self.journal_path, self.journal_end, data)
+        self.journal_end += len(data)
+        self.journal_rows += sum(len(r.ids) for r in records)
 
-    def _replay(self) -> None:
-        data = self.journal_path.read_bytes()
-        offset = 0
-        while offset + 5 <= len(data):
-            op = data[offset : offset + 1]
-            (id_length,) = struct.unpack_from("<I", data, offset + 1)
-            start = offset + 5
-            face_id = data[start : start + id_length].decode()
-            end = start + id_length + (self.dimension * 4 if op == _UPSERT else 0)
-            if end > len(data):
-                break  # a torn final record from a crash: ignore it
-            if op == _UPSERT:
-                vector = np.frombuffer(data[start + id_length : end], dtype=np.float32)
-                self.apply_upsert([face_id], vector.reshape(1, -1))
-            else:
-                self.apply_delete([face_id])
-            self.journal_records += 1
-            offset = end
+    def write_files(self) -> None:
+        """Snapshot the content, then empty the journal (replaying it again would be harmless).
 
-    def append(self, records: list[tuple[bytes, str, npt.NDArray[np.float32] | None]]) -> None:
-        chunks = []
-        for op, face_id, vector in records:
-            encoded = face_id.encode()
-            chunks.append(op + struct.pack("<I", len(encoded)) + encoded)
-            if vector is not None:
-                chunks.append(np.asarray(vector, dtype=np.float32).tobytes())
-        with self.journal_path.open("ab") as handle:
-            handle.write(b"".join(chunks))
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.journal_records += len(records)
+        Each step is atomic. A crash between them leaves the new snapshot and the old journal,
+        whose replay is idempotent: every id ends in the state its last record gives it.
+        """
+        ids, matrix = np.array(self.ids, dtype=str), self.matrix
+
+        def snapshot(handle: BinaryIO) -> None:
+            np.savez(handle, ids=ids, matrix=matrix)
+
+        write_atomic(self.snapshot_path, snapshot)
+        write_atomic(self.journal_path, MAGIC)
+        self.journal_end = len(MAGIC)
+        self.journal_rows = 0
+        self.snapshot_rows = len(self.ids)
 
     def maybe_compact(self) -> None:
         # Snapshot when the journal outgrows the last snapshot: replay stays short and the
         # rewrite cost is amortised (each snapshot at least doubles the one before).
-        if self.journal_records > max(1000, self.snapshot_rows):
-            self.compact()
+        if self.journal_rows > max(1000, self.snapshot_rows):
+            try:
+                self.write_files()
+            except OSError as exc:
+                # The change itself is journalled and durable; compaction is retried next time.
+                log.warning(
+                    "local index: compacting %s failed (%s); the journal keeps growing", self.folder, exc
+                )
 
-    def compact(self) -> None:
-        temporary = self.folder / "snapshot.tmp.npz"
-        np.savez(temporary, ids=np.array(self.ids, dtype=str), matrix=self.matrix)
-        os.replace(temporary, self.snapshot_path)
-        self.journal_path.unlink(missing_ok=True)
-        self.journal_records = 0
-        self.snapshot_rows = len(self.ids)
+
+def _meta_bytes(dimension: int) -> bytes:
+    return json.dumps({"dimension": dimension}).encode()
+
+
+def _read_meta(folder: Path) -> int:
+    try:
+        info = json.loads((folder / _META).read_text())
+        dimension = info["dimension"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _DamagedError(f"unreadable {_META}: {exc}") from exc
+    if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension < 1:
+        raise _DamagedError(f"{_META} gives an invalid dimension {dimension!r}")
+    return dimension
+
+
+def _read_snapshot(collection: _Collection) -> None:
+    try:
+        with np.load(collection.snapshot_path, allow_pickle=False) as data:
+            ids = data["ids"]
+            matrix = np.asarray(data["matrix"], dtype=np.float32)
+    except Exception as exc:  # zip, CRC, format and I/O errors alike: the file is not usable
+        raise _DamagedError(f"unreadable {_SNAPSHOT}: {type(exc).__name__}: {exc}") from exc
+    if (
+        ids.ndim != 1
+        or ids.dtype.kind != "U"
+        or matrix.shape != (len(ids), collection.dimension)
+        or len(set(ids.tolist())) != len(ids)
+    ):
+        raise _DamagedError(f"{_SNAPSHOT} has ids {ids.shape} and a matrix {matrix.shape}")
+    collection.load_rows([str(i) for i in ids], matrix)
+    collection.snapshot_rows = len(ids)
+
+
+def _replay(collection: _Collection, name: str) -> list[LoadIssue]:
+    """Apply the journal; truncate a damaged tail (v2) or convert a v1 journal. Raises _DamagedError."""
+    path = collection.journal_path
+    if not path.exists():
+        write_atomic(path, MAGIC)
+        return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _DamagedError(f"unreadable {_JOURNAL}: {exc}") from exc
+    version = journal_format(data)
+    if version is None:
+        raise _DamagedError(f"{_JOURNAL} starts with {data[:8]!r}, neither format v1 nor v2")
+    result: ReadResult = (read_v2 if version == 2 else read_v1)(data, collection.dimension)
+    for record in result.records:
+        collection.apply(record)
+    collection.journal_rows = sum(len(r.ids) for r in result.records)
+    issues = []
+    dropped = result.size - result.good_end
+    if dropped:
+        problem = f"{result.problem} journal record at byte {result.good_end} of v{version} journal"
+        log.warning(
+            "local index: collection %s: %s; replayed %d records, dropped the last %d bytes",
+            name,
+            problem,
+            len(result.records),
+            dropped,
+        )
+        issues.append(LoadIssue(name, problem, dropped))
+    if version == 1 or len(data) < len(MAGIC):
+        collection.write_files()  # v1 (or a header-less file) becomes snapshot + empty v2 journal
+    elif dropped:
+        truncate(path, result.good_end)  # later appends must not land after the garbage
+        collection.journal_end = result.good_end
+    else:
+        collection.journal_end = result.good_end
+    return issues
 
 
 class LocalVectorIndex:
-    """Exact cosine search over unit-length vectors, one folder per collection."""
+    """Exact cosine search over unit-length vectors, one folder per collection, one owner process.
+
+    Raises ``IndexInUseError`` (409) when another process holds ``root``, and
+    ``VectorIndexUnavailableError`` (503) when the folder cannot be written. Never raises for a
+    damaged collection: see the module docstring, ``damaged`` and ``load_issues``.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._collections: dict[str, _Collection] = {}
         self._lock = threading.RLock()
-        for meta in sorted(self.root.glob("*/meta.json")):
-            info = json.loads(meta.read_text())
-            collection = _Collection(meta.parent, int(info["dimension"]))
-            collection.load()
-            self._collections[meta.parent.name] = collection
+        self._collections: dict[str, _Collection] = {}
+        # Collections being rebuilt by replace_collection, and the changes made meanwhile.
+        self._rebuilding: dict[str, list[Record]] = {}
+        self.load_issues: list[LoadIssue] = []
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise VectorIndexUnavailableError(
+                f"The vector index folder {root} cannot be created: {exc}"
+            ) from exc
+        self._owner: BinaryIO | None = _take_ownership(root)
+        try:
+            self._settle_temporary_folders()
+            for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name)):
+                self._load(folder)
+        except OSError as exc:
+            self.close()
+            raise VectorIndexUnavailableError(f"The vector index in {root} cannot be loaded: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
 
-    def ensure_collection(self, name: str, dimension: int) -> None:
-        if not _NAME.match(name):
-            raise VectorIndexError(f"invalid collection name {name!r}")
+    @property
+    def damaged(self) -> list[str]:
+        """Collections that lost content on load (torn or corrupt journal, quarantined files)."""
+        return sorted({issue.collection for issue in self.load_issues})
+
+    # --- loading ---------------------------------------------------------------------------------
+    def _settle_temporary_folders(self) -> None:
+        found: dict[str, set[str]] = {}
+        for path in self.root.iterdir():
+            match = _TEMPORARY.fullmatch(path.name)
+            if match and path.is_dir():
+                found.setdefault(match["name"], set()).add(match["kind"])
+        for name, kinds in found.items():
+            final, new, old = self.root / name, self.root / f".{name}.new", self.root / f".{name}.old"
+            if not final.exists() and "old" in kinds:
+                # The crash fell between the swap's two renames: the build was complete.
+                chosen = new if "new" in kinds and (new / _META).exists() else old
+                os.rename(chosen, final)
+                fsync_dir(self.root)
+                log.warning("local index: finished an interrupted rebuild of %s (kept %s)", name, chosen.name)
+            for kind in ("new", "old", "dropped", "created"):
+                shutil.rmtree(self.root / f".{name}.{kind}", ignore_errors=True)
+
+    def _load(self, folder: Path) -> None:
+        name = folder.name
+        for leftover in folder.glob("*.tmp"):  # an atomic write that never reached its rename
+            leftover.unlink(missing_ok=True)
+        dimension: int | None = None
+        try:
+            dimension = _read_meta(folder)
+            collection = _Collection(folder, dimension)
+            if collection.snapshot_path.exists():
+                _read_snapshot(collection)
+            self.load_issues.extend(_replay(collection, name))
+            self._collections[name] = collection
+        except _DamagedError as exc:
+            if dimension is None and not any(folder.iterdir()):
+                # An empty folder with no meta.json: a creation that never completed, not a loss.
+                folder.rmdir()
+                return
+            self._quarantine(folder, dimension, str(exc))
+
+    def _quarantine(self, folder: Path, dimension: int | None, problem: str) -> None:
+        name = folder.name
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = self.root / f"{name}.corrupt-{stamp}"
+        serial = 1
+        while target.exists():
+            serial += 1
+            target = self.root / f"{name}.corrupt-{stamp}-{serial}"
+        os.rename(folder, target)
+        fsync_dir(self.root)
+        log.error(
+            "local index: collection %s is damaged (%s); moved to %s and restarted %s",
+            name,
+            problem,
+            target.name,
+            "empty" if dimension is not None else "absent (dimension unknown)",
+        )
+        self.load_issues.append(LoadIssue(name, problem, quarantined_as=target.name))
+        if dimension is not None:
+            self._collections[name] = self._create(name, dimension)
+
+    def _create(self, name: str, dimension: int) -> _Collection:
+        """A new empty collection folder, made complete in a temporary folder and renamed in.
+
+        Its own temporary name (not ``.<name>.new``): a rebuild of ``name`` may be writing that.
+        """
+        staging, final = self.root / f".{name}.created", self.root / name
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        collection = _Collection(staging, dimension)
+        write_atomic(staging / _JOURNAL, MAGIC)
+        write_atomic(staging / _META, _meta_bytes(dimension))
+        os.rename(staging, final)
+        fsync_dir(self.root)
+        collection.folder = final
+        return collection
+
+    # --- ownership -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the folder (other processes may open it afterwards); safe to call twice."""
         with self._lock:
+            owner, self._owner = self._owner, None
+            if owner is not None:
+                fcntl.flock(owner.fileno(), fcntl.LOCK_UN)
+                owner.close()
+
+    def ping(self) -> None:
+        """Raise VectorIndexUnavailableError unless the index is open and its folder is there."""
+        with self._lock:
+            self._check_open()
+            if not self.root.is_dir():
+                raise VectorIndexUnavailableError(f"The vector index folder {self.root} is gone")
+
+    def _check_open(self) -> None:
+        if self._owner is None:
+            raise VectorIndexUnavailableError("The vector index is closed")
+
+    @contextmanager
+    def _disk(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            log.error("local index: %s failed: %s", action, exc)
+            raise VectorIndexUnavailableError(
+                f"The vector index cannot write to disk ({exc.strerror or exc})"
+            ) from exc
+
+    # --- VectorIndex ----------------------------------------------------------------------------
+    def ensure_collection(self, name: str, dimension: int) -> None:
+        _check_layout(name, dimension)
+        with self._lock:
+            self._check_open()
             existing = self._collections.get(name)
             if existing is not None:
                 if existing.dimension != dimension:
@@ -160,36 +439,48 @@ class LocalVectorIndex:
                         f"collection {name} has dimension {existing.dimension}, not {dimension}"
                     )
                 return
-            folder = self.root / name
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "meta.json").write_text(json.dumps({"dimension": dimension}))
-            self._collections[name] = _Collection(folder, dimension)
+            with self._disk(f"creating collection {name}"):
+                self._collections[name] = self._create(name, dimension)
 
     def _get(self, name: str) -> _Collection:
+        self._check_open()
         collection = self._collections.get(name)
         if collection is None:
             raise VectorIndexError(f"no collection named {name}")
         return collection
 
+    def _write(self, name: str, collection: _Collection, record: Record) -> int:
+        """Journal, then apply; a failed append changes nothing (memory never gets ahead of disk)."""
+        try:
+            with self._disk(f"journal append to {name}"):
+                collection.append([record])
+        except ValueError as exc:  # an id too long to journal
+            raise VectorIndexError(str(exc)) from exc
+        changed = collection.apply(record)
+        pending = self._rebuilding.get(name)
+        if pending is not None:
+            pending.append(record)
+        collection.maybe_compact()
+        return changed
+
     def upsert(self, name: str, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)
         with self._lock:
             collection = self._get(name)
-            if vectors.shape[1] != collection.dimension:
-                raise VectorIndexError(f"{name} expects {collection.dimension}-D vectors")
-            collection.append([(_UPSERT, i, v) for i, v in zip(ids, vectors, strict=True)])
-            collection.apply_upsert(ids, vectors)
-            collection.maybe_compact()
+            matrix = np.asarray(vectors, dtype=np.float32)
+            if matrix.size != len(ids) * collection.dimension:
+                raise VectorIndexError(f"{name} expects {len(ids)} x {collection.dimension}-D vectors")
+            if not ids:
+                return
+            matrix = matrix.reshape(len(ids), collection.dimension)
+            self._write(name, collection, Record(UPSERT, list(ids), matrix))
 
     def delete(self, name: str, ids: Sequence[str]) -> int:
         with self._lock:
+            self._check_open()
             collection = self._collections.get(name)
             if collection is None or not ids:
                 return 0
-            collection.append([(_DELETE, i, None) for i in ids])
-            removed = collection.apply_delete(ids)
-            collection.maybe_compact()
-            return removed
+            return self._write(name, collection, Record(DELETE, list(ids), None))
 
     def search(
         self,
@@ -201,6 +492,7 @@ class LocalVectorIndex:
         queries = np.asarray(vectors, dtype=np.float32)
         queries = queries.reshape(-1, queries.shape[-1])
         with self._lock:
+            self._check_open()
             collection = self._collections.get(name)
             if collection is None or not collection.ids or k <= 0:
                 return [[] for _ in range(len(queries))]
@@ -216,30 +508,177 @@ class LocalVectorIndex:
                 ids = [collection.ids[r] for r in rows]
                 matrix = matrix[rows]
             scores = queries @ matrix.T
-        results = []
-        top = min(k, scores.shape[1])
-        for row_scores in scores:
-            best = np.argpartition(-row_scores, top - 1)[:top]
-            best = best[np.argsort(-row_scores[best], kind="stable")]
-            results.append([Hit(ids[i], float(row_scores[i])) for i in best])
+            # Ids are read under the lock: a concurrent delete moves rows around.
+            results = []
+            top = min(k, scores.shape[1])
+            for row_scores in scores:
+                best = np.argpartition(-row_scores, top - 1)[:top]
+                best = best[np.argsort(-row_scores[best], kind="stable")]
+                results.append([Hit(ids[i], float(row_scores[i])) for i in best])
         return results
 
     def count(self, name: str) -> int:
         with self._lock:
+            self._check_open()
             collection = self._collections.get(name)
             return 0 if collection is None else len(collection.ids)
 
+    def ids(self, name: str) -> Iterator[str]:
+        """Every id in ``name`` (none for an unknown collection), as of this call."""
+        with self._lock:
+            self._check_open()
+            collection = self._collections.get(name)
+            return iter(list(collection.ids) if collection is not None else [])
+
     def drop(self, name: str) -> None:
         with self._lock:
-            collection = self._collections.pop(name, None)
-            if collection is not None:
-                shutil.rmtree(collection.folder, ignore_errors=True)
+            self._check_open()
+            collection = self._collections.get(name)
+            if collection is None:
+                return
+            # Renamed away first, so a crash mid-delete never leaves a half-deleted collection.
+            doomed = self.root / f".{name}.dropped"
+            with self._disk(f"dropping {name}"):
+                shutil.rmtree(doomed, ignore_errors=True)
+                os.rename(collection.folder, doomed)
+                fsync_dir(self.root)
+            del self._collections[name]
+            shutil.rmtree(doomed, ignore_errors=True)
 
     def collections(self) -> list[str]:
         with self._lock:
+            self._check_open()
             return sorted(self._collections)
 
-    def compact(self) -> None:
+    def replace_collection(
+        self,
+        name: str,
+        dimension: int,
+        batches: Iterable[tuple[Sequence[str], npt.NDArray[np.float32]]],
+    ) -> int:
+        """Make ``name`` hold exactly the vectors in ``batches`` (the last of a repeated id wins).
+
+        The new content is built from ``batches`` alone, in memory and in ``.<name>.new``,
+        while searches and writes go on against the current content; the swap takes two
+        renames under the index lock. Changes made to ``name`` while building are replayed on
+        the new content before the swap (they are newer than what ``batches`` was read from).
+        Returns the number of vectors. Raises VectorIndexError for a bad batch (the old content
+        is then untouched) and VectorIndexUnavailableError when the disk fails.
+        """
+        _check_layout(name, dimension)
         with self._lock:
-            for collection in self._collections.values():
-                collection.compact()
+            self._check_open()
+            if name in self._rebuilding:
+                raise VectorIndexError(f"collection {name} is already being replaced")
+            self._rebuilding[name] = []
+        staging = self.root / f".{name}.new"
+        try:
+            built = _build(staging, dimension, batches)
+            with self._disk(f"writing the new content of {name}"):
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir()
+                built.write_files()
+                write_atomic(staging / _META, _meta_bytes(dimension))
+            with self._lock:
+                self._check_open()
+                pending = self._rebuilding.pop(name)
+                replayable = [r for r in pending if r.vectors is None or r.vectors.shape[1] == dimension]
+                with self._disk(f"swapping in the new content of {name}"):
+                    if replayable:
+                        built.append(replayable)
+                    self._swap(name, staging)
+                for record in replayable:
+                    built.apply(record)
+                built.folder = self.root / name
+                self._collections[name] = built
+                shutil.rmtree(self.root / f".{name}.old", ignore_errors=True)
+            return len(built.ids)
+        except BaseException:
+            with self._lock:
+                self._rebuilding.pop(name, None)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _swap(self, name: str, staging: Path) -> None:
+        final, old = self.root / name, self.root / f".{name}.old"
+        had_old = final.exists()
+        if had_old:
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+            fsync_dir(self.root)
+        try:
+            os.rename(staging, final)
+            fsync_dir(self.root)
+        except OSError:
+            if had_old:
+                os.rename(old, final)  # put the old content back; the caller reports the failure
+                fsync_dir(self.root)
+            raise
+
+    # --- beyond the port ------------------------------------------------------------------------
+    def compact(self) -> None:
+        """Snapshot every collection now (normally done when a journal outgrows its snapshot)."""
+        with self._lock:
+            self._check_open()
+            for name, collection in self._collections.items():
+                with self._disk(f"compacting {name}"):
+                    collection.write_files()
+
+
+def _build(
+    folder: Path, dimension: int, batches: Iterable[tuple[Sequence[str], npt.NDArray[np.float32]]]
+) -> _Collection:
+    """A collection holding ``batches`` (in memory only; ``folder`` is where it will be written)."""
+    all_ids: list[str] = []
+    chunks: list[npt.NDArray[np.float32]] = []
+    for ids, vectors in batches:
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.size != len(ids) * dimension:
+            raise VectorIndexError(f"a batch of {len(ids)} ids needs {len(ids)} x {dimension}-D vectors")
+        all_ids.extend(ids)
+        chunks.append(matrix.reshape(len(ids), dimension))
+    last_row = {face_id: row for row, face_id in enumerate(all_ids)}
+    collection = _Collection(folder, dimension)
+    if chunks:
+        rows = np.fromiter(last_row.values(), dtype=np.int64, count=len(last_row))
+        collection.load_rows(list(last_row), np.concatenate(chunks)[rows])
+    return collection
+
+
+def _take_ownership(root: Path) -> BinaryIO:
+    """Lock ``root`` for this process (flock, non-blocking) and record who holds it."""
+    path = root / _LOCK_FILE
+    try:
+        handle = path.open("a+b")
+    except OSError as exc:
+        raise VectorIndexUnavailableError(f"The vector index lock {path} cannot be opened: {exc}") from exc
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read(512).decode(errors="replace").strip()
+        handle.close()
+        pid_text, _, command = holder.partition(" ")
+        pid = int(pid_text) if pid_text.isdigit() else None
+        who = f"process {pid} ({command})" if pid is not None else "another process"
+        if pid == os.getpid():
+            who = f"this process ({pid}) through another open index"
+        raise IndexInUseError(
+            f"The local vector index {root} is in use by {who}; "
+            "stop it (or run the command through its API) and try again",
+            pid=pid,
+        ) from None
+    except OSError as exc:  # e.g. ENOLCK: a file system without working locks
+        handle.close()
+        raise VectorIndexUnavailableError(f"The vector index lock {path} cannot be taken: {exc}") from exc
+    handle.truncate(0)
+    handle.write(f"{os.getpid()} {' '.join(sys.argv)[:400]}\n".encode(errors="replace"))
+    handle.flush()
+    return handle
+
+
+def _check_layout(name: str, dimension: int) -> None:
+    if not _NAME.fullmatch(name):
+        raise VectorIndexError(f"invalid collection name {name!r}")
+    if dimension < 1:
+        raise VectorIndexError(f"invalid dimension {dimension}")

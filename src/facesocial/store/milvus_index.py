@@ -17,26 +17,51 @@ IVF_FLAT and FLAT (exact) can still be chosen with ``index_type``.
 
 Consistency: every read is issued with the Strong consistency level (and collections are
 created with it), so a face registered by one request is found by the next identify.
+
+Aliases: the name the rest of the code uses (``face_embeddings_128d_dlib_resnet_v1``) is a
+Milvus alias of a physical collection ``<name>__r<12 hex digits>``. ``replace_collection``
+fills a new physical collection and moves the alias to it in one call, so searches never see
+an empty or half-filled collection; collections created before aliases were used (a physical
+collection under the plain name) keep working and become aliased at their first replacement.
+
+Errors: connection-level failures (server unreachable, timeouts, gRPC UNAVAILABLE, rejected
+credentials) raise ``VectorIndexUnavailableError`` (503); other Milvus errors and misuse raise
+``VectorIndexError``. See docs/milvus.md.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
-from collections.abc import Collection, Iterator, Sequence
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
+import grpc  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
 from pymilvus import DataType, MilvusClient  # type: ignore[import-untyped]
+from pymilvus.exceptions import (  # type: ignore[import-untyped]
+    ConnectError,
+    ConnectionConfigException,
+    ConnectionNotExistException,
+    MilvusException,
+    MilvusUnavailableException,
+)
 
+from facesocial.errors import FaceSocialError, VectorIndexUnavailableError
 from facesocial.store.vector_index import Hit, VectorIndexError
 
+log = logging.getLogger(__name__)
+
 IndexType = Literal["HNSW", "IVF_FLAT", "FLAT"]
+_T = TypeVar("_T")
 
 PRIMARY_FIELD = "face_id"
 VECTOR_FIELD = "embedding"
@@ -45,6 +70,9 @@ MAX_ID_LENGTH = 64
 # Milvus' own rule for collection names (letters, digits, underscores, not starting with a
 # digit, at most 255 characters); milvus-lite does not enforce it, so we do.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+# Names callers use are aliases; the physical collection behind one adds a 15-character suffix.
+_LOGICAL = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,239}")
+_PHYSICAL = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]{0,239})__r[0-9a-f]{12}")
 # Ids are UUID text in practice. This alphabet has no quote, backslash or whitespace, so an
 # id can never break out of the string literal it is placed in inside a filter expression.
 _ID = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_ID_LENGTH}}}")
@@ -54,6 +82,7 @@ _MAX_TOP_K = 16384  # Milvus rejects larger limits
 _FILTER_CHUNK = 1000  # ids per `face_id in [...]` expression: keeps expressions ~70 kB
 _QUERY_BATCH = 256  # query vectors per search RPC
 _UPSERT_BYTES = 16 * 1024 * 1024  # vector payload per upsert RPC (gRPC's limit is 64 MB)
+_ID_BATCH = 10_000  # primary keys per query_iterator page (Milvus caps a query at 16384 rows)
 
 _BUILD_PARAMS: dict[str, dict[str, int]] = {
     "HNSW": {"M": 16, "efConstruction": 200},
@@ -104,6 +133,50 @@ def _unit(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
+# gRPC statuses that mean "the server cannot be used now", not "this request is wrong".
+# UNAUTHENTICATED/PERMISSION_DENIED are deployment faults: the caller can do nothing either.
+_UNAVAILABLE_STATUSES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+    }
+)
+# Milvus' own codes (pkg/util/merr): 2 service unavailable (also pymilvus' CONNECT_FAILED),
+# 3 memory limit, 4 request limit, 7 disk quota, 8 rate limited, 9 quota exceeded, 11 time tick
+# delay, 12 resource insufficient. Code 1 is pymilvus' generic UNEXPECTED_ERROR: not used.
+_UNAVAILABLE_CODES = frozenset({2, 3, 4, 7, 8, 9, 11, 12})
+_COLLECTION_NOT_FOUND = 100  # merr.ErrCollectionNotFound, pymilvus ErrorCode.COLLECTION_NOT_FOUND
+_CONNECTION_ERRORS = (
+    ConnectError,
+    MilvusUnavailableException,
+    ConnectionNotExistException,
+    ConnectionConfigException,
+)
+_UNAVAILABLE_MESSAGES = ("retry timeout", "server unavailable", "fail connecting", "connection refused")
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """Whether a pymilvus/gRPC exception means the server is unreachable rather than the call wrong."""
+    if isinstance(exc, grpc.FutureTimeoutError):
+        return True
+    if isinstance(exc, grpc.RpcError):
+        return exc.code() in _UNAVAILABLE_STATUSES
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, MilvusException):
+        code = exc.code
+        if isinstance(code, grpc.StatusCode):  # pymilvus' retry loop passes the gRPC status on
+            return code in _UNAVAILABLE_STATUSES
+        message = str(exc.message).lower()
+        return code in _UNAVAILABLE_CODES or any(m in message for m in _UNAVAILABLE_MESSAGES)
+    return False
+
+
 class MilvusVectorIndex:
     """Cosine search in Milvus (server, cluster or milvus-lite), one collection per model."""
 
@@ -117,6 +190,7 @@ class MilvusVectorIndex:
         timeout: float | None = 30.0,
         exact_filter_limit: int = 4096,
         lite_flush_rows: int = 1000,
+        index_wait: float = 600.0,
     ) -> None:
         """Connect to ``uri``.
 
@@ -127,12 +201,17 @@ class MilvusVectorIndex:
         flushed, because milvus-lite searches unflushed rows by a slow scan (10-40 ms per 1000
         rows) and only indexes flushed segments, while a flush costs up to ~0.5 s. A server
         indexes growing segments itself and is never flushed here.
+        ``index_wait``: seconds ``replace_collection`` waits for the new collection's index
+        build before switching searches to it.
+        ``timeout``: seconds per RPC, retries included; a server that does not answer within it
+        raises VectorIndexUnavailableError, so this bounds how long a request can hang.
         """
         if index_type not in _BUILD_PARAMS:
             raise VectorIndexError(f"unsupported index type {index_type!r}")
         self.index_type: IndexType = index_type
         self.exact_filter_limit = exact_filter_limit
         self.lite_flush_rows = lite_flush_rows
+        self.index_wait = index_wait
         self.is_lite = uri.endswith(".db")
         self._timeout = timeout
         if self.is_lite:
@@ -140,10 +219,25 @@ class MilvusVectorIndex:
             uri = str(Path(uri).expanduser().resolve())
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
         self.uri = uri
-        self._client = MilvusClient(uri=uri, token=token, db_name=db_name, timeout=timeout)
+        with self._translate():
+            self._client = MilvusClient(uri=uri, token=token, db_name=db_name, timeout=timeout)
         self._lock = threading.RLock()
         self._infos: dict[str, _Info] = {}
         self._unflushed: dict[str, int] = {}
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Connection-level failures become VectorIndexUnavailableError, other Milvus errors
+        VectorIndexError; our own errors pass through."""
+        try:
+            yield
+        except (VectorIndexError, FaceSocialError):
+            raise
+        except (MilvusException, grpc.RpcError, grpc.FutureTimeoutError) as exc:
+            if _is_unavailable(exc):
+                log.error("Milvus at %s is unavailable: %s", self.uri, exc)
+                raise VectorIndexUnavailableError("The vector index (Milvus) is not answering") from exc
+            raise VectorIndexError(f"Milvus refused the request: {exc}") from exc
 
     # --- collection metadata ------------------------------------------------------------------
     def _describe(self, name: str) -> _Info | None:
@@ -196,16 +290,34 @@ class MilvusVectorIndex:
             raise VectorIndexError(f"no collection named {name}")
         return info
 
+    def _read(self, name: str, call: Callable[[], _T]) -> _T:
+        """Run a read; if the collection vanished under it, look ``name`` up again once.
+
+        A rebuild moves the alias and drops the collection it pointed to: a read that resolved
+        the name just before then finds no collection, and the retry reaches the new one (or, if
+        the name is really gone, the usual empty answer).
+        """
+        try:
+            with self._forget_on_error(name):
+                return call()
+        except VectorIndexError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, MilvusException) and cause.code == _COLLECTION_NOT_FOUND):
+                raise
+        with self._forget_on_error(name):
+            return call()
+
     @contextmanager
     def _forget_on_error(self, name: str) -> Iterator[None]:
-        try:
-            yield
-        except Exception:
-            # The collection may have been dropped or recreated behind our back (e.g. by a
-            # `facesocial index rebuild` in another process): describe it afresh next time.
-            with self._lock:
-                self._infos.pop(name, None)
-            raise
+        with self._translate():
+            try:
+                yield
+            except Exception:
+                # The collection may have been dropped or re-aliased behind our back (e.g. by a
+                # `facesocial index rebuild` in another process): describe it afresh next time.
+                with self._lock:
+                    self._infos.pop(name, None)
+                raise
 
     def _index_params(self) -> Any:
         params = self._client.prepare_index_params()
@@ -218,32 +330,73 @@ class MilvusVectorIndex:
         )
         return params
 
+    # --- aliases and physical collections -------------------------------------------------------
+    def _aliases(self) -> dict[str, str]:
+        """Every alias in the database and the collection it points to."""
+        listed = self._client.list_aliases(timeout=self._timeout)
+        names = listed.get("aliases", []) if isinstance(listed, dict) else list(listed)
+        return {
+            str(alias): str(self._client.describe_alias(alias, timeout=self._timeout)["collection_name"])
+            for alias in names
+        }
+
+    def _create_physical(self, name: str, dimension: int) -> str:
+        """A new, empty, indexed physical collection for logical ``name``; returns its name."""
+        physical = f"{name}__r{uuid.uuid4().hex[:12]}"
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(PRIMARY_FIELD, DataType.VARCHAR, is_primary=True, max_length=MAX_ID_LENGTH)
+        schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dimension)
+        self._client.create_collection(
+            physical,
+            schema=schema,
+            index_params=self._index_params(),
+            consistency_level="Strong",
+            timeout=self._timeout,
+        )
+        return physical
+
+    def _drop_physical(self, physical: str) -> None:
+        """Best effort: a leftover is harmless (it is never listed) and dropped by the next rebuild."""
+        try:
+            self._client.drop_collection(physical, timeout=self._timeout)
+        except Exception as exc:
+            log.warning("Milvus: could not drop %s (%s); the next rebuild retries", physical, exc)
+
+    def _drop_leftovers(self, name: str, aliases: dict[str, str]) -> None:
+        """Physical collections of ``name`` that no alias points to: interrupted rebuilds."""
+        targets = set(aliases.values())
+        for physical in self._client.list_collections(timeout=self._timeout):
+            match = _PHYSICAL.fullmatch(physical)
+            if match and match["name"] == name and physical not in targets:
+                log.warning("Milvus: dropping %s, left by an interrupted rebuild of %s", physical, name)
+                self._drop_physical(physical)
+
+    @staticmethod
+    def _check_logical(name: str) -> None:
+        if not _LOGICAL.fullmatch(name) or _PHYSICAL.fullmatch(name):
+            raise VectorIndexError(
+                f"invalid collection name {name!r}: 1-240 of [A-Za-z0-9_], not starting with a digit,"
+                " not ending in __r + 12 hex digits"
+            )
+
     # --- VectorIndex ----------------------------------------------------------------------------
     def ensure_collection(self, name: str, dimension: int) -> None:
-        if not _NAME.fullmatch(name):
-            raise VectorIndexError(f"invalid collection name {name!r}")
+        self._check_logical(name)
         if not 1 <= dimension <= _MAX_DIMENSION:
             raise VectorIndexError(f"invalid dimension {dimension}")
-        with self._lock:
+        with self._translate(), self._lock:
             existing = self._info(name)
             if existing is None:
-                schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
-                schema.add_field(PRIMARY_FIELD, DataType.VARCHAR, is_primary=True, max_length=MAX_ID_LENGTH)
-                schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dimension)
+                physical = self._create_physical(name, dimension)
                 try:
-                    self._client.create_collection(
-                        name,
-                        schema=schema,
-                        index_params=self._index_params(),
-                        consistency_level="Strong",
-                        timeout=self._timeout,
-                    )
-                except Exception:
-                    # Another process may have created it between our check and create.
+                    self._client.create_alias(physical, name, timeout=self._timeout)
+                except MilvusException:
+                    # Another process may have created the name between our check and now.
+                    self._drop_physical(physical)
                     if not self._client.has_collection(name, timeout=self._timeout):
                         raise
                 existing = self._info(name)
-                if existing is None:  # pragma: no cover - create succeeded, so it exists
+                if existing is None:  # pragma: no cover - the alias exists, so it resolves
                     raise VectorIndexError(f"collection {name} vanished after creation")
             if existing.dimension != dimension:
                 raise VectorIndexError(
@@ -252,13 +405,20 @@ class MilvusVectorIndex:
 
     def upsert(self, name: str, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
         with self._forget_on_error(name):
-            self._upsert(name, ids, vectors)
+            info = self._require(name)
+            written = self._put(name, info, ids, vectors)
+        if self.is_lite and written:
+            with self._lock:
+                pending = self._unflushed.get(name, 0) + written
+                self._unflushed[name] = pending
+            if pending >= self.lite_flush_rows:
+                self.flush(name)
 
-    def _upsert(self, name: str, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
-        info = self._require(name)
+    def _put(self, collection: str, info: _Info, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> int:
+        """Upsert into ``collection`` (a name or a physical collection); returns rows written."""
         matrix = np.asarray(vectors, dtype=np.float32)
         if matrix.size != len(ids) * info.dimension:
-            raise VectorIndexError(f"{name} expects {len(ids)} x {info.dimension}-D vectors")
+            raise VectorIndexError(f"{collection} expects {len(ids)} x {info.dimension}-D vectors")
         matrix = matrix.reshape(len(ids), info.dimension)
         _validate_ids(ids)
         # Duplicate keys within one upsert are rejected or resolved arbitrarily depending on
@@ -267,13 +427,8 @@ class MilvusVectorIndex:
         rows = [{PRIMARY_FIELD: face_id, VECTOR_FIELD: matrix[row]} for face_id, row in last_row.items()]
         batch = max(1, _UPSERT_BYTES // (4 * info.dimension))
         for start in range(0, len(rows), batch):
-            self._client.upsert(name, rows[start : start + batch], timeout=self._timeout)
-        if self.is_lite and rows:
-            with self._lock:
-                pending = self._unflushed.get(name, 0) + len(rows)
-                self._unflushed[name] = pending
-            if pending >= self.lite_flush_rows:
-                self.flush(name)
+            self._client.upsert(collection, rows[start : start + batch], timeout=self._timeout)
+        return len(rows)
 
     def _existing(self, name: str, ids: Sequence[str], fields: list[str]) -> list[dict[str, Any]]:
         """The stored rows among ``ids`` (chunked primary-key filters)."""
@@ -315,8 +470,7 @@ class MilvusVectorIndex:
         k: int,
         allowed_ids: Collection[str] | None = None,
     ) -> list[list[Hit]]:
-        with self._forget_on_error(name):
-            return self._search(name, vectors, k, allowed_ids)
+        return self._read(name, lambda: self._search(name, vectors, k, allowed_ids))
 
     def _search(
         self,
@@ -402,49 +556,176 @@ class MilvusVectorIndex:
         return results
 
     def count(self, name: str) -> int:
-        with self._forget_on_error(name):
-            return self._count(name)
+        return self._read(name, lambda: self._count(name))
 
     def _count(self, name: str) -> int:
         if self._info(name) is None:
             return 0
+        return self._count_rows(name)
+
+    def _count_rows(self, collection: str) -> int:
         # count(*) under Strong consistency sees unflushed writes and deletes; the collection
         # statistics' row_count does not.
         result = self._client.query(
-            name, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=self._timeout
+            collection,
+            filter="",
+            output_fields=["count(*)"],
+            consistency_level="Strong",
+            timeout=self._timeout,
         )
         return int(result[0]["count(*)"])
 
+    def ids(self, name: str) -> Iterator[str]:
+        """Every primary key in ``name``, paged by query_iterator (10k per page, Strong reads).
+
+        Errors surface while iterating, translated like every other call.
+        """
+        with self._forget_on_error(name):
+            if self._info(name) is None:
+                return iter(())
+        return self._iterate_ids(name)
+
+    def _iterate_ids(self, name: str) -> Iterator[str]:
+        with self._forget_on_error(name):
+            # query_iterator pages with a primary-key cursor, so any number of rows is listed
+            # (a plain query is capped at 16384 rows per offset+limit window).
+            pages = self._client.query_iterator(
+                name,
+                batch_size=_ID_BATCH,
+                filter="",
+                output_fields=[PRIMARY_FIELD],
+                consistency_level="Strong",
+                timeout=self._timeout,
+            )
+            try:
+                while page := pages.next():
+                    for row in page:
+                        yield str(row[PRIMARY_FIELD])
+            finally:
+                pages.close()
+
     def drop(self, name: str) -> None:
-        with self._lock:
+        with self._translate(), self._lock:
             if self._info(name) is None:
                 return
-            self._client.drop_collection(name, timeout=self._timeout)
+            physical = self._aliases().get(name)
+            if physical is not None:
+                # A Milvus server refuses to drop a collection that still has an alias.
+                self._client.drop_alias(name, timeout=self._timeout)
+                self._client.drop_collection(physical, timeout=self._timeout)
+            else:
+                self._client.drop_collection(name, timeout=self._timeout)
             self._infos.pop(name, None)
             self._unflushed.pop(name, None)
 
     def collections(self) -> list[str]:
-        """FaceSocial's collections in the database (others sharing it are left out)."""
-        names = cast(list[str], self._client.list_collections(timeout=self._timeout))
-        ours = []
-        for name in names:
+        """FaceSocial's collections in the database (others sharing it are left out).
+
+        Aliased collections are listed by alias; physical ``<name>__r…`` collections behind no
+        alias (an interrupted rebuild) are not listed.
+        """
+        with self._translate():
+            names = cast(list[str], self._client.list_collections(timeout=self._timeout))
+            aliases = self._aliases()
+            targets = set(aliases.values())
+            candidates = [a for a, target in aliases.items() if target in names]
+            candidates += [n for n in names if n not in targets and not _PHYSICAL.fullmatch(n)]
+            ours = []
+            for name in candidates:
+                try:
+                    info = self._info(name)
+                except VectorIndexError:
+                    continue  # someone else's collection with another schema
+                if info is not None:
+                    ours.append(name)
+            return sorted(ours)
+
+    def replace_collection(
+        self,
+        name: str,
+        dimension: int,
+        batches: Iterable[tuple[Sequence[str], npt.NDArray[np.float32]]],
+    ) -> int:
+        """Fill a new physical collection from ``batches``, then point the alias ``name`` at it.
+
+        Searches keep using the old collection until ``alter_alias`` switches them over in one
+        step; the old physical collection is dropped afterwards. A collection from before
+        aliases is dropped just before the alias is created (searches see no collection for
+        that moment). Writes made by other clients while this fills land in the old collection
+        and are not carried over: reconcile with SQL afterwards. Returns the number of vectors.
+        """
+        self._check_logical(name)
+        if not 1 <= dimension <= _MAX_DIMENSION:
+            raise VectorIndexError(f"invalid dimension {dimension}")
+        with self._translate():
+            self._drop_leftovers(name, self._aliases())
+            physical = self._create_physical(name, dimension)
             try:
-                info = self._info(name)
-            except VectorIndexError:
-                continue  # someone else's collection with another schema
-            if info is not None:
-                ours.append(name)
-        return sorted(ours)
+                info = _Info(dimension, self.index_type)
+                for ids, vectors in batches:
+                    self._put(physical, info, ids, vectors)
+                # Seal and load before switching, so the first search on the new content is
+                # served from an index rather than a scan of growing segments.
+                self._client.flush(physical, timeout=self._timeout)
+                self._wait_for_index(physical)
+                self._client.load_collection(physical, timeout=self._timeout)
+                stored = self._count_rows(physical)
+                with self._lock:
+                    current = self._aliases().get(name)
+                    if current is not None:
+                        self._client.alter_alias(physical, name, timeout=self._timeout)
+                    else:
+                        if self._client.has_collection(name, timeout=self._timeout):
+                            self._require(name)  # never drop another application's collection
+                            self._client.drop_collection(name, timeout=self._timeout)
+                        self._client.create_alias(physical, name, timeout=self._timeout)
+                    self._infos.pop(name, None)
+                    self._unflushed.pop(name, None)
+            except BaseException:
+                self._drop_physical(physical)
+                raise
+            if current is not None:
+                self._drop_physical(current)
+            return stored
+
+    def _wait_for_index(self, physical: str) -> None:
+        """Wait (up to index_wait seconds) until a server has indexed every flushed row.
+
+        A server builds indexes asynchronously after a flush; switching the alias earlier would
+        send searches to a collection still scanned brute force. milvus-lite reports its
+        index finished at once (it keeps compacting in the background; see docs/milvus.md).
+        """
+        deadline = time.monotonic() + self.index_wait
+        while True:
+            state = self._client.describe_index(physical, index_name=VECTOR_FIELD, timeout=self._timeout)
+            pending = int(state.get("pending_index_rows", 0) or 0)
+            if pending == 0 and int(state.get("indexed_rows", 0)) >= int(state.get("total_rows", 0)):
+                return
+            if time.monotonic() >= deadline:
+                log.warning(
+                    "Milvus: %s still has %d rows to index; switching to it anyway", physical, pending
+                )
+                return
+            time.sleep(1.0)
+
+    def ping(self) -> None:
+        """One cheap RPC (list collections); raises VectorIndexUnavailableError if it fails."""
+        with self._translate():
+            self._client.list_collections(timeout=self._timeout)
 
     # --- beyond the port ------------------------------------------------------------------------
     def flush(self, name: str | None = None) -> None:
         """Seal buffered rows into indexed segments (one collection, or every one of ours)."""
         for collection in [name] if name is not None else self.collections():
-            if self._info(collection) is None:
-                continue
-            self._client.flush(collection, timeout=self._timeout)
+            with self._forget_on_error(collection):
+                if self._info(collection) is None:
+                    continue
+                self._client.flush(collection, timeout=self._timeout)
             with self._lock:
                 self._unflushed.pop(collection, None)
 
     def close(self) -> None:
-        self._client.close()
+        try:
+            self._client.close()
+        except Exception as exc:  # closing a dead connection must not fail a shutdown
+            log.warning("Milvus: closing the client failed: %s", exc)

@@ -87,21 +87,32 @@ def _user_fk() -> Mapped[uuid.UUID | None]:
 
 
 class User(Base):
+    """An enrolled person.
+
+    ``user_id`` is the global internal key every foreign key points at; ``external_id`` is the
+    ``user_id`` the client chose, unique only within its tenant (as a CompreFace subject lives in
+    its service and a Rekognition face in its collection), so two tenants may use the same id.
+    A set ``deleted_at`` marks an erasure that has begun but not yet finished (see
+    services/face_writes.py): such a user is invisible to every read.
+    """
+
     __tablename__ = "users"
     __table_args__ = (
         Index("idx_users_face_id", "face_id"),
         Index("idx_users_created_at", "created_at"),
+        UniqueConstraint("tenant_id", "external_id"),
         {"schema": "core"},
     )
 
     id: Mapped[uuid.UUID] = _pk()
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, nullable=False)
+    external_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     face_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     privacy_settings: Mapped[dict[str, Any] | None] = mapped_column(JsonB, default=dict, nullable=True)
     consent_given: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     consent_timestamp: Mapped[datetime | None] = mapped_column(TimestampTZ)
     # Tenant isolation: the caller (API key owner or JWT subject) that enrolled this user.
-    tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, index=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
@@ -132,17 +143,26 @@ class ApiKey(Base):
 # --- face_recognition ----------------------------------------------------------------------------
 
 
+# face_data.status: the write states of one face (services/face_writes.py orders the stores).
+FACE_PENDING = "pending"  # row committed, vector not yet confirmed: invisible, rolled back if stranded
+FACE_ACTIVE = "active"  # row and vector both stored: the only state reads see
+FACE_DELETING = "deleting"  # erasure begun: invisible, the vector goes first, then the row
+
+
 class FaceData(Base):
     __tablename__ = "face_data"
     __table_args__ = (
         Index("idx_face_data_user_id", "user_id"),
         Index("idx_face_data_status", "status"),
         Index("idx_face_data_created_at", "created_at"),
+        Index("idx_face_data_tenant_collection", "tenant_id", "milvus_collection", "status"),
         {"schema": "face_recognition"},
     )
 
     id: Mapped[uuid.UUID] = _pk()
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("core.users.user_id"), nullable=False)
+    # The owner's tenant, copied so that a search can be restricted to one tenant without a join.
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     face_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     image_hash: Mapped[str | None] = mapped_column(String(64))
     face_quality_score: Mapped[float | None] = mapped_column(score_type())
@@ -158,7 +178,7 @@ class FaceData(Base):
     registration_source: Mapped[str | None] = mapped_column(String(50))
     registration_device_info: Mapped[Any] = mapped_column(JsonB, nullable=True)
     ip_address: Mapped[str | None] = mapped_column(Inet)
-    status: Mapped[str] = mapped_column(String(20), default="active", nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default=FACE_ACTIVE, nullable=False)
     verification_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     last_used_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
     created_at: Mapped[datetime] = _created()
@@ -211,7 +231,7 @@ class FaceGroup(Base):
     description: Mapped[str | None] = mapped_column(Text)
     face_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     privacy_level: Mapped[str] = mapped_column(String(20), default="private", nullable=False)
-    tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, index=True)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow)
 

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesocial.vision.faces import Faces
+from facesocial.vision.rotation import UPRIGHT_TOLERANCE_DEG, roll_degrees
 
 UInt8Array = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float32]
@@ -80,10 +81,13 @@ def warp_crop(rgb: UInt8Array, matrix: npt.ArrayLike, size: int, border: Border 
     """``size``² crop through an image->crop affine.
 
     Bilinear warping aliases when it shrinks a lot (a 400 px face into 64 px), so the image
-    is first reduced with area averaging until the remaining shrink is at most 2x.
+    is first reduced with area averaging until the remaining shrink is at most 2x. Only the
+    part of the image the crop can see is read (a face crop of a 40 Mpx photo costs what the
+    face region costs, not what the photo does).
     """
     m = np.asarray(matrix, dtype=np.float64).copy()
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    rgb, m = _visible_region(rgb, m, size)
     source = rgb
     if scale < 0.5:
         factor = min(1.0, 2.0 * scale)
@@ -99,6 +103,25 @@ def warp_crop(rgb: UInt8Array, matrix: npt.ArrayLike, size: int, border: Border 
         source, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=mode, borderValue=(0, 0, 0)
     )
     return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+def _visible_region(
+    rgb: UInt8Array, matrix: npt.NDArray[np.float64], size: int
+) -> tuple[UInt8Array, npt.NDArray[np.float64]]:
+    """The sub-image a ``size``² crop through ``matrix`` samples (a view, no copy), and the
+    matrix re-based onto it. A crop wholly outside the image keeps a 1-pixel region so the
+    border rule still applies."""
+    height, width = rgb.shape[:2]
+    corners = apply_affine(invert_affine(matrix), [[0, 0], [size, 0], [0, size], [size, size]])
+    # 2 px of margin: bilinear taps and the area pre-shrink look one pixel beyond the footprint.
+    x0 = int(np.clip(np.floor(corners[:, 0].min()) - 2, 0, width - 1))
+    y0 = int(np.clip(np.floor(corners[:, 1].min()) - 2, 0, height - 1))
+    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + 2, x0 + 1, width))
+    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + 2, y0 + 1, height))
+    if x0 == 0 and y0 == 0 and x1 == width and y1 == height:
+        return rgb, matrix
+    shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]])  # region px -> image px
+    return rgb[y0:y1, x0:x1], _compose(matrix, shift)
 
 
 def _compose(outer: npt.NDArray[np.float64], inner: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -231,14 +254,36 @@ def _batch(rgb: UInt8Array, matrices: list[npt.NDArray[np.float64]], size: int, 
 def eye_line_angle(faces: Faces) -> npt.NDArray[np.float64]:
     """Image-space angle of the line from the image-left eye to the image-right eye (radians).
 
-    Zero when the faces carry no ``keypoints6`` column.
+    From BlazeFace's ``keypoints6`` when present (as MediaPipe's face-mesh ROI does), else
+    the face's roll (:func:`face_rolls`).
     """
     keypoints = faces.columns.get("keypoints6")
     if keypoints is None:
-        return np.zeros(len(faces))
+        return np.radians(face_rolls(faces).astype(np.float64))
     k = np.asarray(keypoints, dtype=np.float64)
     delta = k[:, 1] - k[:, 0]  # subject's left eye (image right) minus right eye (image left)
     return np.asarray(np.arctan2(delta[:, 1], delta[:, 0]), dtype=np.float64)
+
+
+def face_rolls(faces: Faces) -> npt.NDArray[np.float32]:
+    """Each face's roll in degrees (:mod:`.rotation`): the ``roll`` column (from landmarks),
+    else the detector's eye keypoints (``keypoints6`` BlazeFace, ``keypoints5`` RetinaFace:
+    [0] the subject's right eye, [1] the left), else 0 (e.g. HOG finds upright faces only)."""
+    if "roll" in faces.columns:
+        return np.asarray(faces.columns["roll"], dtype=np.float32)
+    for column in ("keypoints6", "keypoints5"):
+        if column in faces.columns:
+            points = np.asarray(faces.columns[column], dtype=np.float32)
+            return roll_degrees(points[:, 0], points[:, 1])
+    return np.zeros(len(faces), dtype=np.float32)
+
+
+def upright_angles(faces: Faces) -> npt.NDArray[np.float64]:
+    """Rotation (radians) that turns each face upright in a square crop: its roll when it is
+    turned more than ``UPRIGHT_TOLERANCE_DEG``, else 0 (the crop of an upright face is
+    exactly what the heads were measured on)."""
+    rolls = face_rolls(faces).astype(np.float64)
+    return np.where(np.abs(rolls) > UPRIGHT_TOLERANCE_DEG, np.radians(rolls), 0.0)
 
 
 class CropSpec:
@@ -252,13 +297,17 @@ class CropSpec:
 
 @dataclass(frozen=True, slots=True)
 class SquareSpec(CropSpec):
+    """Square crop about the box. ``upright``: always rotated by the eye line (MediaPipe's
+    face-mesh ROI); otherwise rotated only for faces turned beyond ``UPRIGHT_TOLERANCE_DEG``
+    (sideways or upside-down faces reach every head upright)."""
+
     scale: float
     size: int
-    upright: bool = False  # rotate by the BlazeFace eye line (MediaPipe's face-mesh ROI)
+    upright: bool = False
     border: Border = "edge"
 
     def compute(self, rgb: UInt8Array, faces: Faces) -> CropBatch:
-        angles = eye_line_angle(faces) if self.upright else np.zeros(len(faces))
+        angles = eye_line_angle(faces) if self.upright else upright_angles(faces)
         matrices = [
             square_transform(box, self.scale, self.size, float(angle))
             for box, angle in zip(faces.boxes, angles, strict=True)
@@ -268,7 +317,8 @@ class SquareSpec(CropSpec):
 
 @dataclass(frozen=True, slots=True)
 class AlignedSpec(CropSpec):
-    """ArcFace-aligned crop; faces without ``keypoints6`` fall back to ``fallback``."""
+    """ArcFace-aligned crop from ``keypoints6`` (BlazeFace, 4 points) or ``keypoints5``
+    (RetinaFace, the 5 template points); faces with neither fall back to a square crop."""
 
     size: int
     margin: float = 0.0
@@ -276,12 +326,16 @@ class AlignedSpec(CropSpec):
 
     def compute(self, rgb: UInt8Array, faces: Faces) -> CropBatch:
         keypoints = faces.columns.get("keypoints6")
+        corners = faces.columns.get("keypoints5")  # RetinaFace: both mouth corners
         matrices = []
         for i, box in enumerate(faces.boxes):
-            if keypoints is None:
-                matrices.append(square_transform(box, self.fallback_scale, self.size))
-            else:
+            if keypoints is not None:
                 matrices.append(aligned_transform(np.asarray(keypoints[i])[:4], self.size, self.margin))
+            elif corners is not None:
+                template = (ARCFACE_112 - 56.0) / (1.0 + self.margin) + 56.0
+                matrices.append(umeyama_similarity(np.asarray(corners[i]), template * (self.size / 112.0)))
+            else:
+                matrices.append(square_transform(box, self.fallback_scale, self.size))
         return _batch(rgb, matrices, self.size, "black")
 
 

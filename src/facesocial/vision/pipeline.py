@@ -25,6 +25,7 @@ from facesocial.vision.geometry import xyxy_to_xywh
 from facesocial.vision.heads.mesh import MeshHead, MeshResult
 from facesocial.vision.landmarks import DlibFivePointLandmarker, DlibSixtyEightPointLandmarker
 from facesocial.vision.ports import Embedder, FaceDetector
+from facesocial.vision.rotation import roll_from_landmarks5
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +110,20 @@ class FacePipeline:
         return embedder
 
     def detect(self, rgb: npt.NDArray[np.uint8], options: DetectOptions) -> Faces:
-        """Faces with 5-point landmarks and a ``quality`` column, largest first, ≤ ``max_faces``."""
+        """Faces with 5-point landmarks, ``roll`` and ``quality`` columns, largest first, ≤ ``max_faces``.
+
+        Faces are found at any in-plane rotation; landmarks are in ``rgb``'s pixels with the
+        subject's own left/right names, and ``roll`` (N,) is each face's in-plane rotation in
+        degrees, −180..180, 0 upright, positive clockwise as seen (:mod:`.rotation`), read
+        from the landmarks' eye centres.
+        """
         faces = self.detector.detect(
             rgb, min_face_size=options.min_face_size, min_confidence=options.detection_confidence
         )
         faces = faces[np.arange(min(len(faces), options.max_faces))]
         faces = self.landmarker.predict(rgb, faces)
+        assert faces.landmarks is not None  # the landmarker always sets them
+        faces = faces.with_column("roll", roll_from_landmarks5(faces.landmarks))
         return faces.with_column("quality", quality.assess(rgb, faces))
 
     def embed(self, rgb: npt.NDArray[np.uint8], faces: Faces, model: str | None = None) -> Faces:
@@ -131,6 +140,9 @@ def face_to_dict(faces: Faces, row: int, *, landmarks: bool = True) -> dict[str,
         "bbox": {"x": x, "y": y, "width": w, "height": h},
         "confidence": round(float(faces.confidence[row]), 4),
     }
+    if "roll" in faces.columns:
+        # In-plane rotation in degrees, −180..180: 0 upright, positive = turned clockwise.
+        item["roll"] = round(float(faces.columns["roll"][row]), 1)
     if "quality" in faces.columns:
         item["quality"] = faces.columns["quality"][row].as_dict()
     if landmarks and faces.landmarks is not None:

@@ -4,46 +4,69 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 
 from facesocial import errors
-from facesocial.api.deps import ContainerDep, ContextDep, rate_limited, read_upload
-from facesocial.services.demographics import BATCH_MAX_IMAGES, NamedImage
+from facesocial.api.deps import ContainerDep, ContextDep, DecodeGateDep, rate_limited
+from facesocial.api.forms import AnalyzeForm, BatchForm
+from facesocial.api.image_input import image_form
+from facesocial.api.openapi import IMAGE_ERRORS, INTAKE_ERRORS, error_responses, image_request_body
+from facesocial.api.schemas import AnalyzeResponse, BatchResponse
+from facesocial.services.demographics import NamedImage
 
 router = APIRouter(prefix="/api/v1/demographics", tags=["demographics"])
 
 
-@router.post("/analyze", name="analyze", dependencies=[Depends(rate_limited("demographics"))])
+@router.post(
+    "/analyze",
+    name="analyze",
+    response_model=None,
+    dependencies=[Depends(rate_limited("demographics"))],
+    openapi_extra=image_request_body(AnalyzeForm),
+    responses={
+        200: {"model": AnalyzeResponse},
+        **error_responses(*IMAGE_ERRORS, errors.ModelUnavailableError),
+    },
+)
 def analyze(
     request: Request,
     container: ContainerDep,
     ctx: ContextDep,
-    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP")],
+    gate: DecodeGateDep,
+    form: Annotated[AnalyzeForm, image_form(AnalyzeForm)],
 ) -> dict[str, Any]:
     """Per face: estimated age, age range and group, gender + confidence, emotion + confidence."""
-    outcome = container.demographics.analyze(read_upload(image, container), ctx=ctx)
+    with gate.admit(form.pixel_weight(container.settings.limits)):
+        outcome = container.demographics.analyze(form.image.data, ctx=ctx)
     request.state.outcome = outcome
     return {"success": True, **outcome.body}
 
 
-@router.post("/batch", name="batch", dependencies=[Depends(rate_limited("batch"))])
+@router.post(
+    "/batch",
+    name="batch",
+    response_model=None,
+    dependencies=[Depends(rate_limited("batch"))],
+    openapi_extra=image_request_body(BatchForm),
+    responses={
+        200: {"model": BatchResponse},
+        **error_responses(*INTAKE_ERRORS, errors.BatchFailedError, errors.ModelUnavailableError),
+    },
+)
 def batch(
     request: Request,
     container: ContainerDep,
     ctx: ContextDep,
-    images: Annotated[list[UploadFile], File(description=f"1 to {BATCH_MAX_IMAGES} images")],
+    gate: DecodeGateDep,
+    form: Annotated[BatchForm, image_form(BatchForm)],
 ) -> dict[str, Any]:
-    """Many images: a result or an error for each, in order; one bad image fails only itself."""
-    if len(images) > BATCH_MAX_IMAGES:
-        raise errors.ValidationFailedError(
-            f"A batch holds at most {BATCH_MAX_IMAGES} images; {len(images)} were sent"
-        )
-    named = []
-    for upload in images:
-        try:
-            named.append(NamedImage(upload.filename or "", read_upload(upload, container)))
-        except errors.FaceSocialError as exc:  # e.g. one oversize image: that item's error only
-            named.append(NamedImage(upload.filename or "", b"", exc))
-    outcome = container.demographics.batch(named, ctx=ctx)
+    """Many images: a result or an error for each, in order; one bad image fails only itself.
+
+    Partial failure is a 200 with each item's outcome; when every item failed the answer is 422
+    ``BATCH_FAILED`` with every item's error in ``error.details.results``.
+    """
+    named = [NamedImage(upload.filename, upload.data, upload.error) for upload in form.images]
+    with gate.admit(form.pixel_weight(container.settings.limits)):
+        outcome = container.demographics.batch(named, ctx=ctx)
     request.state.outcome = outcome
     return {"success": True, **outcome.body}

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 
-from facesocial.api.deps import ContainerDep, ContextDep, rate_limited, read_upload
+from facesocial import errors
+from facesocial.api.deps import ContainerDep, ContextDep, DecodeGateDep, rate_limited
+from facesocial.api.forms import DetectForm
+from facesocial.api.image_input import image_form
+from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
+from facesocial.api.schemas import DetectResponse
 from facesocial.services.detection import DetectionParams
 from facesocial.services.outcome import Outcome
 from facesocial.vision.pipeline import DetectOptions
 
-_LANDMARKS_HELP = (
-    "5 (default), 68 (dlib iBUG: its training data bars commercial use) or 468 (mesh, with pose, "
-    "eye openness and gaze)"
-)
 router = APIRouter(
     prefix="/api/v1/face-detection",
     tags=["face-detection"],
@@ -23,30 +24,35 @@ router = APIRouter(
 )
 
 
-@router.post("/detect", name="detect")
+@router.post(
+    "/detect",
+    name="detect",
+    response_model=None,
+    openapi_extra=image_request_body(DetectForm),
+    responses={
+        200: {"model": DetectResponse},
+        **error_responses(*IMAGE_ERRORS, errors.ModelUnavailableError),
+    },
+)
 def detect(
     request: Request,
     container: ContainerDep,
     ctx: ContextDep,
-    image: Annotated[UploadFile, File(description="JPEG, PNG, WebP or BMP")],
-    min_face_size: Annotated[int, Form(ge=8, le=4096)] = 40,
-    max_faces: Annotated[int, Form(ge=1, le=1000)] = 100,
-    detection_confidence: Annotated[
-        float | None, Form(ge=0.0, le=1.0, description="Default: the server's setting (0.5)")
-    ] = None,
-    return_landmarks: Annotated[bool, Form()] = True,
-    landmarks: Annotated[Literal["5", "68", "468"], Form(description=_LANDMARKS_HELP)] = "5",
-    return_attributes: Annotated[bool, Form(description="Age, gender, emotion per face")] = False,
+    gate: DecodeGateDep,
+    form: Annotated[DetectForm, image_form(DetectForm)],
 ) -> dict[str, Any]:
     """Find faces: boxes, confidence, landmarks, quality; optionally attributes and the mesh."""
-    data = read_upload(image, container)
     confidence = container.settings.detection.detection_confidence
-    if detection_confidence is not None:
-        confidence = detection_confidence
+    if form.detection_confidence is not None:
+        confidence = form.detection_confidence
     params = DetectionParams(
-        DetectOptions(min_face_size, max_faces, confidence), return_landmarks, landmarks, return_attributes
+        DetectOptions(form.min_face_size, form.max_faces, confidence),
+        form.return_landmarks,
+        form.landmarks,
+        form.return_attributes,
     )
-    result = container.detection.detect(data, params, ctx)
+    with gate.admit(form.pixel_weight(container.settings.limits)):
+        result = container.detection.detect(form.image.data, params, ctx)
     best = max((f["confidence"] for f in result.faces), default=None)
     request.state.outcome = Outcome(
         {}, confidence=best, model_version="{name}@{version}".format(**result.model["detector"])

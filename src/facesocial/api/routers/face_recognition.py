@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Request
 
-from facesocial.api.deps import CallerDep, ContainerDep, ContextDep, rate_limited, read_upload
+from facesocial import errors
+from facesocial.api.deps import CallerDep, ContainerDep, ContextDep, DecodeGateDep, rate_limited
+from facesocial.api.forms import GroupCreate, IdentifyForm, MembersAdd, RegisterForm, VerifyForm
+from facesocial.api.image_input import image_form
+from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
+from facesocial.api.schemas import (
+    EraseResponse,
+    GroupCreated,
+    GroupDeleted,
+    GroupList,
+    GroupResponse,
+    IdentifyResponse,
+    RegisterResponse,
+    UserResponse,
+    VerifyResponse,
+)
 from facesocial.services.outcome import Outcome
 
 router = APIRouter(
@@ -17,24 +31,14 @@ router = APIRouter(
     dependencies=[Depends(rate_limited("face_recognition"))],
 )
 
-FaceIndex = Annotated[
-    int | None,
-    Form(
-        ge=0,
-        description="Which detected face to use (0 = largest). Needed at registration "
-        "when the image holds several faces.",
-    ),
-]
-EmbeddingModel = Annotated[
-    str | None,
-    Form(
-        max_length=64,
-        description="Embedding model (default: the configured one); a gallery is bound to its model",
-    ),
-]
-Threshold = Annotated[
-    float | None, Form(ge=-1.0, le=1.0, description="Override the calibrated cosine threshold")
-]
+# Finding and embedding the face a request is about (vision/probe.py, the embedder registry).
+_PROBE_ERRORS = (
+    *IMAGE_ERRORS,
+    errors.NoFaceFoundError,
+    errors.FaceIndexOutOfRangeError,
+    errors.UnknownModelError,
+    errors.ModelUnavailableError,
+)
 
 
 def _ok(request: Request, outcome: Outcome) -> dict[str, Any]:
@@ -42,101 +46,129 @@ def _ok(request: Request, outcome: Outcome) -> dict[str, Any]:
     return {"success": True, **outcome.body}
 
 
-@router.post("/register", name="register")
+@router.post(
+    "/register",
+    name="register",
+    response_model=None,
+    openapi_extra=image_request_body(RegisterForm),
+    responses={
+        200: {"model": RegisterResponse},
+        **error_responses(
+            *_PROBE_ERRORS,
+            errors.MultipleFacesError,
+            errors.ConsentRequiredError,
+            errors.GroupNotFoundError,
+        ),
+    },
+)
 def register(
     request: Request,
     container: ContainerDep,
     caller: CallerDep,
     ctx: ContextDep,
-    user_id: Annotated[uuid.UUID, Form()],
-    image: Annotated[UploadFile, File()],
-    consent: Annotated[bool, Form(description="The user agreed to biometric enrolment")] = False,
-    face_index: FaceIndex = None,
-    group_id: Annotated[uuid.UUID | None, Form()] = None,
-    registration_source: Annotated[str | None, Form(max_length=50)] = None,
-    embedding_model: EmbeddingModel = None,
+    gate: DecodeGateDep,
+    form: Annotated[RegisterForm, image_form(RegisterForm)],
 ) -> dict[str, Any]:
     """Enrol one face of a user (creates the user on first enrolment)."""
-    data = read_upload(image, container)
-    outcome = container.recognition.register(
-        user_id,
-        data,
-        consent=consent,
-        caller=caller,
-        ctx=ctx,
-        face_index=face_index,
-        group_id=group_id,
-        registration_source=registration_source,
-        model=embedding_model,
-    )
+    with gate.admit(form.pixel_weight(container.settings.limits)):
+        outcome = container.recognition.register(
+            form.user_id,
+            form.image.data,
+            consent=form.consent,
+            caller=caller,
+            ctx=ctx,
+            face_index=form.face_index,
+            group_id=form.group_id,
+            registration_source=form.registration_source,
+            model=form.embedding_model,
+        )
     return _ok(request, outcome)
 
 
-@router.post("/verify", name="verify")
+@router.post(
+    "/verify",
+    name="verify",
+    response_model=None,
+    openapi_extra=image_request_body(VerifyForm),
+    responses={200: {"model": VerifyResponse}, **error_responses(*_PROBE_ERRORS, errors.UserNotFoundError)},
+)
 def verify(
     request: Request,
     container: ContainerDep,
     caller: CallerDep,
     ctx: ContextDep,
-    image: Annotated[UploadFile, File()],
-    user_id: Annotated[uuid.UUID | None, Form()] = None,
-    image2: Annotated[UploadFile | None, File()] = None,
-    mode: Annotated[Literal["balanced", "strict"], Form()] = "balanced",
-    threshold: Threshold = None,
-    face_index: FaceIndex = None,
-    embedding_model: EmbeddingModel = None,
+    gate: DecodeGateDep,
+    form: Annotated[VerifyForm, image_form(VerifyForm)],
 ) -> dict[str, Any]:
     """1:1 — is the face in ``image`` the user ``user_id`` (or the face in ``image2``)?"""
-    data = read_upload(image, container)
-    other = read_upload(image2, container) if image2 is not None else None
-    outcome = container.recognition.verify(
-        data,
-        caller=caller,
-        ctx=ctx,
-        user_id=user_id,
-        other=other,
-        mode=mode,
-        threshold=threshold,
-        face_index=face_index,
-        model=embedding_model,
-    )
+    with gate.admit(form.pixel_weight(container.settings.limits)):
+        outcome = container.recognition.verify(
+            form.image.data,
+            caller=caller,
+            ctx=ctx,
+            user_id=form.user_id,
+            other=form.image2.data if form.image2 is not None else None,
+            mode=form.mode or "balanced",
+            threshold=form.threshold,
+            face_index=form.face_index,
+            model=form.embedding_model,
+        )
     return _ok(request, outcome)
 
 
-@router.post("/identify", name="identify")
+@router.post(
+    "/identify",
+    name="identify",
+    response_model=None,
+    openapi_extra=image_request_body(IdentifyForm),
+    responses={
+        200: {"model": IdentifyResponse},
+        **error_responses(*_PROBE_ERRORS, errors.GroupNotFoundError),
+    },
+)
 def identify(
     request: Request,
     container: ContainerDep,
     caller: CallerDep,
     ctx: ContextDep,
-    image: Annotated[UploadFile, File()],
-    top_k: Annotated[int, Form(ge=1, le=100)] = 5,
-    group_id: Annotated[uuid.UUID | None, Form()] = None,
-    threshold: Threshold = None,
-    face_index: FaceIndex = None,
-    embedding_model: EmbeddingModel = None,
+    gate: DecodeGateDep,
+    form: Annotated[IdentifyForm, image_form(IdentifyForm)],
 ) -> dict[str, Any]:
     """1:N — who is this? Ranked candidates above the threshold, or ``unknown``."""
-    data = read_upload(image, container)
-    outcome = container.recognition.identify(
-        data,
-        caller=caller,
-        ctx=ctx,
-        top_k=top_k,
-        group_id=group_id,
-        threshold=threshold,
-        face_index=face_index,
-        model=embedding_model,
-    )
+    with gate.admit(form.pixel_weight(container.settings.limits)):
+        outcome = container.recognition.identify(
+            form.image.data,
+            caller=caller,
+            ctx=ctx,
+            top_k=form.top_k,
+            group_id=form.group_id,
+            threshold=form.threshold,
+            face_index=form.face_index,
+            model=form.embedding_model,
+        )
     return _ok(request, outcome)
 
 
-@router.get("/users/{user_id}", name="get_user")
+@router.get(
+    "/users/{user_id}",
+    name="get_user",
+    response_model=None,
+    responses={200: {"model": UserResponse}, **error_responses(errors.UserNotFoundError)},
+)
 def get_user(container: ContainerDep, caller: CallerDep, user_id: uuid.UUID) -> dict[str, Any]:
     return {"success": True, **container.users.get(user_id, caller=caller)}
 
 
-@router.delete("/users/{user_id}", name="erase_user")
+@router.delete(
+    "/users/{user_id}",
+    name="erase_user",
+    response_model=None,
+    # SERVER_BUSY: another request held this user's write lock too long (store/user_locks.py).
+    responses={
+        200: {"model": EraseResponse},
+        **error_responses(errors.UserNotFoundError, errors.ServerBusyError),
+    },
+)
 def erase_user(
     request: Request, container: ContainerDep, caller: CallerDep, user_id: uuid.UUID
 ) -> dict[str, Any]:
@@ -147,18 +179,13 @@ def erase_user(
 # --- face groups -----------------------------------------------------------------------------------
 
 
-class GroupCreate(BaseModel):
-    group_name: str = Field(min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=2000)
-    privacy_level: Literal["public", "friends", "private"] = "private"
-    user_id: uuid.UUID | None = Field(default=None, description="Owner (an enrolled user)")
-
-
-class MembersAdd(BaseModel):
-    user_ids: list[uuid.UUID] = Field(min_length=1, max_length=1000)
-
-
-@router.post("/groups", name="create_group", status_code=201)
+@router.post(
+    "/groups",
+    name="create_group",
+    response_model=None,
+    status_code=201,
+    responses={201: {"model": GroupCreated}, **error_responses(errors.UserNotFoundError)},
+)
 def create_group(container: ContainerDep, caller: CallerDep, body: GroupCreate) -> dict[str, Any]:
     group = container.groups.create(
         body.group_name,
@@ -170,7 +197,7 @@ def create_group(container: ContainerDep, caller: CallerDep, body: GroupCreate) 
     return {"success": True, "group": group}
 
 
-@router.get("/groups", name="list_groups")
+@router.get("/groups", name="list_groups", response_model=None, responses={200: {"model": GroupList}})
 def list_groups(
     container: ContainerDep,
     caller: CallerDep,
@@ -181,18 +208,36 @@ def list_groups(
     return {"success": True, "total": len(groups), "groups": groups[offset : offset + limit]}
 
 
-@router.get("/groups/{group_id}", name="get_group")
+@router.get(
+    "/groups/{group_id}",
+    name="get_group",
+    response_model=None,
+    responses={200: {"model": GroupResponse}, **error_responses(errors.GroupNotFoundError)},
+)
 def get_group(container: ContainerDep, caller: CallerDep, group_id: uuid.UUID) -> dict[str, Any]:
     return {"success": True, "group": container.groups.get(group_id, caller=caller)}
 
 
-@router.delete("/groups/{group_id}", name="delete_group")
+@router.delete(
+    "/groups/{group_id}",
+    name="delete_group",
+    response_model=None,
+    responses={200: {"model": GroupDeleted}, **error_responses(errors.GroupNotFoundError)},
+)
 def delete_group(container: ContainerDep, caller: CallerDep, group_id: uuid.UUID) -> dict[str, Any]:
     container.groups.delete(group_id, caller=caller)
     return {"success": True, "group_id": str(group_id), "deleted": True}
 
 
-@router.post("/groups/{group_id}/members", name="add_group_members")
+@router.post(
+    "/groups/{group_id}/members",
+    name="add_group_members",
+    response_model=None,
+    responses={
+        200: {"model": GroupResponse},
+        **error_responses(errors.GroupNotFoundError, errors.UserNotFoundError),
+    },
+)
 def add_members(
     container: ContainerDep, caller: CallerDep, group_id: uuid.UUID, body: MembersAdd
 ) -> dict[str, Any]:
@@ -200,7 +245,15 @@ def add_members(
     return {"success": True, "group": container.groups.add_members(group_id, body.user_ids, caller=caller)}
 
 
-@router.delete("/groups/{group_id}/members/{user_id}", name="remove_group_member")
+@router.delete(
+    "/groups/{group_id}/members/{user_id}",
+    name="remove_group_member",
+    response_model=None,
+    responses={
+        200: {"model": GroupResponse},
+        **error_responses(errors.GroupNotFoundError, errors.UserNotFoundError),
+    },
+)
 def remove_member(
     container: ContainerDep, caller: CallerDep, group_id: uuid.UUID, user_id: uuid.UUID
 ) -> dict[str, Any]:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -11,46 +17,161 @@ from sqlalchemy import text
 
 from facesocial import __version__
 from facesocial.api.deps import ContainerDep
+from facesocial.api.errors import describe
+from facesocial.container import Container
 
 router = APIRouter(tags=["health"])
+
+# A dependency that has not answered in this time counts as down: a dead store must not make the
+# probe itself hang (Kubernetes' default probe timeout is 1 s; ours is generous but bounded).
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessCheck:
+    """One dependency of ``/health/ready``.
+
+    ``run`` returns the entry's body: at least ``{"status": "ok" | "degraded" | "error"}``; it may
+    raise, which reports ``error`` with the exception's class and first line. ``required``: when
+    it fails the server is not ready (503); otherwise it only makes the status ``degraded``.
+    ``timeout_seconds=None`` runs the check inline (no network, e.g. loading models).
+    """
+
+    name: str
+    run: Callable[[], dict[str, Any]]
+    required: bool = True
+    timeout_seconds: float | None = CHECK_TIMEOUT_SECONDS
+
+
+def readiness_checks(container: Container) -> list[ReadinessCheck]:
+    """The dependencies readiness reports; add an entry here for a new one."""
+    return [
+        ReadinessCheck("database", lambda: _database(container)),
+        ReadinessCheck("cache", lambda: container.kv.health().as_dict(), required=False),
+        ReadinessCheck("vector_index", lambda: _vector_index(container)),
+        ReadinessCheck("models", lambda: _models(container), timeout_seconds=None),
+        ReadinessCheck("index_consistency", lambda: _consistency(container), timeout_seconds=None),
+    ]
 
 
 @router.get("/health", name="health")
 def health() -> dict[str, Any]:
-    """Alive: the process answers."""
-    return {"status": "ok", "version": __version__}
+    """Alive: the process answers (``pid`` tells server processes apart behind one port)."""
+    return {"status": "ok", "version": __version__, "pid": os.getpid()}
 
 
 @router.get("/health/ready", name="ready")
 def ready(container: ContainerDep) -> JSONResponse:
-    """Ready: database, cache, vector index and models all answer (503 otherwise)."""
-    checks: dict[str, Any] = {}
-    try:
-        with container.database.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # readiness reports failures; it never raises them
-        checks["database"] = f"error: {type(exc).__name__}"
-    checks["cache"] = "ok" if container.kv.ping() else "error: no answer"
-    try:
-        container.index.collections()
-        checks["vector_index"] = "ok"
-    except Exception as exc:
-        checks["vector_index"] = f"error: {type(exc).__name__}"
-    try:
-        pipeline = container.pipeline
-        checks["models"] = {
-            "detector": pipeline.detector.model.tag,
-            "embedders": sorted(e.model.tag for e in pipeline.embedders.values()),
-        }
-    except Exception as exc:
-        checks["models"] = f"error: {type(exc).__name__}"
-    healthy = all(not (isinstance(v, str) and v.startswith("error")) for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if healthy else "not_ready", "checks": checks}, status_code=200 if healthy else 503
-    )
+    """Ready: every required dependency answers.
+
+    200 ``ready``; 200 ``degraded`` when only an optional one (the Redis cache, served from local
+    memory meanwhile) is down; 503 ``not_ready`` when the database, the vector index or the models
+    are. Each entry: ``{"status": "ok" | "degraded" | "error", "required": bool, ...}``, with a
+    ``reason`` (exception class and first line) when failing.
+    """
+    checks = readiness_checks(container)
+    results = _run_all(checks)
+    failed_required = any(r["status"] == "error" for c, r in zip(checks, results, strict=True) if c.required)
+    if failed_required:
+        status, code = "not_ready", 503
+    elif any(r["status"] != "ok" for r in results):
+        status, code = "degraded", 200
+    else:
+        status, code = "ready", 200
+    body = {
+        "status": status,
+        "checks": {c.name: {**r, "required": c.required} for c, r in zip(checks, results, strict=True)},
+    }
+    return JSONResponse(body, status_code=code)
 
 
 @router.get("/metrics", name="metrics", include_in_schema=False)
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+
+def _database(container: Container) -> dict[str, Any]:
+    with container.database.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return {"status": "ok", "dialect": container.database.engine.dialect.name}
+
+
+def _vector_index(container: Container) -> dict[str, Any]:
+    index = container.index
+    index.ping()
+    body: dict[str, Any] = {"status": "ok", "backend": type(index).__name__}
+    damaged = getattr(index, "damaged", None)  # the local index: collections quarantined on load
+    if damaged:
+        body["damaged_on_load"] = list(damaged)
+    return body
+
+
+def _models(container: Container) -> dict[str, Any]:
+    pipeline = container.pipeline
+    return {
+        "status": "ok",
+        "detector": pipeline.detector.model.tag,
+        "embedders": sorted(e.model.tag for e in pipeline.embedders.values()),
+    }
+
+
+def _consistency(container: Container) -> dict[str, Any]:
+    """SQL and the vector index agree (services/reconcile.py): ``error`` until a pass says so."""
+    if container.settings.reconcile.interval_seconds <= 0:
+        return {"status": "ok", "reconcile": "disabled (FACESOCIAL_RECONCILE__INTERVAL_SECONDS=0)"}
+    state = container.reconcile_loop.state.as_dict()
+    # "state": pending (no pass completed since start-up), ok, or inconsistent.
+    return {**state, "state": state["status"], "status": "ok" if state["status"] == "ok" else "error"}
+
+
+def _run_all(checks: list[ReadinessCheck]) -> list[dict[str, Any]]:
+    """Run the network checks side by side in daemon threads, each bounded by its timeout.
+
+    A check still blocked at its deadline is reported as an error and left to finish on its own
+    (its driver's timeout ends it); readiness answers either way.
+    """
+    results: list[dict[str, Any] | None] = [None] * len(checks)
+
+    def run(i: int) -> None:
+        results[i] = _guarded(checks[i])
+
+    started = time.monotonic()
+    threads: list[tuple[int, threading.Thread]] = []
+    for i, check in enumerate(checks):
+        if check.timeout_seconds is None:
+            continue
+        thread = threading.Thread(target=run, args=(i,), name=f"ready-{check.name}", daemon=True)
+        thread.start()
+        threads.append((i, thread))
+    for i, check in enumerate(checks):
+        if check.timeout_seconds is None:
+            run(i)
+    for i, thread in threads:
+        thread.join(max(0.0, started + (checks[i].timeout_seconds or 0.0) - time.monotonic()))
+    return [
+        result
+        if result is not None
+        else {
+            "status": "error",
+            "reason": f"TimeoutError: no answer within {checks[i].timeout_seconds:g} s",
+        }
+        for i, result in enumerate(results)
+    ]
+
+
+def _guarded(check: ReadinessCheck) -> dict[str, Any]:
+    try:
+        return check.run()
+    except Exception as exc:  # readiness reports failures; it never raises them
+        return {"status": "error", "reason": redact_url(describe(exc))}
+
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@\s]*@", re.IGNORECASE)
+
+
+def redact_url(text_with_urls: str) -> str:
+    """Hide passwords in URLs: ``postgresql://u:secret@h/db`` becomes ``postgresql://u:***@h/db``."""
+    return _CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text_with_urls)

@@ -1,0 +1,179 @@
+"""Request models: the fields of each image route (multipart or JSON) and the JSON bodies.
+
+Free text (group names, descriptions, registration sources, model names) is stripped of
+surrounding whitespace and refused with 422 ``VALIDATION_ERROR`` when it is blank or holds
+control characters (Unicode category Cc; lone surrogates, Cs, which no UTF-8 column can store,
+too); a description may hold tabs and line breaks. Options that contradict each other are
+refused by ``check_consistency`` with a message naming both fields, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from facesocial import errors
+from facesocial.api.image_input import ImageForm, ImageUpload
+from facesocial.services.demographics import BATCH_MAX_IMAGES
+
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
+
+
+def _text_rule(allowed: str) -> AfterValidator:
+    def check(value: str) -> str:
+        for char in value:
+            if char not in allowed and unicodedata.category(char) in _REFUSED_CATEGORIES:
+                raise PydanticCustomError(
+                    "control_character",
+                    "must not contain control characters (found U+{code})",
+                    {"code": f"{ord(char):04X}"},
+                )
+        if not value:
+            raise PydanticCustomError("blank", "must not be empty or only whitespace")
+        return value
+
+    return AfterValidator(check)
+
+
+_ONE_LINE = _text_rule("")
+_MULTILINE = _text_rule("\t\n\r")
+
+GroupName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), _ONE_LINE]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), _MULTILINE]
+RegistrationSource = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), _ONE_LINE]
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64), _ONE_LINE]
+
+
+def _number_as_text(value: object) -> object:
+    # JSON clients send 68 as a number; the form sends "68".
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+LandmarkSet = Annotated[Literal["5", "68", "468"], BeforeValidator(_number_as_text)]
+
+_IMAGE_HELP = "JPEG, PNG, WebP or BMP (up to limits.max_image_bytes, 20 MiB by default)"
+_LANDMARKS_HELP = (
+    "5 (default), 68 (dlib iBUG: its training data bars commercial use) or 468 (mesh, with pose, "
+    "eye openness and gaze); 68 and 468 need return_landmarks=true"
+)
+_FACE_INDEX_HELP = (
+    "Which detected face to use (0 = largest). Needed at registration when the image holds several faces."
+)
+_MODEL_HELP = "Embedding model (default: the configured one); a gallery is bound to its model"
+_THRESHOLD_HELP = "Override the calibrated cosine threshold"
+
+
+def _contradiction(first: str, second: str, message: str) -> errors.FaceSocialError:
+    return errors.ValidationFailedError(message, fields=[first, second])
+
+
+# --- image routes ------------------------------------------------------------------------------------
+
+
+class DetectForm(ImageForm):
+    image: ImageUpload = Field(description=_IMAGE_HELP)
+    min_face_size: int = Field(default=40, ge=8, le=4096, description="Smallest face side, px")
+    max_faces: int = Field(default=100, ge=1, le=1000)
+    detection_confidence: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Default: the server's setting (0.5)"
+    )
+    return_landmarks: bool = True
+    landmarks: LandmarkSet = Field(default="5", description=_LANDMARKS_HELP)
+    return_attributes: bool = Field(default=False, description="Age, gender, emotion per face")
+
+    def check_consistency(self) -> None:
+        if not self.return_landmarks and self.landmarks != "5":
+            raise _contradiction(
+                "landmarks",
+                "return_landmarks",
+                f"landmarks={self.landmarks} asks for landmarks that return_landmarks=false refuses: "
+                "send one of the two",
+            )
+
+
+class RegisterForm(ImageForm):
+    user_id: uuid.UUID
+    image: ImageUpload = Field(description=_IMAGE_HELP)
+    consent: bool = Field(default=False, description="The user agreed to biometric enrolment")
+    face_index: int | None = Field(default=None, ge=0, description=_FACE_INDEX_HELP)
+    group_id: uuid.UUID | None = None
+    registration_source: RegistrationSource | None = None
+    embedding_model: ModelName | None = Field(default=None, description=_MODEL_HELP)
+
+
+class VerifyForm(ImageForm):
+    max_images: ClassVar[int] = 2
+
+    image: ImageUpload = Field(description=_IMAGE_HELP)
+    user_id: uuid.UUID | None = Field(default=None, description="Compare with this user's enrolled faces")
+    image2: ImageUpload | None = Field(default=None, description="... or with the face in this image")
+    mode: Literal["balanced", "strict"] | None = Field(
+        default=None, description="Calibrated threshold to use (default balanced); not with threshold"
+    )
+    threshold: float | None = Field(
+        default=None, ge=-1.0, le=1.0, description=f"{_THRESHOLD_HELP}; not with mode"
+    )
+    face_index: int | None = Field(default=None, ge=0, description=_FACE_INDEX_HELP)
+    embedding_model: ModelName | None = Field(default=None, description=_MODEL_HELP)
+
+    def check_consistency(self) -> None:
+        if self.user_id is not None and self.image2 is not None:
+            raise _contradiction(
+                "user_id", "image2", "Send either user_id or a second image (image2), not both"
+            )
+        if self.user_id is None and self.image2 is None:
+            raise errors.ValidationFailedError(
+                "Send either user_id or a second image (image2)", fields=["user_id", "image2"]
+            )
+        if self.mode is not None and self.threshold is not None:
+            raise _contradiction(
+                "mode",
+                "threshold",
+                f"mode={self.mode} picks a calibrated threshold and threshold={self.threshold:g} "
+                "overrides it: send one of the two",
+            )
+
+
+class IdentifyForm(ImageForm):
+    image: ImageUpload = Field(description=_IMAGE_HELP)
+    top_k: int = Field(default=5, ge=1, le=100, description="Candidates returned at most (one per person)")
+    group_id: uuid.UUID | None = Field(default=None, description="Search only this face group")
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0, description=_THRESHOLD_HELP)
+    face_index: int | None = Field(default=None, ge=0, description=_FACE_INDEX_HELP)
+    embedding_model: ModelName | None = Field(default=None, description=_MODEL_HELP)
+
+
+class AnalyzeForm(ImageForm):
+    image: ImageUpload = Field(description=_IMAGE_HELP)
+
+
+class BatchForm(ImageForm):
+    max_images: ClassVar[int] = BATCH_MAX_IMAGES
+    images_in_memory: ClassVar[Literal["sum", "largest"]] = "largest"  # analysed one after another
+    per_item_errors: ClassVar[bool] = True
+
+    images: list[ImageUpload] = Field(
+        min_length=1, max_length=BATCH_MAX_IMAGES, description=f"1 to {BATCH_MAX_IMAGES} images"
+    )
+
+
+# --- JSON bodies -------------------------------------------------------------------------------------
+
+
+class GroupCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    group_name: GroupName
+    description: Description | None = None
+    privacy_level: Literal["public", "friends", "private"] = "private"
+    user_id: uuid.UUID | None = Field(default=None, description="Owner (an enrolled user)")
+
+
+class MembersAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_ids: list[uuid.UUID] = Field(min_length=1, max_length=1000)
