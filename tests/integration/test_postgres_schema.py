@@ -253,3 +253,52 @@ def test_models_match_the_migrated_schema(pg: Database) -> None:
         )
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
+
+
+def test_0006_scopes_existing_users_to_the_first_admin_key(pg: Database) -> None:
+    """Rows from before tenants existed get the oldest admin key's tenant; ids stay the same."""
+    migrate.upgrade(pg, "0005")
+    admin, person, face = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    with pg.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO core.api_keys (id, key_prefix, key_hash, key_name, role, created_at, is_active,"
+                " requests_made) VALUES (:id, 'fs_a', :hash, 'admin', 'admin', :now, true, 0)"
+            ),
+            {"id": admin, "hash": "a" * 64, "now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO core.users (id, user_id, consent_given, created_at, updated_at)"
+                " VALUES (:id, :user, true, :now, :now)"
+            ),
+            {"id": uuid.uuid4(), "user": person, "now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO face_recognition.face_data (id, user_id, face_id, embedding_version,"
+                " embedding_dimension, milvus_collection, embedding, status, verification_count,"
+                " created_at, updated_at)"
+                " VALUES (:id, :user, :face, 'm@1', 2, 'c', '\\x0000', 'active', 0, :now, :now)"
+            ),
+            {"id": face, "user": person, "face": str(face), "now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO face_recognition.face_groups (id, group_name, face_count, privacy_level,"
+                " created_at, updated_at) VALUES (:id, 'g', 0, 'private', :now, :now)"
+            ),
+            {"id": uuid.uuid4(), "now": now},
+        )
+    migrate.upgrade(pg)
+    with pg.engine.connect() as connection:
+        user = connection.execute(text("SELECT tenant_id, external_id FROM core.users")).one()
+        assert (user.tenant_id, user.external_id) == (admin, person)
+        assert connection.execute(text("SELECT tenant_id FROM face_recognition.face_data")).scalar() == admin
+        assert (
+            connection.execute(text("SELECT tenant_id FROM face_recognition.face_groups")).scalar() == admin
+        )
+    migrate.downgrade(pg, "0005")  # and back: the ids the clients know are the ones kept
+    with pg.engine.connect() as connection:
+        assert connection.execute(text("SELECT user_id FROM core.users")).scalar() == person

@@ -28,6 +28,8 @@ def make_engine(url: str) -> Engine:
     elif url.startswith("postgresql"):
         # A server that does not answer must fail a request (503), not hang it.
         kwargs["connect_args"] = {"connect_timeout": 5}
+        # A write of face data holds two connections (its user's advisory lock and its work).
+        kwargs.update(pool_size=10, max_overflow=20)
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)

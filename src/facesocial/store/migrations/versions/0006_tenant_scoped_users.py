@@ -101,6 +101,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Lossy for users enrolled after the upgrade: their external_id (the client's user_id) goes,
+    # and the API would answer with the internal user_id. Users from before keep their ids.
     with op.batch_alter_table("face_data", schema=_schema("face_recognition")) as batch:
         batch.drop_index("idx_face_data_tenant_collection")
         batch.drop_column("tenant_id")
