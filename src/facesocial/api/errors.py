@@ -46,7 +46,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(errors.FaceSocialError)
     async def _domain(request: Request, exc: errors.FaceSocialError) -> JSONResponse:
         remember(request, exc.code, exc.message)
-        response = envelope(exc.code, exc.message, exc.status, exc.details or None)
+        details: Any = exc.details or None
+        if exc.code == "VALIDATION_ERROR" and isinstance(exc.details.get("fields"), list):
+            # The same shape as a schema validation error: one {field, problem} per field.
+            details = [{"field": field, "problem": exc.message} for field in exc.details["fields"]]
+        response = envelope(exc.code, exc.message, exc.status, details)
         if "retry_after" in exc.details:
             response.headers["Retry-After"] = str(exc.details["retry_after"])
         elif exc.code == "SERVICE_UNAVAILABLE":
@@ -56,7 +60,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [
-            {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": e.get("msg")}
+            # A problem with the body as a whole (not JSON, not an object) is named "body".
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+                "problem": e.get("msg"),
+            }
             for e in exc.errors()
         ]
         message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "Invalid request"

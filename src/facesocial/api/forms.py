@@ -55,7 +55,10 @@ def _number_as_text(value: object) -> object:
 
 LandmarkSet = Annotated[Literal["5", "68", "468"], BeforeValidator(_number_as_text)]
 
-_IMAGE_HELP = "JPEG, PNG, WebP or BMP (up to limits.max_image_bytes, 20 MiB by default)"
+_IMAGE_HELP = (
+    "JPEG, PNG, WebP, BMP, HEIC/HEIF, AVIF, MPO, GIF or TIFF (first frame), EXIF orientation applied; "
+    "up to limits.max_image_bytes (20 MiB by default)"
+)
 _LANDMARKS_HELP = (
     "5 (default), 68 (dlib iBUG: its training data bars commercial use) or 468 (mesh, with pose, "
     "eye openness and gaze); 68 and 468 need return_landmarks=true"

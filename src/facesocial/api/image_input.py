@@ -274,12 +274,11 @@ async def _from_json(
     try:
         payload = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body", exc.pos), "msg": f"JSON decode error: {exc.msg}"}]
-        ) from exc
+        message = f"The body is not valid JSON: {exc.msg} at character {exc.pos}"
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": message}]) from exc
     except UnicodeDecodeError as exc:
         raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error: not UTF-8"}]
+            [{"type": "json_invalid", "loc": ("body",), "msg": "The body is not valid JSON: not UTF-8"}]
         ) from exc
     if not isinstance(payload, dict):
         raise RequestValidationError(

@@ -205,9 +205,9 @@ class BatchResponse(Success):
 
 class UserFace(Public):
     face_id: str
-    status: str
+    status: str = Field(description="active; pending or deleting while a write is under way")
     quality: float | None
-    embedding_model: str | None
+    embedding_model: ModelRef
     collection: str | None
     chip_kept: bool
     created_at: str

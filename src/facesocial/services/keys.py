@@ -190,7 +190,7 @@ class ApiKeyService:
             row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
             if row is None or not row.is_active:
                 raise errors.InvalidApiKeyError()
-            if row.expires_at is not None and _aware(row.expires_at) <= now:
+            if row.expires_at is not None and row.expires_at <= now:
                 raise errors.ApiKeyExpiredError()
             # One conditional UPDATE counts the request and enforces the quota atomically,
             # so concurrent requests cannot overshoot the limit.
@@ -221,15 +221,10 @@ def _info(row: ApiKey) -> KeyInfo:
         role=row.role,
         tenant_id=row.owner_id or row.id,
         shared_owner=row.owner_id is not None,
-        created_at=_aware(row.created_at),
-        expires_at=_aware(row.expires_at) if row.expires_at else None,
-        last_used_at=_aware(row.last_used_at) if row.last_used_at else None,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
         is_active=row.is_active,
         requests_made=row.requests_made,
         request_limit=row.request_limit,
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes for timezone-aware columns; they were written as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -24,7 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -166,7 +166,7 @@ class Reconciler:
                 check.active_rows += 1
                 if face_id not in in_index:
                     check.missing.append(face_id)
-            elif status == FACE_PENDING and _aware(updated_at) < cutoff:
+            elif status == FACE_PENDING and updated_at < cutoff:
                 check.stranded_pending.append(face_id)
         check.orphans = sorted(in_index - known)
         check.missing.sort()
@@ -356,8 +356,3 @@ class ReconcileLoop:
 def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
     for start in range(0, len(items), _BATCH):
         yield list(items[start : start + _BATCH])
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes for timezone-aware columns; they were written as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

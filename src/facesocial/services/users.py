@@ -36,8 +36,8 @@ class UserService:
                     {
                         "face_id": str(f.id),
                         "status": f.status,
-                        "quality": f.face_quality_score,
-                        "embedding_model": f.embedding_version,
+                        "quality": None if f.face_quality_score is None else round(f.face_quality_score, 4),
+                        "embedding_model": _model_ref(f.embedding_version),
                         "collection": f.milvus_collection,
                         "chip_kept": f.face_chip is not None,
                         "created_at": f.created_at.isoformat(),
@@ -60,3 +60,9 @@ class UserService:
             "recognition_sessions_removed": erased.sessions_removed,
         }
         return Outcome(body, user_id=user_id)  # the audit log keeps the tenant's own id
+
+
+def _model_ref(tag: str) -> dict[str, str]:
+    """``name@version`` (face_data.embedding_version) as the other routes show a model."""
+    name, _, version = tag.partition("@")
+    return {"name": name, "version": version}

@@ -5,13 +5,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Numeric, String
+from sqlalchemy import JSON, DateTime, Dialect, Numeric, String, TypeDecorator
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.types import TypeEngine
 
 JsonB: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
 Inet: TypeEngine[str] = String(45).with_variant(INET(), "postgresql")
-TimestampTZ = DateTime(timezone=True)
+class _UtcTimestamp(TypeDecorator[datetime]):
+    """TIMESTAMPTZ on PostgreSQL. SQLite has no time zones: values are stored as UTC and read
+    back as aware UTC datetimes, so every dialect hands the code the same kind of value."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+TimestampTZ = _UtcTimestamp()
 
 
 def score_type() -> Numeric[float]:
