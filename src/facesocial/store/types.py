@@ -11,6 +11,8 @@ from sqlalchemy.types import TypeEngine
 
 JsonB: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
 Inet: TypeEngine[str] = String(45).with_variant(INET(), "postgresql")
+
+
 class _UtcTimestamp(TypeDecorator[datetime]):
     """TIMESTAMPTZ on PostgreSQL. SQLite has no time zones: values are stored as UTC and read
     back as aware UTC datetimes, so every dialect hands the code the same kind of value."""
