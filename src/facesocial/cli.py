@@ -85,7 +85,7 @@ def serve(
         ),
     ] = 1,
 ) -> None:
-    """Run the API: migrates, creates an admin key on first start, then serves."""
+    """Run the API: migrates, creates the operator's API key on first start, then serves."""
     import os
 
     import uvicorn
@@ -107,9 +107,11 @@ def serve(
         _ensure_models(container.settings)
     container.prepare()
     if container.keys.count() == 0:
-        issued = container.keys.create("admin (first start)", role="admin")
+        # The installation's operator: its own tenant, plus index upkeep over every tenant.
+        # Tenants get their own keys from `facesocial keys create` (admin by default).
+        issued = container.keys.create("operator (first start)", role="operator")
         typer.echo(
-            f"First start: admin API key (shown once, store it now):\n  {issued.secret}\n",
+            f"First start: operator API key (shown once, store it now):\n  {issued.secret}\n",
             err=True,
         )
     if workers > 1:

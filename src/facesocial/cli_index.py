@@ -2,7 +2,9 @@
 
 The embedded profile's index (and a milvus-lite file) belongs to one process: while a server
 runs, these commands refuse to open it and say so; ``--server URL`` runs them inside that
-server instead (admin API key in ``--api-key`` or ``FACESOCIAL_API_KEY``).
+server instead, with the operator's API key (``--api-key`` or ``FACESOCIAL_API_KEY``): the key
+printed on the first start, or one made with ``facesocial keys create --role operator``. A
+tenant's admin key is refused (403): these act on every tenant's faces.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import typer
 
 from facesocial import errors
 from facesocial.container import Container
+from facesocial.services.reconcile import MAX_GRACE_SECONDS
 from facesocial.settings import Settings
 
 index_app = typer.Typer(no_args_is_help=True, help="Vector index: verify, repair, rebuild, migrate")
@@ -31,7 +34,12 @@ Server = Annotated[
     ),
 ]
 ApiKey = Annotated[
-    str | None, typer.Option("--api-key", envvar="FACESOCIAL_API_KEY", help="Admin API key for --server")
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="FACESOCIAL_API_KEY",
+        help="Operator API key for --server (the first-start key, or `keys create --role operator`)",
+    ),
 ]
 
 # Exit codes: 0 consistent / done, 1 discrepancies remain, 2 could not run.
@@ -57,7 +65,7 @@ def _local(data_dir: Path | None) -> Container:
     except errors.FaceSocialError as exc:
         _fail(
             f"{exc.code}: {exc.message}\nThe vector index is held by a running server: run this command "
-            "with --server http://HOST:PORT (and an admin --api-key), or stop the server first."
+            "with --server http://HOST:PORT (and the operator's --api-key), or stop the server first."
         )
     return container
 
@@ -66,7 +74,10 @@ def _remote(server: str, api_key: str | None, path: str, body: dict[str, Any]) -
     import httpx
 
     if not api_key:
-        _fail("--server needs an admin API key: --api-key or FACESOCIAL_API_KEY")
+        _fail(
+            "--server needs the operator's API key (--api-key or FACESOCIAL_API_KEY): the key printed "
+            "on the first start, or one made with `facesocial keys create --role operator`"
+        )
     try:
         response = httpx.post(
             f"{server.rstrip('/')}/api/v1/admin/index/{path}",
@@ -88,7 +99,12 @@ def index_verify(
     repair: Annotated[bool, typer.Option("--repair", help="Fix what disagrees")] = False,
     grace_seconds: Annotated[
         float | None,
-        typer.Option(help="Age after which a pending registration or erasure counts as abandoned"),
+        typer.Option(
+            min=0,
+            max=MAX_GRACE_SECONDS,
+            help="Age in seconds (at most 30 days) after which a pending registration or erasure "
+            "counts as abandoned",
+        ),
     ] = None,
     show: Annotated[int, typer.Option(help="Ids listed per kind of discrepancy")] = 100,
     data_dir: DataDir = None,

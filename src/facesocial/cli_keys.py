@@ -17,7 +17,7 @@ import typer
 
 from facesocial import errors
 from facesocial.container import Container
-from facesocial.services.keys import ApiKeyService, KeyInfo
+from facesocial.services.keys import ROLES, ApiKeyService, KeyInfo
 from facesocial.settings import Settings
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke, expire")
@@ -112,7 +112,13 @@ def _table(keys: list[KeyInfo], now: datetime) -> str:
 def keys_create(
     name: Annotated[str, typer.Option("--name", help="A label for the key")],
     data_dir: DataDir = None,
-    role: Annotated[str, typer.Option(help="admin or user")] = "admin",
+    role: Annotated[
+        str,
+        typer.Option(
+            help="admin (its tenant's data), user (the same, for client applications) or operator "
+            "(also index upkeep over every tenant: /api/v1/admin/..., `index verify|rebuild --server`)"
+        ),
+    ] = "admin",
     request_limit: Annotated[int | None, typer.Option(help="Requests allowed (default: no limit)")] = None,
     expires_in: Annotated[
         str | None, typer.Option("--expires-in", help="Lifetime, e.g. 30d, 12h, 15m (default: none)")
@@ -127,8 +133,8 @@ def keys_create(
     ] = None,
 ) -> None:
     """Create an API key and print it (it is stored only as a hash)."""
-    if role not in ("admin", "user"):
-        raise typer.BadParameter("role must be admin or user")
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
     if request_limit is not None and request_limit < 1:
         raise typer.BadParameter("request-limit must be at least 1")
     expires_at = datetime.now(UTC) + parse_duration(expires_in) if expires_in else None

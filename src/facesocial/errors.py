@@ -69,6 +69,11 @@ NotFoundError = _error("NOT_FOUND", 404, "No such resource")
 MethodNotAllowedError = _error("METHOD_NOT_ALLOWED", 405, "Method not allowed")
 PayloadTooLargeError = _error("PAYLOAD_TOO_LARGE", 413, "The request body is too large")
 ForbiddenError = _error("FORBIDDEN", 403, "This caller may not do that")
+# The client closed the connection mid-request: nobody reads the answer, but the audit row and
+# the metrics record a client error (400), not a 500.
+ClientDisconnectedError = _error(
+    "CLIENT_DISCONNECTED", 400, "The client closed the connection before the request body was complete"
+)
 
 # --- auth -------------------------------------------------------------------------------------
 MissingApiKeyError = _error("MISSING_API_KEY", 401, "An X-API-Key header is required")

@@ -8,6 +8,16 @@ from contextlib import contextmanager
 
 from prometheus_client import Counter, Histogram
 
+# RFC 9110's methods and PATCH. Any other token is a valid method to the HTTP parser, so
+# labelling by it would let a client create label values (and series) without end.
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+def method_label(method: str) -> str:
+    """The request method as a metrics label or audit field: a standard one, or ``OTHER``."""
+    return method if method in STANDARD_METHODS else "OTHER"
+
+
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests served", ["method", "endpoint", "status"])
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds",

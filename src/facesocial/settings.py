@@ -153,6 +153,10 @@ def _default_limits() -> dict[str, RateLimit]:
         # once, then one guess per 6 s — 14,400 a day, hopeless against 256-bit keys, while a
         # client with a typo'd key recovers within seconds of fixing it.
         "auth_failures": RateLimit(rate_per_second=1 / 6, burst=10),
+        # Index upkeep (/api/v1/admin/index/..., operator keys): each call reads every face row
+        # and every vector, or rebuilds every collection. 10 at once, then 10 a minute: far more
+        # than an operator or a cron job needs, too few to keep the server busy with them.
+        "admin": RateLimit(rate_per_second=1 / 6, burst=10),
     }
 
 
@@ -190,7 +194,8 @@ class ReconcileSettings(BaseModel):
     interval_seconds: float = 600.0
     # Registrations still "pending" and erasures still unfinished this long after they began
     # are taken to be abandoned by a dead request (a live one takes milliseconds to seconds).
-    grace_seconds: float = 120.0
+    # At most 30 days (services/reconcile.py MAX_GRACE_SECONDS): the cut-off must stay a date.
+    grace_seconds: float = Field(default=120.0, ge=0.0, le=30 * 24 * 3600)
 
 
 class Settings(BaseSettings):

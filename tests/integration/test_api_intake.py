@@ -246,6 +246,109 @@ def test_malformed_json_is_a_validation_error(api: Api) -> None:
     assert error_of(response) == (422, "VALIDATION_ERROR")
 
 
+MALFORMED_JSON: list[tuple[str, bytes, str]] = [
+    # json.loads raises ValueError / RecursionError for the first three: they were 500s.
+    ("huge-int", b'{"image": "QUJD", "top_k": 1' + b"0" * 5000 + b"}", "a number has too many digits"),
+    ("deep", b"[" * 2000 + b"]" * 2000, "arrays or objects are nested too deeply"),
+    ("deep-field", b'{"user_ids": ' + b'{"a":' * 2000 + b"1" + b"}" * 2001, "nested too deeply"),
+    # Groups and members answered these 400 BAD_REQUEST, or named the offset "18" as the field.
+    ("truncated", b'{"group_name": "x"', "Expecting ',' delimiter at character 18"),
+    ("not-utf8", b"\xff\xfe\x00", "not UTF-8"),
+]
+JSON_ROUTES = [
+    DETECT,
+    f"{REC}/identify",
+    f"{DEMO}/batch",
+    f"{REC}/groups",
+    f"{REC}/groups/{uuid.uuid4()}/members",
+]
+
+
+@pytest.mark.parametrize("route", JSON_ROUTES, ids=["detect", "identify", "batch", "groups", "members"])
+@pytest.mark.parametrize(
+    ("body", "problem"), [m[1:] for m in MALFORMED_JSON], ids=[m[0] for m in MALFORMED_JSON]
+)
+def test_malformed_json_is_the_same_answer_on_every_route(
+    api: Api, route: str, body: bytes, problem: str
+) -> None:
+    response = api.client.post(
+        route, content=body, headers={**api.headers(), "Content-Type": "application/json"}
+    )
+    assert error_of(response) == (422, "VALIDATION_ERROR")
+    [detail] = response.json()["error"]["details"]
+    assert detail["field"] == "body"
+    assert detail["problem"].startswith("The body is not valid JSON: ") and problem in detail["problem"]
+
+
+def test_a_field_sent_twice_in_json_is_refused_like_in_multipart(api: Api, astronaut_jpeg: bytes) -> None:
+    before = api.counts()
+    person = str(uuid.uuid4())
+    # A proxy or log reading the first "consent" would see a refusal; the last one must not win.
+    body = (
+        f'{{"user_id": "{person}", "consent": false, "image": "{standard(astronaut_jpeg)}", "consent": true}}'
+    )
+    by_json = api.client.post(
+        f"{REC}/register", content=body, headers={**api.headers(), "Content-Type": "application/json"}
+    )
+    by_form = api.client.post(
+        f"{REC}/register",
+        files=[("image", jpeg(astronaut_jpeg)), ("consent", (None, "false")), ("consent", (None, "true"))],
+        data={"user_id": person},
+        headers=api.headers(),
+    )
+    for response in (by_json, by_form):
+        assert error_of(response) == (422, "VALIDATION_ERROR")
+        assert response.json()["error"]["details"] == [
+            {"field": "consent", "problem": "sent 2 times; send it once"}
+        ]
+    groups = api.client.post(
+        f"{REC}/groups",
+        content=b'{"group_name": "a", "group_name": "b"}',
+        headers={**api.headers(), "Content-Type": "application/json"},
+    )
+    assert error_of(groups) == (422, "VALIDATION_ERROR")
+    assert groups.json()["error"]["details"][0]["field"] == "group_name"
+    after = api.counts()
+    assert (after["users"], after["faces"], after["vectors"]) == (
+        before["users"],
+        before["faces"],
+        before["vectors"],
+    )
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "1", "t", 1, "truee"])
+def test_consent_is_true_or_false_only(api: Api, astronaut_jpeg: bytes, value: object) -> None:
+    before = api.counts()
+    person = str(uuid.uuid4())
+    by_json = api.post(
+        f"{REC}/register", json={"user_id": person, "consent": value, "image": standard(astronaut_jpeg)}
+    )
+    by_form = api.post(
+        f"{REC}/register",
+        files={"image": jpeg(astronaut_jpeg)},
+        data={"user_id": person, "consent": str(value)},
+    )
+    for response in (by_json, by_form):
+        assert error_of(response) == (422, "VALIDATION_ERROR")
+        assert response.json()["error"]["details"] == [
+            {"field": "consent", "problem": "must be true or false"}
+        ]
+    assert api.counts()["faces"] == before["faces"]
+
+
+def test_booleans_are_read_in_any_case(api: Api, astronaut_jpeg: bytes) -> None:
+    person = str(uuid.uuid4())
+    registered = api.post(
+        f"{REC}/register", files={"image": jpeg(astronaut_jpeg)}, data={"user_id": person, "consent": "True"}
+    )
+    assert registered.status_code == 200, registered.text
+    api.client.delete(f"{REC}/users/{person}", headers=api.headers())
+    refused = api.post(
+        f"{REC}/register", files={"image": jpeg(astronaut_jpeg)}, data={"user_id": person, "consent": "FALSE"}
+    )
+    assert error_of(refused) == (403, "CONSENT_REQUIRED")
+
+
 # --- free text -------------------------------------------------------------------------------------
 
 GROUP_NAMES: list[tuple[str, str | None]] = [
@@ -259,6 +362,13 @@ GROUP_NAMES: list[tuple[str, str | None]] = [
     ("bell\x07", None),
     ("\ud800lone surrogate", None),  # JSON allows the escape; no UTF-8 column can store it
     ("x" * 101, None),
+    # Shown as something else: a right-to-left override, an isolate, invisible characters.
+    ("staff\u202egnp.exe", None),
+    ("a\u202ab", None),
+    ("\u2066x\u2069", None),
+    ("zero\u200bwidth", None),
+    ("\ufeffbom", None),
+    ("join\u200demoji", "join\u200demoji"),  # the zero-width joiner belongs to emoji and scripts
 ]
 
 
@@ -284,8 +394,14 @@ def test_group_names(api: Api, name: str, stored: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("description", "stored"),
-    [(" two\nlines\twith tab ", "two\nlines\twith tab"), ("nul\x00", None), ("  ", None)],
-    ids=["multiline", "nul", "blank"],
+    [
+        (" two\nlines\twith tab ", "two\nlines\twith tab"),
+        ("nul\x00", None),
+        ("  ", None),
+        ("rtl\u202eoverride", None),
+        ("ภาษา\u200bไทย", "ภาษา\u200bไทย"),  # Thai marks word breaks with a zero-width space
+    ],
+    ids=["multiline", "nul", "blank", "rtl-override", "thai-zwsp"],
 )
 def test_group_descriptions(api: Api, description: str, stored: str | None) -> None:
     response = api.post(f"{REC}/groups", json={"group_name": "described", "description": description})

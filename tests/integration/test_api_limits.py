@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from facesocial.api.app import create_app
@@ -45,6 +47,12 @@ def app_with(
     with TestClient(create_app(container), raise_server_exceptions=False, client=PEER) as client:
         yield client, container, key
     container.close()
+
+
+def _served(endpoint: str, method: str, status: int) -> float:
+    """http_requests_total so far (the Prometheus registry is shared by every app in the process)."""
+    labels = {"endpoint": endpoint, "method": method, "status": str(status)}
+    return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
 
 
 def code_of(response: Any) -> tuple[int, str]:
@@ -151,6 +159,7 @@ def test_failed_authentication_is_limited_per_client_address(
     tmp_path: Path, optional_model_dir: Path | None
 ) -> None:
     with app_with(tmp_path, optional_model_dir, limited_auth) as (client, container, key):
+        refused_before = _served(GROUPS, "GET", 429)
         attacker = {"X-Forwarded-For": "203.0.113.7"}
         statuses = [
             client.get(GROUPS, headers={**attacker, "X-API-Key": f"fs_guess{i}"}).status_code
@@ -169,15 +178,19 @@ def test_failed_authentication_is_limited_per_client_address(
             client.get(GROUPS, headers={"X-Forwarded-For": "198.51.100.20", "X-API-Key": key}).status_code
             == 200
         )
-        # Blocked requests were refused before the key was looked up: the good key was not counted.
+        # The failed authentications are audited, refused before routing yet under their route;
+        # the blocked requests are not (an unauthenticated client must not grow the database at
+        # connection rate), so the good key sent while blocked left no trace either.
         with container.database.session() as session:
             rows = session.scalars(
-                select(AiOperationLog).where(AiOperationLog.error_code == "RATE_LIMITED")
+                select(AiOperationLog).where(AiOperationLog.operation_result == "error")
             ).all()
-        assert len(rows) == 3 and all(r.api_key_id is None for r in rows)
+        assert [r.error_code for r in rows] == ["INVALID_API_KEY"] * 3
+        assert all(r.api_key_id is None for r in rows)
         assert {str(r.ip_address) for r in rows} == {"203.0.113.7"}
-        # Refused before routing, yet recorded under their route.
         assert {(r.endpoint, r.operation_type) for r in rows} == {(f"GET {GROUPS}", "list_groups")}
+        # ... while the metrics count every one of them.
+        assert _served(GROUPS, "GET", 429) - refused_before == 3
 
 
 def test_forwarded_for_is_ignored_from_an_untrusted_peer(
@@ -273,3 +286,112 @@ def test_json_route_budget_counts_only_declared_routes(
             DETECT, content=payload, headers={"X-API-Key": key, "Content-Type": "application/json"}
         )
         assert code_of(response) == (415, "NOT_AN_IMAGE")  # read and decoded, then refused as no image
+
+
+# --- what refused and broken requests leave behind ---------------------------------------------------
+
+
+def test_refused_clients_cannot_fill_the_audit_log(tmp_path: Path, optional_model_dir: Path | None) -> None:
+    from facesocial.store.tables import UsageLog
+
+    with app_with(tmp_path, optional_model_dir, limited_auth) as (client, container, _key):
+        huge = {"User-Agent": "A" * 60_000, "X-Forwarded-For": "203.0.113.8"}
+        statuses = [client.get(GROUPS, headers=huge).status_code for _ in range(40)]
+        assert statuses == [401] * 3 + [429] * 37
+        with container.database.session() as session:
+            operations = session.scalars(select(AiOperationLog)).all()
+            usage = session.scalars(select(UsageLog)).all()
+        # One row per failed authentication up to the limit, none for the 37 blocked requests,
+        # and at most 512 characters of what the client called itself.
+        assert [r.error_code for r in operations] == ["MISSING_API_KEY"] * 3 and len(usage) == 3
+        assert {len(r.user_agent or "") for r in [*operations, *usage]} == {512}
+
+
+def test_long_client_text_is_cut_in_audit_rows(tmp_path: Path, optional_model_dir: Path | None) -> None:
+    with app_with(tmp_path, optional_model_dir) as (client, container, key):
+        path = "/api/v1/" + "x" * 5000
+        response = client.post(
+            GROUPS,
+            json={"group_name": "g", "y" * 5000: 1},
+            headers={"X-API-Key": key, "User-Agent": "B" * 5000},
+        )
+        assert code_of(response) == (422, "VALIDATION_ERROR")  # the message quotes the field name
+        assert code_of(client.get(path, headers={"X-API-Key": key})) == (404, "NOT_FOUND")
+        with container.database.session() as session:
+            rows = session.scalars(select(AiOperationLog)).all()
+        assert len(rows) == 2
+        assert all(len(r.user_agent or "") <= 512 for r in rows)
+        assert all(len(r.error_message or "") <= 1024 for r in rows)
+        assert all(len(r.endpoint or "") <= 100 for r in rows)
+        assert max(len(r.error_message or "") for r in rows) == 1024
+
+
+def _cut_off_upload(path: str, key: str, content_type: bytes, first_part: bytes) -> dict[str, Any]:
+    """An ASGI request that announces 100,000 bytes, sends a few, then disconnects."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"x-api-key", key.encode()),
+            (b"content-type", content_type),
+            (b"content-length", b"100000"),
+        ],
+        "client": PEER,
+        "server": ("testserver", 80),
+    }
+    messages: list[dict[str, Any]] = [{"type": "http.request", "body": first_part, "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    return {"scope": scope, "receive": receive, "send": send, "sent": sent}
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "first_part"),
+    [
+        (
+            DETECT,
+            b"multipart/form-data; boundary=BND",
+            b'--BND\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n' + b"x" * 1000,
+        ),
+        (DETECT, b"application/json", b'{"image": "' + b"A" * 1000),
+        (GROUPS, b"application/json", b'{"group_name": "' + b"g" * 1000),
+    ],
+    ids=["multipart", "json-image", "json-group"],
+)
+def test_a_client_disconnecting_mid_upload_is_a_client_error(
+    tmp_path: Path,
+    optional_model_dir: Path | None,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    content_type: bytes,
+    first_part: bytes,
+) -> None:
+    with app_with(tmp_path, optional_model_dir) as (client, container, key):
+        served_400, served_500 = _served(path, "POST", 400), _served(path, "POST", 500)
+        request = _cut_off_upload(path, key, content_type, first_part)
+        assert client.portal is not None
+        with caplog.at_level(logging.INFO):
+            client.portal.call(client.app, request["scope"], request["receive"], request["send"])
+        # Not a bug of ours: no traceback, no 5xx in the metrics, a client error in the audit row.
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+        assert any("client disconnected" in r.getMessage() for r in caplog.records)
+        assert request["sent"][0]["status"] == 400
+        assert _served(path, "POST", 500) == served_500
+        assert _served(path, "POST", 400) == served_400 + 1
+        with container.database.session() as session:
+            row = session.scalars(select(AiOperationLog)).one()
+        assert (row.error_code, row.operation_result) == ("CLIENT_DISCONNECTED", "error")

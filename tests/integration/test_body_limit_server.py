@@ -67,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, optional_model_dir: Path | 
                 line = process.stderr.readline()
                 if line.strip().startswith("fs_"):
                     key = line.strip()
-            assert key, "no admin key printed on first start"
+            assert key, "no operator key printed on first start"
             # Keep draining stderr so the server never blocks on a full pipe.
             threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
             wait_healthy(port)

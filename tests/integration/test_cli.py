@@ -76,6 +76,16 @@ def test_keys_db_and_index_commands(tmp_path: Path) -> None:
     assert rebuilt.exit_code == 0 and json.loads(rebuilt.stdout) == []
 
 
+@pytest.mark.parametrize("grace", ["1e12", "inf", "nan", "-1"])
+def test_index_verify_refuses_a_grace_period_that_is_no_date(tmp_path: Path, grace: str) -> None:
+    """More than 30 days (or not a number) made the cut-off date overflow: a traceback, not a report."""
+    data_dir = str(tmp_path / "data")
+    result = runner.invoke(app, ["index", "verify", "--data-dir", data_dir, "--grace-seconds", grace])
+    assert result.exit_code == 2, result.output
+    assert "grace" in result.output.lower() and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_eval_verification_on_a_small_pairs_file(tmp_path: Path) -> None:
     lfw = shared_path("lfw_deepfunneled")
     lines = (lfw / "pairs.txt").read_text().splitlines()
@@ -124,7 +134,7 @@ def test_serve_first_start_prints_key_and_serves(
                 line = server.stderr.readline()
                 if line.strip().startswith("fs_"):
                     key = line.strip()
-            assert key, "no admin key printed on first start"
+            assert key, "no operator key printed on first start"
             base = f"http://127.0.0.1:{port}"
             wait_healthy(port)
             response = httpx.post(
@@ -135,6 +145,11 @@ def test_serve_first_start_prints_key_and_serves(
                 timeout=60,
             )
             assert response.status_code == 200, response.text
+            # The first-start key is the installation's operator: index upkeep works with it.
+            verified = httpx.post(
+                f"{base}/api/v1/admin/index/verify", headers={"X-API-Key": key}, json={}, timeout=60
+            )
+            assert verified.status_code == 200, verified.text
             assert (tmp_path / "data" / "facesocial.db").exists()
             assert (tmp_path / "data" / "vectors" / "face_embeddings_128d_dlib_resnet_v1").is_dir()
         finally:
@@ -158,7 +173,9 @@ def test_index_verify_locally_refused_while_a_server_holds_the_index_and_through
             [sys.executable, "-m", "facesocial", *args], env=env, capture_output=True, text=True, timeout=300
         )
 
-    key = facesocial("keys", "create", "--name", "ops").stdout.strip()
+    # Index upkeep inside the server needs the operator's key; a tenant admin's is refused.
+    key = facesocial("keys", "create", "--name", "ops", "--role", "operator").stdout.strip()
+    tenant_admin = facesocial("keys", "create", "--name", "tenant").stdout.strip()
     alone = facesocial("index", "verify")
     assert alone.returncode == 0, alone.stderr
     assert json.loads(alone.stdout)["consistent"] is True
@@ -181,7 +198,11 @@ def test_index_verify_locally_refused_while_a_server_holds_the_index_and_through
             refused = facesocial("index", "rebuild")
             assert refused.returncode == 2
             assert "INDEX_IN_USE" in refused.stderr and "--server" in refused.stderr
-            # ... and runs inside the server when asked to.
+            # ... and runs inside the server when asked to, with the operator's key only.
+            for command in ("verify", "rebuild"):
+                denied = facesocial("index", command, "--server", base, "--api-key", tenant_admin)
+                assert denied.returncode == 2, denied.stdout
+                assert "FORBIDDEN" in denied.stderr and "--role operator" in denied.stderr
             through = facesocial("index", "verify", "--server", base, "--api-key", key)
             assert through.returncode == 0, through.stderr
             report = json.loads(through.stdout)

@@ -230,13 +230,19 @@ def test_the_reconciler_lists_and_repairs_every_kind_of_discrepancy(
 
 def test_admin_index_routes(tenant: Api) -> None:
     api = tenant
-    verified = api.client.post("/api/v1/admin/index/verify", json={"repair": True}, headers=api.headers())
+    operator = api.headers(api.container.keys.create("operator", role="operator").secret)
+    verified = api.client.post("/api/v1/admin/index/verify", json={"repair": True}, headers=operator)
     assert verified.status_code == 200, verified.text
     assert verified.json()["report"]["consistent"] is True
+    # A tenant's admin (the fixture's key) and user keys act on their own tenant only: the index
+    # routes span every tenant, so both are refused.
     user_key = api.container.keys.create("not an admin", role="user").secret
-    refused = api.client.post("/api/v1/admin/index/verify", json={}, headers=api.headers(user_key))
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
-    rebuilt = api.client.post("/api/v1/admin/index/rebuild", headers=api.headers())
+    for key in (api.key, user_key):
+        for path, body in (("verify", {}), ("rebuild", None)):
+            refused = api.client.post(f"/api/v1/admin/index/{path}", json=body, headers=api.headers(key))
+            assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
+            assert "--role operator" in refused.json()["error"]["message"]
+    rebuilt = api.client.post("/api/v1/admin/index/rebuild", headers=operator)
     assert rebuilt.status_code == 200, rebuilt.text
     collection = api.container.recognition.collection
     with api.container.database.session() as session:

@@ -86,7 +86,7 @@ def test_sigkill_during_a_registration_burst_loses_no_confirmed_face(
 ) -> None:
     with _profile_env(profile, tmp_path, optional_model_dir) as env:
         created = subprocess.run(
-            [sys.executable, "-m", "facesocial", "keys", "create", "--name", "crash"],
+            [sys.executable, "-m", "facesocial", "keys", "create", "--name", "crash", "--role", "operator"],
             env=env,
             capture_output=True,
             text=True,
@@ -181,7 +181,7 @@ def test_a_torn_journal_after_a_crash_is_cut_back_and_the_lost_vector_restored(
     vector of the confirmed face whose record was cut again from SQL."""
     with _profile_env("embedded", tmp_path, optional_model_dir) as env:
         key = subprocess.run(
-            [sys.executable, "-m", "facesocial", "keys", "create", "--name", "torn"],
+            [sys.executable, "-m", "facesocial", "keys", "create", "--name", "torn", "--role", "operator"],
             env=env,
             capture_output=True,
             text=True,

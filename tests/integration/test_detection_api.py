@@ -50,8 +50,9 @@ def test_detect_parameters(api: Api, astronaut_jpeg: bytes, three_astronauts_jpe
         URL, files={"image": ("a.jpg", astronaut_jpeg, "image/jpeg")}, data={"return_landmarks": "false"}
     ).json()
     assert "landmarks" not in no_landmarks["faces"][0]
-    bad = api.post(URL, files=files, data={"detection_confidence": "1.5"})
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
+    for value in ("1.5", "0.1", "0"):  # below 0.2 costs a second look per non-face
+        bad = api.post(URL, files=files, data={"detection_confidence": value})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR", value
 
 
 def test_failed_detection_is_recorded(api: Api) -> None:

@@ -157,3 +157,32 @@ def test_revoke_and_expire_take_effect_on_a_running_server(data_dir: Path, serve
     ]
     assert rows["dated"]["expires_at"] == "2001-02-03T02:05:06+00:00"
     assert rows["later"]["requests_made"] == 2 and rows["later"]["last_used_at"] is not None
+
+
+def test_roles_created_listed_and_enforced(data_dir: Path, server: TestClient) -> None:
+    """`--role operator` is the only way to a key with index upkeep; the default is a tenant admin."""
+    operator = create(data_dir, "ops", "--role", "operator")
+    admin = create(data_dir, "tenant")
+    user = create(data_dir, "app", "--role", "user")
+    rows = listed(data_dir)
+    assert {name: rows[name]["role"] for name in ("ops", "tenant", "app")} == {
+        "ops": "operator",
+        "tenant": "admin",
+        "app": "user",
+    }
+    verify = "/api/v1/admin/index/verify"
+    assert server.post(verify, json={}, headers={"X-API-Key": operator}).status_code == 200
+    for secret in (admin, user):
+        refused = server.post(verify, json={}, headers={"X-API-Key": secret})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
+    # Each is its own tenant: the operator's group is invisible to the tenant admin and back.
+    made = server.post(GROUPS, json={"group_name": "ops only"}, headers={"X-API-Key": operator})
+    assert made.status_code == 201, made.text
+    assert server.get(GROUPS, headers={"X-API-Key": admin}).json()["total"] == 0
+    server.post(GROUPS, json={"group_name": "tenant only"}, headers={"X-API-Key": admin})
+    seen = server.get(GROUPS, headers={"X-API-Key": operator}).json()["groups"]
+    assert [g["group_name"] for g in seen] == ["ops only"]
+
+    code, output = keys(data_dir, "create", "--name", "root", "--role", "superuser")
+    assert code == 2 and "role must be one of operator, admin, user" in output, output
+    assert "root" not in listed(data_dir)

@@ -302,3 +302,35 @@ def test_0006_scopes_existing_users_to_the_first_admin_key(pg: Database) -> None
     migrate.downgrade(pg, "0005")  # and back: the ids the clients know are the ones kept
     with pg.engine.connect() as connection:
         assert connection.execute(text("SELECT user_id FROM core.users")).scalar() == person
+
+
+def test_0007_makes_the_first_admin_key_the_operator(pg: Database) -> None:
+    """The oldest admin key keeps index upkeep as the operator; downgrade makes it an admin again."""
+    migrate.upgrade(pg, "0006")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        ("later admin", "admin", start + timedelta(days=2)),
+        ("first admin", "admin", start + timedelta(days=1)),
+        ("oldest user", "user", start),
+    ]
+    with pg.engine.begin() as connection:
+        for n, (name, role, created) in enumerate(rows):
+            connection.execute(
+                text(
+                    "INSERT INTO core.api_keys (id, key_prefix, key_hash, key_name, role, created_at,"
+                    " is_active, requests_made) VALUES (:id, 'fs_a', :hash, :name, :role, :at, true, 0)"
+                ),
+                {"id": uuid.uuid4(), "hash": str(n) * 64, "name": name, "role": role, "at": created},
+            )
+
+    def roles() -> dict[str, str]:
+        with pg.engine.connect() as connection:
+            return {
+                row.key_name: row.role
+                for row in connection.execute(text("SELECT key_name, role FROM core.api_keys"))
+            }
+
+    migrate.upgrade(pg)
+    assert roles() == {"first admin": "operator", "later admin": "admin", "oldest user": "user"}
+    migrate.downgrade(pg, "0006")
+    assert roles() == {"first admin": "admin", "later admin": "admin", "oldest user": "user"}

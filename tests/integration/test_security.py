@@ -70,8 +70,23 @@ def code_of(response: httpx.Response) -> str:
             "INVALID_TOKEN",
         ),
         ({"Authorization": f"Bearer {token({'role': 'user'})}"}, "INVALID_TOKEN"),
+        # The operator role (index upkeep over every tenant) comes only from an API key.
+        (
+            {"Authorization": f"Bearer {token({'user_id': str(uuid.uuid4()), 'role': 'operator'})}"},
+            "INVALID_TOKEN",
+        ),
     ],
-    ids=["missing", "basic", "empty-bearer", "garbage", "wrong-secret", "expired", "bad-role", "no-user"],
+    ids=[
+        "missing",
+        "basic",
+        "empty-bearer",
+        "garbage",
+        "wrong-secret",
+        "expired",
+        "bad-role",
+        "no-user",
+        "operator-role",
+    ],
 )
 def test_jwt_error_codes(secured: TestClient, headers: dict[str, str], code: str) -> None:
     response = secured.get(f"{BASE}/groups", headers=headers)
@@ -132,6 +147,62 @@ def test_tenants_see_only_their_own_data(secured: TestClient, astronaut_jpeg: by
     assert code_of(secured.get(f"{BASE}/users/{person}", headers=tenant_a)) == "USER_NOT_FOUND"
     verified = secured.post(f"{BASE}/verify", headers=tenant_b, files=files, data={"user_id": str(person)})
     assert verified.json()["match"] is True
+
+
+def test_tenant_admin_keys_never_see_another_tenants_faces(
+    secured: TestClient, astronaut_jpeg: bytes
+) -> None:
+    """`keys create` makes a tenant admin: nothing it can call names another tenant's faces."""
+    container = secured.container  # type: ignore[attr-defined]
+    first = {"X-API-Key": container.keys.create("tenant a").secret}  # admin of its own tenant
+    second = {"X-API-Key": container.keys.create("tenant b").secret}
+    operator = {"X-API-Key": container.keys.create("operator", role="operator").secret}
+    person = uuid.uuid4()
+    files = {"image": ("a.jpg", astronaut_jpeg, "image/jpeg")}
+    enrolled = secured.post(
+        f"{BASE}/register", headers=first, files=files, data={"user_id": str(person), "consent": "true"}
+    )
+    assert enrolled.status_code == 200, enrolled.text
+    face = enrolled.json()["face_id"]
+    group = secured.post(f"{BASE}/groups", headers=first, json={"group_name": "a"}).json()["group"]
+    assert secured.post(
+        f"{BASE}/groups/{group['group_id']}/members", headers=first, json={"user_ids": [str(person)]}
+    ).is_success
+    # A discrepancy that names the face: its vector lost, as after a crash.
+    collection = container.recognition.collection
+    container.index.delete(collection, [face])
+
+    calls: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/api/v1/admin/index/verify", {"json": {"show": 100_000}}),
+        ("POST", "/api/v1/admin/index/verify", {"json": {"repair": True, "grace_seconds": 0}}),
+        ("POST", "/api/v1/admin/index/rebuild", {}),
+        ("POST", f"{BASE}/identify", {"files": files, "data": {"top_k": "100"}}),
+        ("GET", f"{BASE}/users/{person}", {}),
+        ("GET", f"{BASE}/groups", {}),
+        ("GET", f"{BASE}/groups/{group['group_id']}", {}),
+    ]
+    answers = [secured.request(method, path, headers=second, **kw) for method, path, kw in calls]
+    for (_method, path, _kw), answer in zip(calls, answers, strict=True):
+        assert face not in answer.text, path
+        # The user id only where B sent it itself (the 404 names the id it asked for).
+        assert str(person) not in answer.text or str(person) in path, path
+    assert [a.status_code for a in answers] == [403, 403, 403, 200, 404, 200, 404]
+    assert "--role operator" in answers[0].json()["error"]["message"]
+    assert answers[3].json()["gallery_size"] == 0
+    assert face not in set(container.index.ids(collection))  # B's refused repair changed nothing
+
+    # The operator's index upkeep spans every tenant: it finds and restores the lost vector ...
+    report = secured.post("/api/v1/admin/index/verify", headers=operator, json={}).json()["report"]
+    mine = next(c for c in report["collections"] if c["collection"] == collection)
+    assert face in mine["missing_vector_ids"]
+    repaired = secured.post("/api/v1/admin/index/verify", headers=operator, json={"repair": True})
+    assert repaired.json()["report"]["consistent"] is True
+    assert face in set(container.index.ids(collection))
+    # ... while its own data-plane calls see only its own tenant, like any other key.
+    assert code_of(secured.get(f"{BASE}/users/{person}", headers=operator)) == "USER_NOT_FOUND"
+    assert secured.post(f"{BASE}/identify", headers=operator, files=files).json()["gallery_size"] == 0
+    found = secured.post(f"{BASE}/identify", headers=first, files=files).json()["candidates"]
+    assert [c["face_id"] for c in found] == [face]
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path: Path, optional_model_dir: Path | None) -> None:

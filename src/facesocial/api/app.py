@@ -38,6 +38,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         version=__version__,
         description="Self-hostable face AI: detection, recognition (1:1, 1:N), groups, demographics.",
         lifespan=lifespan,
+        # "/x/" is not "/x": no 307 to the client-sent Host over plain http (a client following it
+        # would resend the body and the API key there). An unknown path is 404 NOT_FOUND.
+        redirect_slashes=False,
     )
     app.state.container = container
     # One per process: it bounds the pixels decoded at once across all requests.

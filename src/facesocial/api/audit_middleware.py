@@ -14,10 +14,14 @@ from typing import Any
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facesocial.services.audit import AuditLog, OperationRecord
+from facesocial.metrics import method_label
+from facesocial.services.audit import MAX_USER_AGENT, AuditLog, OperationRecord
 from facesocial.services.context import RequestContext
 
 log = logging.getLogger(__name__)
+
+# scope["state"] key: set (by the auth middleware) on requests that get no audit row.
+SKIP_AUDIT = "skip_audit"
 
 
 class AuditMiddleware:
@@ -43,12 +47,19 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            record = _record(scope, status, started)
-            ctx = _context(scope)
-            try:
-                await anyio.to_thread.run_sync(self.audit.record, record, ctx)
-            except Exception:  # auditing must never turn a served request into an error
-                log.exception("could not write the audit record")
+            # Refused by the failed-authentication limit: no row. Without credentials, one row
+            # per request would let anyone fill the database at connection rate; the metrics
+            # still count these, and the failures that led to the block were audited.
+            if not scope.get("state", {}).get(SKIP_AUDIT):
+                await self._write(scope, status, started)
+
+    async def _write(self, scope: Scope, status: dict[str, int], started: float) -> None:
+        record = _record(scope, status, started)
+        ctx = _context(scope)
+        try:
+            await anyio.to_thread.run_sync(self.audit.record, record, ctx)
+        except Exception:  # auditing must never turn a served request into an error
+            log.exception("could not write the audit record")
 
 
 def _record(scope: Scope, status: dict[str, int], started: float) -> OperationRecord:
@@ -64,7 +75,8 @@ def _record(scope: Scope, status: dict[str, int], started: float) -> OperationRe
     return OperationRecord(
         service_name=service[:50],
         operation_type=operation[:50],
-        endpoint=f"{scope['method']} {getattr(route, 'path', path)}",
+        # The route template, or the raw path when none matched (cut to the column: 100).
+        endpoint=f"{method_label(scope['method'])} {getattr(route, 'path', path)}"[:100],
         processing_time_ms=round((time.perf_counter() - started) * 1000),
         request_size_bytes=_content_length(scope),
         response_size_bytes=status["bytes"],
@@ -102,7 +114,9 @@ def context_from_scope(scope: Scope, api_key_id: str | None) -> RequestContext:
     client = scope.get("client")
     return RequestContext(
         ip_address=_ip(client[0]) if client else None,
-        user_agent=headers.get("user-agent"),
+        # Cut here, so every row made from this context (audit, recognition sessions) holds at
+        # most this much of it: a 60,000-character User-Agent is the client's, not ours, to keep.
+        user_agent=headers["user-agent"][:MAX_USER_AGENT] if "user-agent" in headers else None,
         api_key_id=api_key_id,
         request_source=headers.get("x-request-source", "api")[:50],
     )

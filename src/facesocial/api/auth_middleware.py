@@ -25,7 +25,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facesocial import errors
-from facesocial.api.audit_middleware import context_from_scope
+from facesocial.api.audit_middleware import SKIP_AUDIT, context_from_scope
 from facesocial.api.errors import envelope, store_unavailable
 from facesocial.container import Container
 from facesocial.services.principal import Principal
@@ -51,7 +51,13 @@ class AuthMiddleware:
         try:
             principal = await anyio.to_thread.run_sync(self._admit, headers, client_key(scope))
         except Exception as exc:
-            refusal = _as_domain_error(exc)
+            if isinstance(exc, _ThrottledError):
+                # The failed-authentication limit refused it: counted in the metrics, not audited
+                # (api/audit_middleware.py), so a blocked client cannot grow the database.
+                state[SKIP_AUDIT] = True
+                refusal = exc.error
+            else:
+                refusal = _as_domain_error(exc)
             _name_route(scope)
             state["context"] = context_from_scope(scope, api_key_id=None)
             state["error"] = (refusal.code, refusal.message)
@@ -103,8 +109,10 @@ class AuthMiddleware:
         if marker is None:
             return
         retry = max(1, math.ceil(float(marker) - time.time()))
-        raise errors.RateLimitedError(
-            f"Too many failed authentications from this address; retry in {retry} s", retry_after=retry
+        raise _ThrottledError(
+            errors.RateLimitedError(
+                f"Too many failed authentications from this address; retry in {retry} s", retry_after=retry
+            )
         )
 
     def _count_failure(self, client: str, rate_per_second: float, burst: int) -> None:
@@ -118,9 +126,20 @@ class AuthMiddleware:
         self.container.kv.set(_blocked_key(client), str(time.time() + wait).encode(), math.ceil(wait))
         log.warning("failed authentications from %s over the limit: blocked for %.0f s", client, wait)
         retry = math.ceil(wait)
-        raise errors.RateLimitedError(
-            f"Too many failed authentications from this address; retry in {retry} s", retry_after=retry
+        raise _ThrottledError(
+            errors.RateLimitedError(
+                f"Too many failed authentications from this address; retry in {retry} s", retry_after=retry
+            )
         )
+
+
+class _ThrottledError(Exception):
+    """A refusal by the failed-authentication limit (``error``, 429), told apart from a 429 of
+    the per-caller limits, which authenticated callers meet and which stay audited."""
+
+    def __init__(self, error: errors.FaceSocialError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def _blocked_key(client: str) -> str:

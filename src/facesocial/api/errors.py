@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from facesocial import errors
 
@@ -59,23 +60,28 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            # A problem with the body as a whole (not JSON, not an object) is named "body".
-            {
-                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
-                "problem": e.get("msg"),
-            }
-            for e in exc.errors()
-        ]
-        message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "Invalid request"
-        remember(request, "VALIDATION_ERROR", message)
-        return envelope("VALIDATION_ERROR", message, 422, problems)
+        return _validation_failed(request, [_problem(e) for e in exc.errors()])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # Starlette's and FastAPI's 400s all mean a body that could not be parsed (FastAPI:
+            # "There was an error parsing the body"): the documented answer for a malformed body
+            # is VALIDATION_ERROR naming the body, whichever layer noticed.
+            return _validation_failed(request, [{"field": "body", "problem": str(exc.detail)}])
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         remember(request, code, str(exc.detail))
         return envelope(code, str(exc.detail), exc.status_code)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # The client closed the connection before sending its whole body: its own doing, not a
+        # bug of ours (no traceback, no 5xx in the metrics). Nobody receives this answer; the
+        # audit row and the metrics record it as a client error.
+        log.info("client disconnected before the end of its request body on %s", request.url.path)
+        error = errors.ClientDisconnectedError()
+        remember(request, error.code, error.message)
+        return envelope(error.code, error.message, error.status)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -96,6 +102,24 @@ def install(app: FastAPI) -> None:
 
     for store_error in _store_error_classes():
         app.add_exception_handler(store_error, _store_down)
+
+
+def _problem(error: Any) -> dict[str, Any]:
+    """One ``{field, problem}`` of a validation error; a problem of the body as a whole (not JSON,
+    not an object) is named "body"."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid" and len(loc) == 2 and isinstance(loc[1], int):
+        # FastAPI's own JSON syntax error puts the character offset where a field name goes.
+        detail = (error.get("ctx") or {}).get("error", "JSON decode error")
+        return {"field": "body", "problem": f"The body is not valid JSON: {detail} at character {loc[1]}"}
+    field = ".".join(str(p) for p in loc if p != "body") or "body"
+    return {"field": field, "problem": error.get("msg")}
+
+
+def _validation_failed(request: Request, problems: list[dict[str, Any]]) -> JSONResponse:
+    message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "Invalid request"
+    remember(request, "VALIDATION_ERROR", message)
+    return envelope("VALIDATION_ERROR", message, 422, problems)
 
 
 def _store_error_classes() -> tuple[type[Exception], ...]:

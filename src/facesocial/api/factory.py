@@ -3,7 +3,7 @@
 uvicorn starts N processes and calls :func:`create_app_from_env` in each (it needs an import
 string, so the app cannot be handed over as an object). Every worker reads its settings from the
 ``FACESOCIAL_*`` environment the parent prepared; the parent has already migrated the database
-and created the first admin key, once.
+and created the first (operator) key, once.
 
 Processes share nothing in memory, so several of them are correct only when every store is
 shared: see :func:`multi_worker_problems`.

@@ -3,8 +3,11 @@
 Free text (group names, descriptions, registration sources, model names) is stripped of
 surrounding whitespace and refused with 422 ``VALIDATION_ERROR`` when it is blank or holds
 control characters (Unicode category Cc; lone surrogates, Cs, which no UTF-8 column can store,
-too); a description may hold tabs and line breaks. Options that contradict each other are
-refused by ``check_consistency`` with a message naming both fields, never silently dropped.
+too) or characters that change how text is shown without being seen (bidi embeddings,
+overrides and isolates; a byte-order mark; in one-line text also the zero-width space); a
+description may hold tabs and line breaks. Booleans are true or false (JSON booleans, or the
+text in any case), nothing else. Options that contradict each other are refused by
+``check_consistency`` with a message naming both fields, never silently dropped.
 """
 
 from __future__ import annotations
@@ -21,15 +24,31 @@ from facesocial.api.image_input import ImageForm, ImageUpload
 from facesocial.services.demographics import BATCH_MAX_IMAGES
 
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
+# Format characters that make text display as something else: a right-to-left override turns
+# "staff\u202egnp.exe" into "staffexe.png" on screen (bidi embeddings, overrides and isolates,
+# U+202A-U+202E and U+2066-U+2069); a byte-order mark inside text is invisible, so two names
+# that look the same differ.
+_DISPLAY_SPOOFING = frozenset(
+    {*(chr(c) for c in range(0x202A, 0x202F)), *(chr(c) for c in range(0x2066, 0x206A)), "\ufeff"}
+)
+# ... and the zero-width space, in names and other one-line text. A description may keep it:
+# Thai, Khmer and Lao text uses it to mark word breaks.
+_ONE_LINE_SPOOFING = _DISPLAY_SPOOFING | {"\u200b"}
 
 
-def _text_rule(allowed: str) -> AfterValidator:
+def _text_rule(allowed: str, invisible: frozenset[str]) -> AfterValidator:
     def check(value: str) -> str:
         for char in value:
             if char not in allowed and unicodedata.category(char) in _REFUSED_CATEGORIES:
                 raise PydanticCustomError(
                     "control_character",
                     "must not contain control characters (found U+{code})",
+                    {"code": f"{ord(char):04X}"},
+                )
+            if char in invisible:
+                raise PydanticCustomError(
+                    "format_character",
+                    "must not contain invisible or text-direction characters (found U+{code})",
                     {"code": f"{ord(char):04X}"},
                 )
         if not value:
@@ -39,8 +58,8 @@ def _text_rule(allowed: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-_ONE_LINE = _text_rule("")
-_MULTILINE = _text_rule("\t\n\r")
+_ONE_LINE = _text_rule("", _ONE_LINE_SPOOFING)
+_MULTILINE = _text_rule("\t\n\r", _DISPLAY_SPOOFING)
 
 GroupName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), _ONE_LINE]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), _MULTILINE]
@@ -54,6 +73,20 @@ def _number_as_text(value: object) -> object:
 
 
 LandmarkSet = Annotated[Literal["5", "68", "468"], BeforeValidator(_number_as_text)]
+
+
+def _true_or_false(value: object) -> object:
+    # pydantic's lax bool also takes "yes", "on", "1", 1 ...: consent must be an unmistakable
+    # true, and one spelling per value keeps what a proxy or log reads equal to what we read.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise PydanticCustomError("bool_type", "must be true or false")
+
+
+# A boolean field: JSON true/false, or the text "true"/"false" in any case (multipart).
+Flag = Annotated[bool, BeforeValidator(_true_or_false)]
 
 _IMAGE_HELP = (
     "JPEG, PNG, WebP, BMP, HEIC/HEIF, AVIF, MPO, GIF or TIFF (first frame), EXIF orientation applied; "
@@ -81,12 +114,15 @@ class DetectForm(ImageForm):
     image: ImageUpload = Field(description=_IMAGE_HELP)
     min_face_size: int = Field(default=40, ge=8, le=4096, description="Smallest face side, px")
     max_faces: int = Field(default=100, ge=1, le=1000)
+    # At least 0.2: below it BlazeFace's detections are almost never faces (every labelled face
+    # of dlib_faces_detection scores >= 0.55, docs/accuracy.md), yet each one costs a second
+    # look: confidence 0 made one request ~25x dearer than the default.
     detection_confidence: float | None = Field(
-        default=None, ge=0.0, le=1.0, description="Default: the server's setting (0.5)"
+        default=None, ge=0.2, le=1.0, description="0.2-1.0; default: the server's setting (0.5)"
     )
-    return_landmarks: bool = True
+    return_landmarks: Flag = True
     landmarks: LandmarkSet = Field(default="5", description=_LANDMARKS_HELP)
-    return_attributes: bool = Field(default=False, description="Age, gender, emotion per face")
+    return_attributes: Flag = Field(default=False, description="Age, gender, emotion per face")
 
     def check_consistency(self) -> None:
         if not self.return_landmarks and self.landmarks != "5":
@@ -101,7 +137,7 @@ class DetectForm(ImageForm):
 class RegisterForm(ImageForm):
     user_id: uuid.UUID
     image: ImageUpload = Field(description=_IMAGE_HELP)
-    consent: bool = Field(default=False, description="The user agreed to biometric enrolment")
+    consent: Flag = Field(default=False, description="The user agreed to biometric enrolment")
     face_index: int | None = Field(default=None, ge=0, description=_FACE_INDEX_HELP)
     group_id: uuid.UUID | None = None
     registration_source: RegistrationSource | None = None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import types
 import typing
 from collections.abc import Awaitable, Callable, Iterator
@@ -39,6 +38,7 @@ from starlette.exceptions import HTTPException
 from facesocial import errors
 from facesocial.api.body_limit import allow_body, image_body_limit
 from facesocial.api.deps import ContainerDep
+from facesocial.api.routing import parse_json_body
 from facesocial.settings import ImageLimits, IntakeSettings
 from facesocial.vision.image import probe_image
 
@@ -271,15 +271,7 @@ async def _from_json(
     request: Request, form: type[ImageForm], max_bytes: int, problems: list[dict[str, Any]]
 ) -> dict[str, Any]:
     body = await request.body()  # bounded by the body limit declared above
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        message = f"The body is not valid JSON: {exc.msg} at character {exc.pos}"
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": message}]) from exc
-    except UnicodeDecodeError as exc:
-        raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": "The body is not valid JSON: not UTF-8"}]
-        ) from exc
+    payload = parse_json_body(body)  # the same refusals as every JSON route
     if not isinstance(payload, dict):
         raise RequestValidationError(
             [{"type": "model_type", "loc": ("body",), "msg": "The body must be a JSON object of fields"}]

@@ -6,7 +6,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facesocial.metrics import HTTP_DURATION, HTTP_REQUESTS
+from facesocial.metrics import HTTP_DURATION, HTTP_REQUESTS, method_label
 
 
 class MetricsMiddleware:
@@ -29,7 +29,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             route = scope.get("route")
-            # The route template keeps label cardinality bounded (no ids in labels).
+            # The route template and a fixed set of methods keep label cardinality bounded (no
+            # ids, no raw paths, no made-up methods in labels): every unknown path is "unmatched".
             endpoint = getattr(route, "path", None) or "unmatched"
-            HTTP_REQUESTS.labels(scope["method"], endpoint, str(status["code"])).inc()
-            HTTP_DURATION.labels(scope["method"], endpoint).observe(time.perf_counter() - started)
+            method = method_label(scope["method"])
+            HTTP_REQUESTS.labels(method, endpoint, str(status["code"])).inc()
+            HTTP_DURATION.labels(method, endpoint).observe(time.perf_counter() - started)

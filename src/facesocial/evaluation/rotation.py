@@ -131,5 +131,7 @@ def _summary(row: dict[str, list[float]]) -> dict[str, Any]:
         "roll_error_median": round(float(np.median(errors)), 1) if errors else None,
         "roll_error_p90": round(float(np.percentile(errors, 90)), 1) if errors else None,
         "roll_error_max": round(float(np.max(errors)), 1) if errors else None,
+        # Found, but reported turned by more than 45° from the truth (seen the wrong way round).
+        "wrong_way_round": int(sum(error > 45.0 for error in errors)),
         "gender_agreement": mean(row["gender"]),
     }

@@ -110,6 +110,9 @@ def pull_retinaface(
     target = model_dir / f"{MODEL_NAME}.onnx"
     with tempfile.NamedTemporaryFile(dir=model_dir, suffix=".tmp", delete=False) as handle:
         handle.write(model)
+    # NamedTemporaryFile creates 0600; the model must be readable like the pack's other files
+    # (a server running as another user than the one who pulled).
+    Path(handle.name).chmod(0o644)
     Path(handle.name).replace(target)
     # Re-read: another pull may have saved the manifest meanwhile (models of the Human pack).
     manifest = Manifest.load(model_dir)

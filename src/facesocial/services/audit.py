@@ -28,6 +28,16 @@ class OperationRecord:
     api_key_uuid: uuid.UUID | None = None  # set when an API key authenticated the call
 
 
+# Error messages can quote client input (a validation message names the fields sent, and a
+# multipart field name may be 64 KiB long): the stored message is cut here.
+MAX_ERROR_MESSAGE = 1024
+MAX_USER_AGENT = 512
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    return text[:limit] if text is not None else None
+
+
 class AuditLog:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -50,10 +60,10 @@ class AuditLog:
                     operation_result=record.operation_result,
                     confidence_score=confidence,
                     error_code=record.error_code,
-                    error_message=record.error_message,
+                    error_message=_cut(record.error_message, MAX_ERROR_MESSAGE),
                     model_version=record.model_version,
                     ip_address=ctx.ip_address,
-                    user_agent=ctx.user_agent,
+                    user_agent=_cut(ctx.user_agent, MAX_USER_AGENT),
                     api_key_id=ctx.api_key_id,
                     request_source=ctx.request_source,
                 )
@@ -67,6 +77,6 @@ class AuditLog:
                     response_code=record.status_code,
                     processing_time=record.processing_time_ms / 1000.0,
                     ip_address=ctx.ip_address,
-                    user_agent=ctx.user_agent,
+                    user_agent=_cut(ctx.user_agent, MAX_USER_AGENT),
                 )
             )

@@ -17,12 +17,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from facesocial import errors
-from facesocial.services.principal import Principal
+from facesocial.services.principal import Principal, Role
 from facesocial.store.db import Database
 from facesocial.store.tables import ApiKey
 from facesocial.store.types import utcnow
 
 KEY_PREFIX = "fs_"
+ROLES: tuple[Role, ...] = ("operator", "admin", "user")
+_ROLES: dict[str, Role] = {role: role for role in ROLES}
 
 
 def hash_key(secret: str) -> str:
@@ -88,12 +90,14 @@ class ApiKeyService:
         self,
         name: str,
         *,
-        role: str = "admin",
+        role: Role = "admin",
         request_limit: int | None = None,
         expires_at: datetime | None = None,
         owner_id: uuid.UUID | None = None,
     ) -> IssuedKey:
         """A new key; keys with the same ``owner_id`` share one tenant (default: its own)."""
+        if role not in ROLES:
+            raise errors.ValidationFailedError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKey(
             owner_id=owner_id,
@@ -206,7 +210,7 @@ class ApiKeyService:
                 )
             return Principal(
                 kind="api_key",
-                role="admin" if row.role == "admin" else "user",
+                role=_ROLES.get(row.role, "user"),  # an unknown role gets the least rights
                 tenant_id=row.owner_id or row.id,
                 name=row.key_name,
                 api_key_id=row.id,

@@ -6,21 +6,31 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-Role = Literal["admin", "user"]
+# operator: the installation's operator (index upkeep over every tenant, /api/v1/admin/...);
+# only an API key can carry it (the first-start key, or `keys create --role operator`).
+# admin: a tenant's own administrator. user: a client application.
+Role = Literal["operator", "admin", "user"]
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     kind: Literal["api_key", "jwt"]
     role: Role
-    # Whose data the caller may see and change: admins see every tenant.
+    # Whose data the caller may see and change through the normal routes: only this tenant's,
+    # whatever the role (an operator too). Only the operator's index upkeep spans tenants.
     tenant_id: uuid.UUID
     name: str
     api_key_id: uuid.UUID | None = None
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        """Administers its tenant (the operator is an admin of its own tenant too)."""
+        return self.role in ("operator", "admin")
+
+    @property
+    def is_operator(self) -> bool:
+        """Runs the installation: the admin routes act on every tenant's faces and vectors."""
+        return self.role == "operator"
 
     @property
     def rate_key(self) -> str:

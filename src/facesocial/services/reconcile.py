@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import and_, select
 
+from facesocial import errors
 from facesocial.services.face_writes import FaceWriter, delete_face_rows, drop_faceless_users
 from facesocial.store.db import Database
 from facesocial.store.tables import FACE_ACTIVE, FACE_PENDING, FaceData, User
@@ -39,6 +40,9 @@ from facesocial.store.vector_index import VectorIndex
 log = logging.getLogger(__name__)
 
 _BATCH = 1000
+# The largest grace period a pass accepts. A write pending for 30 days is long dead, and the
+# cut-off date (now - grace) must stay a representable date: 1e12 s or infinity overflowed.
+MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(slots=True)
@@ -121,6 +125,11 @@ class Reconciler:
     def run(self, *, repair: bool, grace_seconds: float | None = None) -> ReconcileReport:
         """Check every collection (and repair if asked). Store errors propagate to the caller."""
         grace = self.grace_seconds if grace_seconds is None else grace_seconds
+        if not 0 <= grace <= MAX_GRACE_SECONDS:  # NaN fails this too
+            raise errors.ValidationFailedError(
+                f"grace_seconds must be between 0 and {MAX_GRACE_SECONDS} (30 days), got {grace}",
+                fields=["grace_seconds"],
+            )
         report = ReconcileReport(started_at=utcnow(), repair=repair)
         cutoff = report.started_at - timedelta(seconds=grace)
         report.unfinished_erasures = self._erasures_before(cutoff)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
 from facesocial import errors
-from facesocial.services.principal import Principal, Role
+from facesocial.services.principal import Principal
+
+# No "operator": a token is signed by whoever holds the shared secret (often another service),
+# so it must not be able to reach every tenant's index upkeep; the operator role comes only
+# from an API key made on the server (`facesocial keys create --role operator`).
+TokenRole = Literal["admin", "user"]
 
 
 class TokenService:
@@ -21,7 +26,7 @@ class TokenService:
         self._algorithm = algorithm
         self._leeway = leeway_seconds
 
-    def issue(self, user_id: uuid.UUID, role: Role, ttl_seconds: int = 3600) -> str:
+    def issue(self, user_id: uuid.UUID, role: TokenRole, ttl_seconds: int = 3600) -> str:
         claims = {
             "user_id": str(user_id),
             "role": role,

@@ -128,12 +128,13 @@ class ApiKey(Base):
     key_prefix: Mapped[str] = mapped_column(String(16), nullable=False)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     key_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    # operator, admin or user (services/principal.py); the operator alone runs index upkeep.
     role: Mapped[str] = mapped_column(String(20), default="admin", nullable=False)
     created_at: Mapped[datetime] = _created()
     expires_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
     last_used_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
-    # NULL means unlimited (the bootstrap admin key); document 003's default is 1000.
+    # NULL means unlimited (the bootstrap operator key); document 003's default is 1000.
     request_limit: Mapped[int | None] = mapped_column(Integer)
     requests_made: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     # The tenant this key acts for; keys sharing an owner see the same data (NULL: the key itself).

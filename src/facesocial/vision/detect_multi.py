@@ -8,9 +8,10 @@ turned by quarter turns (``np.rot90``). Views are:
   ``small_face_fraction`` of the photo's short side (or ``min_face_size``) are big enough in
   some view; a tile keeps only faces of the sizes its level answers for, and drops those
   touching its inner edges (cut faces lie wholly in a neighbouring tile);
-* when nothing at all is found: the whole photo shrunk to 2/3 of the input with a black
-  border, since a face filling the frame is larger than anything the detector was trained on
-  (on UTKFace chips: 111/203 found as they are, 200/203 with the border).
+* when no upright whole-photo view found a face: the whole photo shrunk to 2/3 of the input
+  with a black border, upright (and in the other orientations when nothing at all is found),
+  since a face filling the frame is larger than anything the detector was trained on (on
+  UTKFace chips: 111/203 found as they are, 200/203 with the border).
 
 Detections are mapped back to photo pixels and merged by :mod:`facesocial.vision.merge_views`
 (second looks where in doubt, one face per face, keypoints named for the subject).
@@ -25,7 +26,8 @@ Rotation policy (``SearchSettings.rotation``):
 * ``"upright"``: upright views only (no rotation support).
 
 Memory: no step copies, pads or rotates the full-resolution photo; the largest allocations
-are the finest working copy (≤ ``max_working_pixels``) and a batch of model inputs.
+are the finest working copy (≤ ``max_working_pixels``) and a batch of model inputs
+(≤ ``max_batch_pixels``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ import numpy as np
 import numpy.typing as npt
 
 from facesocial.vision.faces import Faces
-from facesocial.vision.merge_views import Candidates, TileModel, merge
+from facesocial.vision.merge_views import Candidates, OrientationJudge, TileModel, merge
+from facesocial.vision.orientation import HogOrientationJudge
 from facesocial.vision.rotation import quarter_turns, roll_degrees, rotate_view, unrotate_points
 from facesocial.vision.tiling import Level, SearchPlan, TileGeometry, plan_search, target_face_size
 
@@ -62,8 +65,13 @@ class SearchSettings:
     rotation: Rotation = "auto"
     # Upper bound of the finest working copy (pixels); larger photos are searched coarser.
     max_working_pixels: int = 4_000_000
-    # Model inputs per inference call (memory: batch × side² × 3 float32).
+    # Model inputs per inference call (memory: batch × side² × 3 float32, and the model's
+    # activations, which grow with it) ...
     batch: int = 16
+    # ... and at most this many model-input pixels per call: 16 BlazeFace 192² inputs, but 4
+    # RetinaFace 640² ones. RetinaFace at 16 per call grew peak RSS by 181 MB on 12000x3000
+    # and 416 MB on 40000x1000, at 4 by 55 MB and 44 MB, no slower (docs/benchmarks.md).
+    max_batch_pixels: int = 1_700_000
     nms_iou: float = 0.3
 
 
@@ -84,13 +92,23 @@ class _View:
 class TiledDetector:
     """The ``FaceDetector`` port over a ``TileModel``: plans views, runs them, merges."""
 
-    def __init__(self, tile_model: TileModel, search: SearchSettings | None = None) -> None:
+    def __init__(
+        self,
+        tile_model: TileModel,
+        search: SearchSettings | None = None,
+        judge: OrientationJudge | None = None,
+    ) -> None:
         self._tiles = tile_model
         self.search = search or SearchSettings()
+        # Settles the orientation of faces whose looks disagree (merge_views); without rotation
+        # support there is nothing to settle.
+        self._judge = judge or (None if self.search.rotation == "upright" else HogOrientationJudge())
         self.model = tile_model.model
         # Model inputs run by the last detect() (bench/eval reports; not meaningful when several
         # threads share the detector).
         self.views_run = 0
+        side = tile_model.geometry.side
+        self.batch = max(1, min(self.search.batch, self.search.max_batch_pixels // (side * side)))
 
     @property
     def geometry(self) -> TileGeometry:
@@ -120,6 +138,14 @@ class TiledDetector:
             *self._level_views(copies, plan.levels, tile_turns),
         ]
         inputs = self._run(first, min_confidence, found)
+        if not found.any_sure(min_confidence):
+            # A face filling the frame is larger than anything the detector was trained on:
+            # the upright photo again with a border, before turned views' detections (often
+            # the same face seen upside down or sideways, badly boxed) are all there is: LFW
+            # portraits whose face only this view found were embedded from those.
+            inputs += self._run(
+                [self._whole_view(whole_source, whole_scale, 0, border=0.25)], min_confidence, found
+            )
 
         def merged() -> Faces:
             return merge(
@@ -129,7 +155,8 @@ class TiledDetector:
                 min_face_size=min_face_size,
                 min_confidence=min_confidence,
                 nms_iou=self.search.nms_iou,
-                batch=self.search.batch,
+                batch=self.batch,
+                judge=self._judge,
             )
 
         faces = merged()
@@ -141,7 +168,7 @@ class TiledDetector:
                 )
                 faces = merged()
         if len(faces) == 0:
-            padded = [self._whole_view(whole_source, whole_scale, t, border=0.25) for t in all_turns]
+            padded = [self._whole_view(whole_source, whole_scale, t, border=0.25) for t in all_turns if t]
             inputs += self._run(padded, min_confidence, found)
             faces = merged()
         self.views_run = inputs + found.model_inputs
@@ -198,8 +225,8 @@ class TiledDetector:
     def _run(self, views: list[_View], min_confidence: float, found: Candidates) -> int:
         """Run ``views`` in batches, adding their detections (photo pixels) to ``found``."""
         side = self.geometry.side
-        for start in range(0, len(views), self.search.batch):
-            chunk = views[start : start + self.search.batch]
+        for start in range(0, len(views), self.batch):
+            chunk = views[start : start + self.batch]
             batch = np.stack([view.pixels for view in chunk])
             results = self._tiles.run_tiles(batch, min_confidence)
             for view, result in zip(chunk, results, strict=True):

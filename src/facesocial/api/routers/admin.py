@@ -1,54 +1,78 @@
-"""``/api/v1/admin``: index upkeep inside the running server (admin API keys and tokens only).
+"""``/api/v1/admin``: index upkeep inside the running server (operator API keys only).
 
 The embedded profile's vector index lives in the server's memory, so checking or rebuilding it
 must happen in that process; ``facesocial index verify|rebuild --server URL`` calls these.
+
+They act on every tenant's faces and vectors (a collection holds all tenants' vectors) and
+report face ids of every tenant, so a tenant's own ``admin`` key is refused: only the
+installation's operator may call them (the key printed on the first start, or one made with
+``facesocial keys create --role operator``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
 
 from facesocial import errors
-from facesocial.api.deps import CallerDep, ContainerDep
+from facesocial.api.deps import CallerDep, ContainerDep, rate_limited
+from facesocial.api.forms import Flag
 from facesocial.api.openapi import error_responses
+from facesocial.api.routing import ApiRoute
 from facesocial.services.index_maintenance import rebuild_index
 from facesocial.services.principal import Principal
+from facesocial.services.reconcile import MAX_GRACE_SECONDS
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+def require_operator(caller: CallerDep) -> Principal:
+    if not caller.is_operator:
+        raise errors.ForbiddenError(
+            "Index maintenance acts on every tenant and needs the operator's API key: the key printed "
+            "on the first start, or one made with `facesocial keys create --role operator`"
+        )
+    return caller
+
+
+router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["admin"],
+    route_class=ApiRoute,
+    redirect_slashes=False,
+    # The role first: a refused caller never spends the operator's budget. Each pass reads every
+    # face row and every vector, so even the operator gets a few per minute (settings "admin").
+    dependencies=[Depends(require_operator), Depends(rate_limited("admin"))],
+    responses=error_responses(errors.ForbiddenError),
+)
 
 
 class VerifyRequest(BaseModel):
-    repair: bool = Field(default=False, description="Fix what disagrees")
+    model_config = ConfigDict(extra="forbid")
+
+    repair: Flag = Field(default=False, description="Fix what disagrees")
     grace_seconds: float | None = Field(
         default=None,
         ge=0,
-        description="Age at which pending writes count as abandoned (default: the server's)",
+        le=MAX_GRACE_SECONDS,
+        allow_inf_nan=False,
+        description="Age at which pending writes count as abandoned (default: the server's; at most 30 days)",
     )
     show: int = Field(default=100, ge=0, le=100_000, description="Ids listed per kind of discrepancy")
 
 
-def _require_admin(caller: Principal) -> None:
-    if not caller.is_admin:
-        raise errors.ForbiddenError("Index maintenance needs an admin API key or token")
-
-
-@router.post("/index/verify", name="index_verify", responses=error_responses(errors.ForbiddenError))
-def index_verify(container: ContainerDep, caller: CallerDep, body: VerifyRequest) -> dict[str, Any]:
-    """Compare SQL with the vector index (orphans both ways); repair on request."""
-    _require_admin(caller)
+@router.post("/index/verify", name="index_verify")
+def index_verify(container: ContainerDep, body: VerifyRequest) -> dict[str, Any]:
+    """Compare SQL with the vector index (orphans both ways, every tenant); repair on request."""
     report = container.reconciler.run(repair=body.repair, grace_seconds=body.grace_seconds)
     if body.repair:
         container.reconcile_loop.record(report)
     return {"success": True, "report": report.as_dict(body.show)}
 
 
-@router.post("/index/rebuild", name="index_rebuild", responses=error_responses(errors.ForbiddenError))
-def index_rebuild(container: ContainerDep, caller: CallerDep) -> dict[str, Any]:
+@router.post("/index/rebuild", name="index_rebuild")
+def index_rebuild(container: ContainerDep) -> dict[str, Any]:
     """Rebuild every collection from SQL; searches use the old vectors until each is swapped in."""
-    _require_admin(caller)
     reports = rebuild_index(container.database, container.index)
     return {
         "success": True,

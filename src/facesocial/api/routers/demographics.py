@@ -11,10 +11,13 @@ from facesocial.api.deps import ContainerDep, ContextDep, DecodeGateDep, rate_li
 from facesocial.api.forms import AnalyzeForm, BatchForm
 from facesocial.api.image_input import image_form
 from facesocial.api.openapi import IMAGE_ERRORS, INTAKE_ERRORS, error_responses, image_request_body
+from facesocial.api.routing import ApiRoute
 from facesocial.api.schemas import AnalyzeResponse, BatchResponse
 from facesocial.services.demographics import NamedImage
 
-router = APIRouter(prefix="/api/v1/demographics", tags=["demographics"])
+router = APIRouter(
+    prefix="/api/v1/demographics", tags=["demographics"], route_class=ApiRoute, redirect_slashes=False
+)
 
 
 @router.post(

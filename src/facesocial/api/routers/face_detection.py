@@ -12,6 +12,7 @@ from facesocial.api.deps import ContainerDep, ContextDep, DecodeGateDep, rate_li
 from facesocial.api.forms import DetectForm
 from facesocial.api.image_input import image_form
 from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
+from facesocial.api.routing import ApiRoute
 from facesocial.api.schemas import DetectResponse
 from facesocial.services.detection import DetectionParams
 from facesocial.services.outcome import Outcome
@@ -20,6 +21,8 @@ from facesocial.vision.pipeline import DetectOptions
 router = APIRouter(
     prefix="/api/v1/face-detection",
     tags=["face-detection"],
+    route_class=ApiRoute,
+    redirect_slashes=False,
     dependencies=[Depends(rate_limited("face_detection"))],
 )
 

@@ -12,6 +12,7 @@ from facesocial.api.deps import CallerDep, ContainerDep, ContextDep, DecodeGateD
 from facesocial.api.forms import GroupCreate, IdentifyForm, MembersAdd, RegisterForm, VerifyForm
 from facesocial.api.image_input import image_form
 from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
+from facesocial.api.routing import ApiRoute
 from facesocial.api.schemas import (
     EraseResponse,
     GroupCreated,
@@ -28,6 +29,8 @@ from facesocial.services.outcome import Outcome
 router = APIRouter(
     prefix="/api/v1/face-recognition",
     tags=["face-recognition"],
+    route_class=ApiRoute,
+    redirect_slashes=False,
     dependencies=[Depends(rate_limited("face_recognition"))],
 )
 

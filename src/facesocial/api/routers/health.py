@@ -18,9 +18,10 @@ from sqlalchemy import text
 from facesocial import __version__
 from facesocial.api.deps import ContainerDep
 from facesocial.api.errors import describe
+from facesocial.api.routing import ApiRoute
 from facesocial.container import Container
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ApiRoute, redirect_slashes=False)
 
 # A dependency that has not answered in this time counts as down: a dead store must not make the
 # probe itself hang (Kubernetes' default probe timeout is 1 s; ours is generous but bounded).
