@@ -38,8 +38,10 @@ def test_valid_json_is_read_as_usual() -> None:
         (b'{"image": ', "The body is not valid JSON: Expecting value at character 10"),
         (b"\xff\xfe\x00", "The body is not valid JSON: not UTF-8"),
         (b"", "The body is not valid JSON: Expecting value at character 0"),
+        # A raw line break inside a string (base64 without -w0): json says "... at"; one "at".
+        (b'{"image": "AAAA\nAAAA"}', "The body is not valid JSON: Invalid control character at character 15"),
     ],
-    ids=["huge-int", "deep-arrays", "deep-objects", "truncated", "not-utf8", "empty"],
+    ids=["huge-int", "deep-arrays", "deep-objects", "truncated", "not-utf8", "empty", "raw-line-break"],
 )
 def test_malformed_bodies_name_the_body(body: bytes, message: str) -> None:
     assert refusal(body) == [{"loc": ("body",), "msg": message}]

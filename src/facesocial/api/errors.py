@@ -111,6 +111,7 @@ def _problem(error: Any) -> dict[str, Any]:
     if error.get("type") == "json_invalid" and len(loc) == 2 and isinstance(loc[1], int):
         # FastAPI's own JSON syntax error puts the character offset where a field name goes.
         detail = (error.get("ctx") or {}).get("error", "JSON decode error")
+        detail = str(detail).removesuffix(" at")  # "Invalid control character at": one "at" only
         return {"field": "body", "problem": f"The body is not valid JSON: {detail} at character {loc[1]}"}
     field = ".".join(str(p) for p in loc if p != "body") or "body"
     return {"field": field, "problem": error.get("msg")}

@@ -62,7 +62,9 @@ def parse_json_body(body: bytes) -> Any:
     except UnicodeDecodeError as exc:  # before ValueError: it is one
         raise _refused(f"{_NOT_JSON}: not UTF-8") from exc
     except json.JSONDecodeError as exc:
-        raise _refused(f"{_NOT_JSON}: {exc.msg} at character {exc.pos}") from exc
+        # Some of json's messages end in "at" ("Invalid control character at"): one "at" only.
+        message = exc.msg.removesuffix(" at")
+        raise _refused(f"{_NOT_JSON}: {message} at character {exc.pos}") from exc
     except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
         raise _refused(f"{_NOT_JSON}: a number has too many digits") from exc
     except RecursionError as exc:
