@@ -221,10 +221,13 @@ def merge(
         # then found the right way round in a turned view too (a rival). Half the upright faces
         # of dlib_faces_detection and LFW have a rival (a face fires upside down as well).
         disputable = np.zeros(len(checked), dtype=bool)
+        against = rolls[checked]  # the strongest rival's roll, where there is one
         if judge is not None and len(rivals):
             overlap = iou_matrix(boxes[checked], boxes[rivals]) >= nms_iou
             other_way = np.abs(_wrap(rolls[rivals][None, :] - rolls[checked][:, None])) > TURNED_ROLL
             disputable = np.any(overlap & other_way, axis=1)
+            strength = np.where(overlap & other_way, scores[rivals][None, :], -1.0)
+            against = np.where(disputable, rolls[rivals][np.argmax(strength, axis=1)], against)
         best, straight = second_look(
             model, rgb, boxes[checked], rolls[checked], keypoints[checked], disputable, found, batch
         )
@@ -239,12 +242,9 @@ def merge(
         challenged = np.flatnonzero(disputable & ~disputed)
         if judge is not None and len(challenged):
             rows = checked[challenged]
-            against = _strongest_rival(
-                boxes[rows], rolls[rows], boxes[rivals], rolls[rivals], scores[rivals], nms_iou
-            )
-            verdict[challenged] = judge.prefer(rgb, boxes[rows], rolls[rows], against)
+            verdict[challenged] = judge.prefer(rgb, boxes[rows], rolls[rows], against[challenged])
             disputed[challenged] = True
-            turns = np.round(_wrap(against - rolls[rows]) / 90.0) % 4 * 90.0
+            turns = np.round(_wrap(against[challenged] - rolls[rows]) / 90.0) % 4 * 90.0
             for row, index, turn in zip(challenged, rows, turns, strict=True):
                 if verdict[row] > 0:  # the rival's orientation: the look at that quarter turn
                     seen = _looked(
@@ -414,24 +414,6 @@ def _disputed(
     if len(rows):
         verdict[rows] = judge.prefer(rgb, boxes[rows], rolls[rows], seen_rolls[rows])
     return verdict, disputed
-
-
-def _strongest_rival(
-    boxes: FloatArray,
-    rolls: FloatArray,
-    rival_boxes: FloatArray,
-    rival_rolls: FloatArray,
-    rival_scores: FloatArray,
-    nms_iou: float,
-) -> FloatArray:
-    """Per detection, the roll of the strongest rival overlapping it (IoU ≥ ``nms_iou``) turned
-    more than ``TURNED_ROLL`` from its own roll; its own roll where there is none."""
-    overlap = iou_matrix(boxes, rival_boxes) >= nms_iou
-    other_way = np.abs(_wrap(rival_rolls[None, :] - rolls[:, None])) > TURNED_ROLL
-    weight = np.where(overlap & other_way, rival_scores[None, :], -1.0)
-    strongest = np.argmax(weight, axis=1)
-    has = weight[np.arange(len(boxes)), strongest] >= 0.0
-    return np.where(has, rival_rolls[strongest], rolls).astype(np.float32)
 
 
 def _wrap(degrees: FloatArray) -> FloatArray:
