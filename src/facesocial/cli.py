@@ -10,7 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from facesocial import errors
+from facesocial.cli_deepfake import deepfake, eval_deepfake
 from facesocial.cli_index import index_app
+from facesocial.cli_jobs import beat, jobs_app, worker
 from facesocial.cli_keys import keys_app
 from facesocial.container import Container
 from facesocial.settings import Settings
@@ -26,6 +28,11 @@ app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
+app.command()(beat)
+app.command()(deepfake)
+eval_app.command("deepfake")(eval_deepfake)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (default: FACESOCIAL_DATA_DIR)")
@@ -406,8 +413,41 @@ def bench(
             "8000x4500 HEIC/AVIF) and refusal of extreme shapes, each in a fresh process",
         ),
     ] = False,
+    video_upload: Annotated[
+        int | None,
+        typer.Option(
+            "--video-upload",
+            help="Instead: peak server memory while a multipart video upload of this many MB streams in",
+        ),
+    ] = None,
+    video: Annotated[
+        list[Path] | None,
+        typer.Option(help="Instead: video decode speed (s per second of video) of these files (repeatable)"),
+    ] = None,
+    deepfake_video: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--deepfake-video", help="Instead: deepfake analysis time per second of these videos (repeatable)"
+        ),
+    ] = None,
+    sample_fps: Annotated[float, typer.Option(help="Frames per second sampled by the video benches")] = 2.0,
 ) -> None:
     """Latency (median, p95 in ms) of every stage and model, at 1 and 2 threads, and memory."""
+    if video_upload is not None:
+        from facesocial.evaluation.bench_video import bench_video_upload
+
+        _print_json(bench_video_upload(video_upload))
+        return
+    if video:
+        from facesocial.evaluation.bench_video import bench_decode as bench_video_decode
+
+        _print_json([bench_video_decode(path, sample_fps) for path in video])
+        return
+    if deepfake_video:
+        from facesocial.evaluation.bench_deepfake import bench_deepfake_videos
+
+        _print_json(bench_deepfake_videos(deepfake_video, sample_fps))
+        return
     if decode:
         from facesocial.evaluation.bench_decode import bench_decode
 

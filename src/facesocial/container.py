@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
+from facesocial.jobs.builtin import builtin_kinds
+from facesocial.jobs.callbacks import CallbackSender
+from facesocial.jobs.inprocess import InProcessJobQueue
+from facesocial.jobs.port import JobKind, JobQueue
+from facesocial.jobs.runner import JobRunner
+from facesocial.jobs.store import JobStore
 from facesocial.models.runtime import ModelCache, RuntimeOptions
 from facesocial.services.audit import AuditLog
 from facesocial.services.demographics import DemographicsService
@@ -51,6 +58,11 @@ from facesocial.vision.heads.race import GearRaceHead
 from facesocial.vision.landmarks import DlibFivePointLandmarker
 from facesocial.vision.pipeline import DetectOptions, FacePipeline
 from facesocial.vision.ports import Embedder, FaceDetector
+
+if TYPE_CHECKING:
+    from facesocial.domains.deepfake.known_content import KnownContent
+    from facesocial.domains.deepfake.service import DeepfakeService
+    from facesocial.forensics.ensemble import DeepfakeDetector
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +238,78 @@ class Container:
     def groups(self) -> GroupService:
         return GroupService(self.database)
 
+    # --- jobs (src/facesocial/jobs/) ---------------------------------------------------------------
+
+    @cached_property
+    def job_store(self) -> JobStore:
+        return JobStore(self.database)
+
+    @cached_property
+    def job_kinds(self) -> dict[str, JobKind]:
+        """The explicit map from job kinds to handlers, for every adapter and process alike."""
+        from facesocial.domains.deepfake.service import VIDEO_JOB
+
+        kinds = builtin_kinds(self.settings.resolved_spool_dir())
+        kinds[VIDEO_JOB] = JobKind(VIDEO_JOB, self.deepfake.run_video_job, self.deepfake.on_video_job_end)
+        return kinds
+
+    @cached_property
+    def callbacks(self) -> CallbackSender:
+        return CallbackSender.from_settings(self.database, self.settings)
+
+    @cached_property
+    def job_runner(self) -> JobRunner:
+        return JobRunner(self.job_store, self.job_kinds, self.callbacks, self.settings.jobs)
+
+    @cached_property
+    def jobs(self) -> JobQueue:
+        """Celery on the broker when ``jobs.broker_url`` is set, else worker threads in this process."""
+        if self.settings.jobs.broker_url:
+            from facesocial.jobs.celery_app import CeleryJobQueue, make_celery
+
+            return CeleryJobQueue(make_celery(self.settings), self.settings.jobs, self.job_store)
+        return InProcessJobQueue(self.job_runner, self.job_store, self.settings.jobs)
+
+    # --- deepfake detection (src/facesocial/domains/deepfake/, forensics/) ---------------------------
+
+    @cached_property
+    def deepfake_detector(self) -> DeepfakeDetector:
+        from facesocial.forensics.ensemble import DeepfakeDetector
+
+        return DeepfakeDetector.from_settings(
+            self.pipeline, self.settings.deepfake, intra_op_threads=self.settings.models.intra_op_threads
+        )
+
+    @cached_property
+    def known_content(self) -> KnownContent:
+        from facesocial.domains.deepfake.known_content import KnownContent
+
+        return KnownContent(self.database, self.index, self.settings.deepfake.known_fake_similarity)
+
+    @cached_property
+    def deepfake(self) -> DeepfakeService:
+        from facesocial.domains.deepfake.service import DeepfakeService
+
+        # Models and the queue are reached lazily: a worker process that only runs probe jobs,
+        # or an API process answering GET /analyses, loads no forensic model.
+        return DeepfakeService(
+            self.database,
+            lambda: self.deepfake_detector,
+            self.known_content,
+            self.job_store,
+            lambda: self.jobs,
+            lambda job_id, tenant_id: self.job_runner.cancel(job_id, tenant_id),
+            self.settings,
+        )
+
+    def retention(self) -> dict[str, int]:
+        """Scheduled clean-up (``facesocial beat``): old jobs and old deepfake analyses."""
+        return {
+            "jobs": self.job_store.purge(self.settings.jobs.retention_days),
+            "deepfake_analyses": self.deepfake.retention(),
+            "spool_folders": self.deepfake.sweep_spool(),
+        }
+
     def prepare(self) -> None:
         """Create the data folder and bring the database to the newest schema."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +324,12 @@ class Container:
         loop = self.__dict__.get("reconcile_loop")
         if loop is not None:
             loop.stop()
+        queue = self.__dict__.get("jobs")
+        if queue is not None:
+            queue.stop()
+        callbacks = self.__dict__.get("callbacks")
+        if callbacks is not None:
+            callbacks.close()
         if "database" in self.__dict__:
             self.database.dispose()
         index = self.__dict__.pop("index", None)

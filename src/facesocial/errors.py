@@ -122,3 +122,26 @@ AmbiguousApiKeyError = _error("AMBIGUOUS_API_KEY", 409, "Several API keys match;
 ServiceUnavailableError = _error(
     "SERVICE_UNAVAILABLE", 503, "A store did not complete the operation; nothing was half-written, retry"
 )
+
+# --- video (src/facesocial/video/) -----------------------------------------------------------------
+EmptyVideoError = _error("EMPTY_VIDEO", 400, "The video upload is empty")
+VideoTooLargeError = _error("VIDEO_TOO_LARGE", 413, "The video exceeds the byte limit")
+UnsupportedVideoError = _error(
+    "UNSUPPORTED_VIDEO", 415, "The upload is not a video that can be decoded (MP4, MOV, WebM, MKV, AVI)"
+)
+NoVideoStreamError = _error("NO_VIDEO_STREAM", 422, "The file holds no video stream (audio only?)")
+VideoTruncatedError = _error("VIDEO_TRUNCATED", 422, "The video data is truncated or corrupt")
+VideoTooLongError = _error("VIDEO_TOO_LONG", 422, "The video is longer than the duration limit")
+VideoResolutionUnsupportedError = _error(
+    "VIDEO_RESOLUTION_UNSUPPORTED", 422, "The video's frame size exceeds the resolution limit"
+)
+VideoTooManyFramesError = _error("VIDEO_TOO_MANY_FRAMES", 422, "The video has more frames than the limit")
+
+# --- jobs (src/facesocial/jobs/) ---------------------------------------------------------------------
+JobNotFoundError = _error("JOB_NOT_FOUND", 404, "No such job")
+# Set on a job (not an HTTP answer) whose worker died on every one of its max_attempts.
+JobAbandonedError = _error("JOB_ABANDONED", 500, "The job's worker stopped answering on every attempt")
+JobNotCancellableError = _error("JOB_NOT_CANCELLABLE", 409, "The job has already ended")
+InvalidCallbackUrlError = _error("INVALID_CALLBACK_URL", 422, "callback_url is not an acceptable http(s) URL")
+AnalysisNotFoundError = _error("ANALYSIS_NOT_FOUND", 404, "No such analysis")
+AnalysisNotReadyError = _error("ANALYSIS_NOT_READY", 409, "The analysis has not completed yet")

@@ -148,6 +148,8 @@ def _default_limits() -> dict[str, RateLimit]:
         "face_detection": RateLimit(rate_per_second=10, burst=30),
         "demographics": RateLimit(rate_per_second=10, burst=25),
         "deepfake_detection": RateLimit(rate_per_second=2, burst=5),
+        # Job status polling (/api/v1/jobs): cheap reads, polled by clients while videos run.
+        "jobs": RateLimit(rate_per_second=10, burst=50),
         "batch": RateLimit(rate_per_second=2, burst=3),
         # Failed authentications per client address (api/auth_middleware.py): 10 wrong keys at
         # once, then one guess per 6 s — 14,400 a day, hopeless against 256-bit keys, while a
@@ -198,6 +200,81 @@ class ReconcileSettings(BaseModel):
     grace_seconds: float = Field(default=120.0, ge=0.0, le=30 * 24 * 3600)
 
 
+class JobSettings(BaseModel):
+    """Asynchronous jobs (src/facesocial/jobs/, docs/jobs.md): in-process threads, or Celery when
+    ``broker_url`` is set."""
+
+    # Empty: in-process worker threads fed from core.jobs (embedded). A redis:// URL: Celery.
+    broker_url: str = ""
+    # In-process worker threads inside `facesocial serve` (0: accept jobs, run none here).
+    workers: int = Field(default=1, ge=0, le=64)
+    # How often an idle in-process worker looks at core.jobs (a new job also wakes it at once).
+    poll_seconds: float = Field(default=2.0, gt=0.0)
+    # A running job renews its lease at every progress report; a lease that runs out means
+    # the worker died, and the job is retried (or failed once max_attempts is reached).
+    lease_seconds: float = Field(default=120.0, ge=1.0)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    # How often the sweep runs (in-process: a thread of every process that starts the queue;
+    # Celery: `facesocial beat`): expired leases, jobs to announce again, due callbacks.
+    sweep_seconds: float = Field(default=15.0, gt=0.0)
+    # A pending job announced this long ago and still not started is announced again (a broker
+    # that lost its message); duplicates are harmless, a job runs once per claim.
+    redispatch_seconds: float = Field(default=600.0, gt=0.0)
+    # Completion callbacks: attempts, first back-off (doubles each time), timeout per POST.
+    callback_attempts: int = Field(default=6, ge=1, le=20)
+    callback_backoff_seconds: float = Field(default=5.0, ge=0.0)
+    callback_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    # Callbacks to loopback, private, link-local and reserved addresses are refused unless
+    # this is on (SSRF: a client must not make the server call its own network).
+    callback_allow_private: bool = False
+    # Master secret of the callback signatures (each API key's secret derives from it). Unset: a
+    # key file is created in data_dir/secrets; set it when API and workers do not share data_dir.
+    callback_secret: SecretStr | None = None
+    # Where uploads of running jobs wait (default: data_dir/jobs); removed when a job ends.
+    spool_dir: Path | None = None
+    # Terminal jobs (and their results) are deleted after this many days by the retention pass.
+    retention_days: int = Field(default=30, ge=1)
+    # Celery: the broker queue that jobs go to (document 000 §6.1: queue:deepfake_video), and
+    # the queue of the scheduled upkeep (sweep, partitions, retention, roll-up).
+    celery_queue: str = "deepfake_video"
+    maintenance_queue: str = "facesocial_maintenance"
+    # Celery on Redis: a message not acknowledged this long after delivery is delivered again
+    # (acks are late); a second delivery of a running job does nothing, its claim finds it taken.
+    broker_visibility_timeout_seconds: float = Field(default=3600.0, gt=0.0)
+    # A prefix for every key the broker writes (several installations on one Redis database).
+    broker_key_prefix: str = ""
+
+
+class VideoLimits(BaseModel):
+    """Bounds on video uploads, checked while streaming (bytes) and on probing (the rest)."""
+
+    # Design document 001's gateway: client_max_body_size 500M on the video routes.
+    max_video_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
+    max_duration_seconds: float = Field(default=600.0, gt=0.0)
+    # Longest side; 4096 admits DCI 4K (4096x2160) and portrait 2160x3840.
+    max_side: int = Field(default=4096, gt=0)
+    max_frames: int = Field(default=108_000, gt=0)  # 60 min at 30 fps: a guard against lying headers
+    # Frames analysed per second of video by default, and the most a request may ask for.
+    default_sample_fps: float = Field(default=2.0, gt=0.0)
+    max_sample_fps: float = Field(default=10.0, gt=0.0)
+    # Analysed frames per video at most (the sample rate is lowered to fit).
+    max_analyzed_frames: int = Field(default=600, gt=0)
+
+
+class DeepfakeSettings(BaseModel):
+    """Deepfake detection (src/facesocial/forensics/): verdict bands, the optional user model."""
+
+    # Fused score (0..1) at or above which a face/frame/video is "fake"; below real_below it is
+    # "real"; between them "uncertain" (docs/deepfake.md says why the band is wide).
+    fake_threshold: float = Field(default=0.65, ge=0.0, le=1.0)
+    real_below: float = Field(default=0.35, ge=0.0, le=1.0)
+    # A user-supplied ONNX classifier joining the ensemble (docs/deepfake.md: input contract).
+    extra_model_path: Path | None = None
+    extra_model_weight: float = Field(default=1.0, ge=0.0)
+    # Cosine similarity of content features above which analysed content counts as the same.
+    known_fake_similarity: float = Field(default=0.97, ge=0.0, le=1.0)
+
+
 class Settings(BaseSettings):
     """Everything configurable. Only :mod:`facesocial.container` turns it into adapters."""
 
@@ -222,6 +299,9 @@ class Settings(BaseSettings):
     thresholds: dict[str, RecognitionThresholds] = Field(default_factory=_default_thresholds)
     identify_max_top_k: int = 100
     reconcile: ReconcileSettings = ReconcileSettings()
+    jobs: JobSettings = JobSettings()
+    video: VideoLimits = VideoLimits()
+    deepfake: DeepfakeSettings = DeepfakeSettings()
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL; plain ``postgresql://`` URLs get the psycopg 3 driver."""
@@ -232,3 +312,6 @@ class Settings(BaseSettings):
 
     def resolved_index_dir(self) -> Path:
         return self.index_dir or (self.data_dir / "vectors")
+
+    def resolved_spool_dir(self) -> Path:
+        return self.jobs.spool_dir or (self.data_dir / "jobs")

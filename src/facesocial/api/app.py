@@ -14,8 +14,9 @@ from facesocial.api.audit_middleware import AuditMiddleware
 from facesocial.api.auth_middleware import AuthMiddleware
 from facesocial.api.body_limit import BodyLimitMiddleware
 from facesocial.api.metrics_middleware import MetricsMiddleware
-from facesocial.api.routers import admin, demographics, face_detection, face_recognition, health
+from facesocial.api.routers import admin, demographics, face_detection, face_recognition, health, jobs
 from facesocial.container import Container
+from facesocial.domains.deepfake import router as deepfake_router
 from facesocial.settings import Settings
 from facesocial.vision.decode_gate import DecodeGate
 
@@ -30,13 +31,18 @@ def create_app(container: Container | None = None) -> FastAPI:
         # /health/ready says not ready until the first pass finds them in agreement.
         if container.settings.reconcile.interval_seconds > 0:
             container.reconcile_loop.start()
+        # In-process job threads (embedded); with a broker the workers are `facesocial worker`.
+        container.jobs.start()
         yield
         container.close()
 
     app = FastAPI(
         title="FaceSocial",
         version=__version__,
-        description="Self-hostable face AI: detection, recognition (1:1, 1:N), groups, demographics.",
+        description=(
+            "Self-hostable face AI: detection, recognition (1:1, 1:N), groups, demographics, deepfake "
+            "detection (images, and videos as jobs)."
+        ),
         lifespan=lifespan,
         # "/x/" is not "/x": no 307 to the client-sent Host over plain http (a client following it
         # would resend the body and the API key there). An unknown path is 404 NOT_FOUND.
@@ -51,6 +57,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(face_detection.router)
     app.include_router(face_recognition.router)
     app.include_router(demographics.router)
+    app.include_router(deepfake_router.router)
+    app.include_router(jobs.router)
     app.include_router(admin.router)
     # Outermost last. A request meets: proxy headers (who the client is) -> metrics -> audit (one
     # row per call, refused ones too) -> authentication (headers only) -> body budget -> routes.

@@ -141,6 +141,66 @@ class ApiKey(Base):
     owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
+# core.jobs: the durable job queue shared by every asynchronous service (src/facesocial/jobs/).
+JOB_PENDING = "pending"
+JOB_PROCESSING = "processing"
+JOB_COMPLETED = "completed"
+JOB_FAILED = "failed"
+JOB_CANCELLED = "cancelled"
+JOB_TERMINAL = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED)
+
+
+class Job(Base):
+    """One unit of asynchronous work (a video analysis, ...); SQL is its only source of truth.
+
+    Not in the design documents, which keep job columns on each service's table
+    (``deepfake_analyses.job_status``): one table lets one runner, one API (``/api/v1/jobs``) and
+    one contract test serve every service. The service row keeps its own copy of the status.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # The runner's claim query: pending jobs, most urgent first, oldest first.
+        Index("idx_jobs_queue", "status", "priority", "created_at"),
+        Index("idx_jobs_tenant_created", "tenant_id", "created_at"),
+        Index("idx_jobs_lease", "status", "lease_expires_at"),
+        Index("idx_jobs_callback_next", "callback_next_at"),
+        {"schema": "core"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    job_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Which handler runs it (e.g. "deepfake.video"); the handler map lives in the composition root.
+    kind: Mapped[str] = mapped_column(String(50), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default=JOB_PENDING, nullable=False)
+    # 1-10, higher = more urgent (document 000's deepfake_analyses.priority).
+    priority: Mapped[int] = mapped_column(Integer, default=5, nullable=False)
+    # Ids only: the task reloads what it needs (never pixels or file contents).
+    payload: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    result: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    progress_percentage: Mapped[float] = mapped_column(_decimal(5, 2), default=0.0, nullable=False)
+    estimated_completion: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3, nullable=False)
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    # A processing job whose lease has run out belongs to a dead worker: it is retried.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    callback_next_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    callback_delivered_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    callback_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    started_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    completed_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+
+
 # --- face_recognition ----------------------------------------------------------------------------
 
 
@@ -497,6 +557,14 @@ class DeepfakeAnalysis(Base):
     id: Mapped[uuid.UUID] = _pk()
     analysis_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     user_id: Mapped[uuid.UUID | None] = _user_fk()
+    # Tenant isolation (not in document 000): the caller's tenant and key (migration 0008).
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Per-person (per-track) results of a video, and the known-fake match (migration 0008).
+    person_results: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    signals: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
     content_type: Mapped[str] = mapped_column(String(20), nullable=False)
     content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     content_url: Mapped[str | None] = mapped_column(Text)
@@ -548,6 +616,35 @@ class FrameAnalysis(Base):
     inconsistent_regions: Mapped[Any] = mapped_column(JsonB, nullable=True)
     frame_hash: Mapped[str | None] = mapped_column(String(64))
     face_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Per-face scores with track ids (migration 0008; not in document 000).
+    faces: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    created_at: Mapped[datetime] = _created()
+
+
+class ContentFeature(Base):
+    """Features of analysed content with its verdict: the source of the ``deepfake_features`` index.
+
+    Document 000 §5.1 keeps these only in Milvus; here SQL holds them too so that the index can
+    be rebuilt, erased with its analysis, and searched within one tenant.
+    """
+
+    __tablename__ = "content_features"
+    __table_args__ = (
+        Index("idx_content_features_tenant", "tenant_id", "is_deepfake"),
+        {"schema": "deepfake_detection"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    analysis_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid,
+        ForeignKey("deepfake_detection.deepfake_analyses.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    features: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    is_deepfake: Mapped[bool] = mapped_column(Boolean, nullable=False)
     created_at: Mapped[datetime] = _created()
 
 

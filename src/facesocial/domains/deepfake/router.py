@@ -1,0 +1,194 @@
+"""``/api/v1/deepfake-detection``: images now, videos as jobs (document 001: 300 s, 500 MB)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from facesocial import errors
+from facesocial.api.deps import CallerDep, ContainerDep, ContextDep, DecodeGateDep, rate_limited
+from facesocial.api.forms import Flag
+from facesocial.api.image_input import ImageForm, ImageUpload, image_form
+from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
+from facesocial.api.routing import ApiRoute
+from facesocial.domains.deepfake.service import VideoRequest
+from facesocial.jobs.callbacks import validate_callback_url
+from facesocial.video.frames import effective_sample_fps
+from facesocial.video.probe import probe_video
+from facesocial.video.upload import spool_video_upload
+
+router = APIRouter(
+    prefix="/api/v1/deepfake-detection",
+    tags=["deepfake-detection"],
+    route_class=ApiRoute,
+    redirect_slashes=False,
+    dependencies=[Depends(rate_limited("deepfake_detection"))],
+)
+
+Level = Literal["basic", "standard", "advanced"]
+_LEVEL_HELP = (
+    "basic: learned classifier + frequency; standard: + blending boundary and colour/noise mismatch; "
+    "advanced: + every signal and a finer heatmap (docs/deepfake.md)"
+)
+
+
+class DeepfakeImageForm(ImageForm):
+    image: ImageUpload = Field(description="The image (JPEG, PNG, WebP, HEIC, AVIF, ...)")
+    detection_level: Level = Field(default="standard", description=_LEVEL_HELP)
+    return_heatmap: Flag = Field(default=True, description="Include the inconsistency heatmap (PNG, base64)")
+
+
+class VideoFields(BaseModel):
+    """The text fields of ``analyze-video`` (multipart, beside the ``video`` file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priority: int = Field(default=5, ge=1, le=10, description="1-10, higher = more urgent")
+    sample_fps: float | None = Field(
+        default=None, gt=0, description="Frames analysed per second of video (default: the server's)"
+    )
+    detection_level: Level = Field(default="standard", description=_LEVEL_HELP)
+    callback_url: str | None = Field(
+        default=None, max_length=2048, description="POSTed when the job ends, signed (docs/jobs.md)"
+    )
+
+
+@router.post(
+    "/analyze",
+    name="analyze",
+    response_model=None,
+    openapi_extra=image_request_body(DeepfakeImageForm),
+    responses=error_responses(*IMAGE_ERRORS, errors.ModelUnavailableError),
+)
+def analyze(
+    request: Request,
+    container: ContainerDep,
+    caller: CallerDep,
+    ctx: ContextDep,
+    gate: DecodeGateDep,
+    form: Annotated[DeepfakeImageForm, image_form(DeepfakeImageForm)],
+) -> dict[str, Any]:
+    """Judge one image: verdict band (real / uncertain / fake), scores, areas, heatmap, model version."""
+    with gate.admit(form.pixel_weight(container.settings.limits)):
+        outcome = container.deepfake.analyze_image(
+            form.image.data,
+            form.detection_level,
+            caller=caller,
+            ctx=ctx,
+            return_heatmap=form.return_heatmap,
+        )
+    request.state.outcome = outcome
+    return {"success": True, **outcome.body}
+
+
+@router.post(
+    "/analyze-video",
+    name="analyze_video",
+    status_code=202,
+    response_model=None,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["video"],
+                        "properties": {
+                            "video": {"type": "string", "format": "binary"},
+                            **VideoFields.model_json_schema()["properties"],
+                        },
+                    }
+                }
+            },
+        }
+    },
+    responses=error_responses(
+        errors.UnsupportedMediaTypeError,
+        errors.EmptyVideoError,
+        errors.VideoTooLargeError,
+        errors.UnsupportedVideoError,
+        errors.NoVideoStreamError,
+        errors.VideoTruncatedError,
+        errors.VideoTooLongError,
+        errors.VideoResolutionUnsupportedError,
+        errors.VideoTooManyFramesError,
+        errors.InvalidCallbackUrlError,
+    ),
+)
+async def analyze_video(
+    request: Request, container: ContainerDep, caller: CallerDep, ctx: ContextDep
+) -> JSONResponse:
+    """Queue a video analysis: 202 with ``analysis_id`` and ``job_id``; poll ``status_url``."""
+    settings = container.settings
+    incoming = settings.resolved_spool_dir() / "incoming" / uuid.uuid4().hex
+    incoming.mkdir(parents=True, exist_ok=True)
+    try:
+        upload = await spool_video_upload(request, incoming, settings.video, settings.intake)
+        fields = _video_fields(upload.fields)
+        info = await run_in_threadpool(probe_video, upload.path, settings.video)
+        callback = None
+        if fields.callback_url:
+            callback = await run_in_threadpool(
+                validate_callback_url, fields.callback_url, settings.jobs.callback_allow_private
+            )
+        video_request = VideoRequest(
+            level=fields.detection_level,
+            priority=fields.priority,
+            sample_fps=effective_sample_fps(fields.sample_fps, settings.video, info),
+            callback_url=callback,
+        )
+        body = await run_in_threadpool(
+            lambda: container.deepfake.submit_video(upload, info, video_request, caller=caller, ctx=ctx)
+        )
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    return JSONResponse({"success": True, **body}, status_code=202)
+
+
+def _video_fields(raw: dict[str, str]) -> VideoFields:
+    try:
+        return VideoFields.model_validate({k: v for k, v in raw.items() if v != ""})
+    except ValidationError as exc:
+        # The same VALIDATION_ERROR shape as every other route's fields.
+        raise RequestValidationError(
+            [
+                {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False, include_context=False)
+            ]
+        ) from None
+
+
+@router.get(
+    "/analyses/{analysis_id}",
+    name="get_analysis",
+    response_model=None,
+    responses=error_responses(errors.AnalysisNotFoundError),
+)
+def get_analysis(
+    container: ContainerDep,
+    caller: CallerDep,
+    analysis_id: str,
+    frames_offset: Annotated[int, Query(ge=0)] = 0,
+    frames_limit: Annotated[int, Query(ge=0, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Status and progress; when completed the results and a page of ``frame_analyses``."""
+    return {"success": True, **container.deepfake.get(analysis_id[:64], caller, frames_offset, frames_limit)}
+
+
+@router.delete(
+    "/analyses/{analysis_id}",
+    name="delete_analysis",
+    response_model=None,
+    responses=error_responses(errors.AnalysisNotFoundError),
+)
+def delete_analysis(container: ContainerDep, caller: CallerDep, analysis_id: str) -> dict[str, Any]:
+    """Erase an analysis, its frames, its content features and any spooled file; cancels its job."""
+    return {"success": True, **container.deepfake.delete(analysis_id[:64], caller)}

@@ -1,0 +1,356 @@
+"""Deepfake detection use cases: analyse an image now, a video as a job; read and erase analyses.
+
+Images are analysed synchronously (``POST /analyze``). A video is streamed to the spool folder,
+probed (a bad file is refused with its code before anything is stored), then one transaction
+writes the analysis row and its job row; only after that commit is the job dispatched
+(:mod:`facesocial.jobs.port`). The job handler (:meth:`DeepfakeService.run_video_job`) takes the
+job's payload (the analysis's primary key only), reloads the row, analyses the file, and writes
+the results, the per-frame rows and the content features in one transaction. Whatever the end
+(completed, failed, cancelled, abandoned), :meth:`DeepfakeService.on_video_job_end` copies the
+status onto the analysis and removes the spooled file.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy import delete, func, select
+
+from facesocial import errors
+from facesocial.domains.deepfake import views
+from facesocial.domains.deepfake.known_content import KnownContent
+from facesocial.forensics.ensemble import DeepfakeDetector
+from facesocial.forensics.fingerprint import image_features
+from facesocial.forensics.video_analysis import analyze_video
+from facesocial.jobs.port import JobContext, JobQueue, JobStatus, NewJob
+from facesocial.jobs.store import JobStore
+from facesocial.services.context import RequestContext
+from facesocial.services.outcome import Outcome
+from facesocial.services.principal import Principal
+from facesocial.settings import Settings
+from facesocial.store.db import Database
+from facesocial.store.tables import JOB_TERMINAL, DeepfakeAnalysis, FrameAnalysis, Job
+from facesocial.store.types import utcnow
+from facesocial.video.probe import VideoInfo
+from facesocial.video.upload import SpooledUpload
+from facesocial.vision.image import decode_image
+
+log = logging.getLogger(__name__)
+
+VIDEO_JOB = "deepfake.video"
+Level = Literal["basic", "standard", "advanced"]
+# Document 000 §7.2: completed analyses are removed after 6 months.
+RETENTION_DAYS = 183
+# Frame rows returned per page of GET /analyses/{id} at most.
+MAX_FRAME_PAGE = 1000
+_VIDEO_FILE = "video"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRequest:
+    level: Level
+    priority: int
+    sample_fps: float
+    callback_url: str | None
+
+
+class DeepfakeService:
+    def __init__(
+        self,
+        database: Database,
+        detector: Callable[[], DeepfakeDetector],
+        known: KnownContent,
+        job_store: JobStore,
+        jobs: Callable[[], JobQueue],
+        cancel: Callable[[str, uuid.UUID], object],
+        settings: Settings,
+    ) -> None:
+        self._db = database
+        self._detector = detector
+        self._known = known
+        self._job_store = job_store
+        self._jobs = jobs
+        self._cancel = cancel
+        self._settings = settings
+        self.spool_dir = settings.resolved_spool_dir()
+
+    # --- images ----------------------------------------------------------------------------------
+
+    def analyze_image(
+        self, data: bytes, level: Level, *, caller: Principal, ctx: RequestContext, return_heatmap: bool
+    ) -> Outcome:
+        """Judge one image now; the analysis is stored (without the image) under a new analysis_id."""
+        started = time.perf_counter()
+        image = decode_image(data, self._settings.limits)
+        verdict = self._detector().analyze_image(image.rgb, level)
+        features = image_features(image.rgb)
+        known = self._known.match(caller.tenant_id, features)
+        elapsed = round((time.perf_counter() - started) * 1000)
+        body = views.image_body(verdict, known, image.metadata(), elapsed)
+        analysis_id = _new_analysis_id()
+        row = DeepfakeAnalysis(
+            id=uuid.uuid4(),
+            analysis_id=analysis_id,
+            tenant_id=caller.tenant_id,
+            api_key_id=caller.api_key_id,
+            content_type="image",
+            content_hash=image.sha256,
+            content_metadata=image.metadata(),
+            detection_level=level,
+            processing_method="sync",
+            job_status="completed",
+            progress_percentage=100.0,
+            request_source=ctx.request_source,
+            started_at=utcnow(),
+            completed_at=utcnow(),
+            processing_time_ms=elapsed,
+            **views.image_columns(body),
+        )
+        with self._db.session() as session:
+            session.add(row)
+            session.flush()
+            feature_id = self._known.remember(
+                session, row.id, caller.tenant_id, image.sha256, features, bool(body["is_deepfake"])
+            )
+        self._known.index(feature_id, features)
+        body = {"analysis_id": analysis_id, **body}
+        heatmap = getattr(verdict, "heatmap_png", None)
+        if return_heatmap and heatmap:
+            body["heatmap_png_base64"] = base64.b64encode(heatmap).decode("ascii")
+        return Outcome(body, confidence=body["confidence_score"], model_version=body["model_version"])
+
+    # --- videos ----------------------------------------------------------------------------------
+
+    def submit_video(
+        self,
+        upload: SpooledUpload,
+        info: VideoInfo,
+        request: VideoRequest,
+        *,
+        caller: Principal,
+        ctx: RequestContext,
+    ) -> dict[str, Any]:
+        """Store the analysis and its job (one commit), move the file under the job, dispatch it."""
+        analysis_pk = uuid.uuid4()
+        analysis_id = _new_analysis_id()
+        with self._db.session() as session:
+            job_id = self._job_store.add(
+                session,
+                NewJob(
+                    kind=VIDEO_JOB,
+                    tenant_id=caller.tenant_id,
+                    api_key_id=caller.api_key_id,
+                    payload={"analysis": str(analysis_pk)},
+                    priority=request.priority,
+                    callback_url=request.callback_url,
+                ),
+                self._settings.jobs.max_attempts,
+            )
+            # The file goes under the job's folder before the commit: a crash right after the
+            # commit leaves a runnable job; a crash before it leaves a folder that the spool sweep
+            # removes (no job row names it).
+            folder = self.spool_dir / job_id
+            folder.mkdir(parents=True, exist_ok=False)
+            upload.path.replace(folder / _VIDEO_FILE)
+            session.add(
+                DeepfakeAnalysis(
+                    id=analysis_pk,
+                    analysis_id=analysis_id,
+                    tenant_id=caller.tenant_id,
+                    api_key_id=caller.api_key_id,
+                    content_type="video",
+                    content_hash=upload.sha256,
+                    content_metadata={"filename": upload.filename, **views.video_info(info)},
+                    detection_level=request.level,
+                    analysis_scope={"sample_fps": request.sample_fps},
+                    processing_method="async",
+                    job_id=job_id,
+                    job_status="pending",
+                    progress_percentage=0.0,
+                    request_source=ctx.request_source,
+                    priority=request.priority,
+                )
+            )
+        self._jobs().dispatch(job_id, request.priority)
+        return {
+            "analysis_id": analysis_id,
+            "job_id": job_id,
+            "status": "pending",
+            "priority": request.priority,
+            "sample_fps": request.sample_fps,
+            "detection_level": request.level,
+            "video": views.video_info(info),
+            "status_url": f"/api/v1/deepfake-detection/analyses/{analysis_id}",
+            "job_url": f"/api/v1/jobs/{job_id}",
+        }
+
+    def run_video_job(self, job: JobContext) -> dict[str, Any]:
+        """The ``deepfake.video`` handler: analyse the spooled file of one analysis, store the results."""
+        analysis_pk = uuid.UUID(str(job.payload["analysis"]))
+        with self._db.session() as session:
+            row = session.get(DeepfakeAnalysis, analysis_pk)
+            if row is None:  # erased while queued: nothing to do
+                raise errors.AnalysisNotFoundError("The analysis was erased before it ran")
+            row.job_status = "processing"
+            row.started_at = row.started_at or utcnow()
+            # A retry starts over: rows of an earlier, interrupted attempt go.
+            session.execute(delete(FrameAnalysis).where(FrameAnalysis.analysis_id == analysis_pk))
+            level: Level = row.detection_level  # type: ignore[assignment]
+            sample_fps = float((row.analysis_scope or {}).get("sample_fps") or 0) or None
+            tenant_id = row.tenant_id
+            content_hash = row.content_hash
+        path = self.spool_dir / job.job_id / _VIDEO_FILE
+        if not path.is_file():
+            raise errors.VideoTruncatedError("The uploaded video is no longer in the spool folder")
+        started = time.perf_counter()
+        verdict = analyze_video(
+            path, self._detector(), self._settings.video, sample_fps, level, progress=job.progress
+        )
+        elapsed = round((time.perf_counter() - started) * 1000)
+        body = views.video_body(verdict)
+        features = verdict.features
+        known = self._known.match(tenant_id, features) if features is not None and tenant_id else None
+        body["known_fake_match"] = known.as_dict() if known else None
+        feature_id = None
+        with self._db.session() as session:
+            row = session.get(DeepfakeAnalysis, analysis_pk)
+            if row is None:
+                raise errors.AnalysisNotFoundError("The analysis was erased while it ran")
+            for name, value in views.video_columns(body).items():
+                setattr(row, name, value)
+            row.processing_time_ms = elapsed
+            row.progress_percentage = 100.0
+            row.job_status = "completed"
+            row.completed_at = utcnow()
+            for frame in views.frame_rows(verdict):
+                session.add(FrameAnalysis(analysis_id=analysis_pk, **frame))
+            if features is not None and tenant_id is not None:
+                feature_id = self._known.remember(
+                    session, analysis_pk, tenant_id, content_hash, features, bool(body["is_deepfake"])
+                )
+        if feature_id is not None and features is not None:
+            self._known.index(feature_id, np.asarray(features, np.float32))
+        return {"analysis_id": row.analysis_id, "band": body["band"], "is_deepfake": body["is_deepfake"]}
+
+    def on_video_job_end(self, job_id: str, status: JobStatus) -> None:
+        """Copy a failed/cancelled job's end onto its analysis; remove the spooled file (any end)."""
+        try:
+            if status != "completed":
+                with self._db.session() as session:
+                    job = session.scalar(select(Job).where(Job.job_id == job_id))
+                    row = session.scalar(select(DeepfakeAnalysis).where(DeepfakeAnalysis.job_id == job_id))
+                    if row is not None and row.job_status != "completed":
+                        row.job_status = status
+                        row.completed_at = utcnow()
+                        if job is not None:
+                            row.error_code = job.error_code
+                            row.error_message = job.error_message
+        finally:
+            shutil.rmtree(self.spool_dir / job_id, ignore_errors=True)
+
+    # --- reads and erasure -----------------------------------------------------------------------
+
+    def get(
+        self, analysis_id: str, caller: Principal, frames_offset: int, frames_limit: int
+    ) -> dict[str, Any]:
+        with self._db.session(readonly=True) as session:
+            row = self._owned(session, analysis_id, caller)
+            job = session.scalar(select(Job).where(Job.job_id == row.job_id)) if row.job_id else None
+            frames: list[FrameAnalysis] = []
+            frame_total = 0
+            if row.content_type == "video":
+                frame_total = (
+                    session.scalar(
+                        select(func.count())
+                        .select_from(FrameAnalysis)
+                        .where(FrameAnalysis.analysis_id == row.id)
+                    )
+                    or 0
+                )
+                frames = list(
+                    session.scalars(
+                        select(FrameAnalysis)
+                        .where(FrameAnalysis.analysis_id == row.id)
+                        .order_by(FrameAnalysis.frame_number)
+                        .offset(frames_offset)
+                        .limit(min(frames_limit, MAX_FRAME_PAGE))
+                    )
+                )
+            return views.analysis_body(row, job, frames, frame_total, frames_offset)
+
+    def delete(self, analysis_id: str, caller: Principal) -> dict[str, Any]:
+        """Erase an analysis: cancel its job if running, its features, frames, row and spooled file."""
+        with self._db.session(readonly=True) as session:
+            row = self._owned(session, analysis_id, caller)
+            pk, job_id = row.id, row.job_id
+        if job_id:
+            with self._db.session(readonly=True) as session:
+                status = session.scalar(select(Job.status).where(Job.job_id == job_id))
+            if status is not None and status not in JOB_TERMINAL:
+                # It may have ended meanwhile: erasure goes on either way.
+                with contextlib.suppress(errors.JobNotCancellableError, errors.JobNotFoundError):
+                    self._cancel(job_id, caller.tenant_id)
+        self._known.forget(pk)
+        with self._db.session() as session:
+            session.execute(delete(FrameAnalysis).where(FrameAnalysis.analysis_id == pk))
+            session.execute(delete(DeepfakeAnalysis).where(DeepfakeAnalysis.id == pk))
+        if job_id:
+            shutil.rmtree(self.spool_dir / job_id, ignore_errors=True)
+        return {"analysis_id": analysis_id, "deleted": True}
+
+    def retention(self, days: int = RETENTION_DAYS) -> int:
+        """Remove completed analyses older than ``days`` (document 000 §7.2); returns how many."""
+        cutoff = utcnow() - timedelta(days=days)
+        with self._db.session(readonly=True) as session:
+            rows = session.execute(
+                select(DeepfakeAnalysis.id).where(
+                    DeepfakeAnalysis.job_status == "completed", DeepfakeAnalysis.completed_at < cutoff
+                )
+            ).all()
+        for (pk,) in rows:
+            self._known.forget(pk)
+            with self._db.session() as session:
+                session.execute(delete(FrameAnalysis).where(FrameAnalysis.analysis_id == pk))
+                session.execute(delete(DeepfakeAnalysis).where(DeepfakeAnalysis.id == pk))
+        return len(rows)
+
+    def sweep_spool(self, older_than_seconds: float = 3600.0) -> int:
+        """Remove spool folders that no unfinished job names (crash leftovers); returns how many."""
+        if not self.spool_dir.is_dir():
+            return 0
+        now = time.time()
+        removed = 0
+        with self._db.session(readonly=True) as session:
+            live = set(session.scalars(select(Job.job_id).where(Job.status.not_in(JOB_TERMINAL))))
+        for entry in self.spool_dir.iterdir():
+            if entry.name in live:
+                continue
+            try:
+                old = now - entry.stat().st_mtime > older_than_seconds
+            except FileNotFoundError:
+                continue
+            if old:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _owned(self, session: Any, analysis_id: str, caller: Principal) -> DeepfakeAnalysis:
+        row = session.scalar(select(DeepfakeAnalysis).where(DeepfakeAnalysis.analysis_id == analysis_id))
+        # Another tenant's analysis is reported exactly like a missing one.
+        if row is None or row.tenant_id != caller.tenant_id:
+            raise errors.AnalysisNotFoundError(f"No analysis {analysis_id!r}")
+        return row  # type: ignore[no-any-return]
+
+
+def _new_analysis_id() -> str:
+    return f"dfa_{uuid.uuid4().hex}"

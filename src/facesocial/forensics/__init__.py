@@ -1,0 +1,1 @@
+"""Deepfake and AI-generated-image forensics: per-face methods and their ensemble."""

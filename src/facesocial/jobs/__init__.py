@@ -1,0 +1,1 @@
+"""Asynchronous jobs: port, SQL store, runner, in-process and Celery adapters (docs/jobs.md)."""
