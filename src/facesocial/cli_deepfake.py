@@ -85,17 +85,24 @@ def eval_deepfake(
         typer.Option(help="Folder with real/ and fake/ face images", exists=True, file_okay=False),
     ] = None,
     sample_fps: Annotated[float | None, typer.Option(help="Video frames analysed per second")] = None,
+    level: Annotated[str, typer.Option(help="basic, standard or advanced")] = "standard",
+    frames_min_face_size: Annotated[
+        int | None, typer.Option(help="Smallest face (px) in --frames images (default: the detector's 64)")
+    ] = None,
 ) -> None:
     """Video- and frame-level AUC, accuracy at the default threshold, confusion per manipulation type."""
     from facesocial.evaluation.deepfake import evaluate_frames, evaluate_videos
 
     if videos is None and frames is None:
         raise typer.BadParameter("give --videos DIR and/or --frames DIR")
+    if level not in ("basic", "standard", "advanced"):
+        raise typer.BadParameter("basic, standard or advanced", param_hint="--level")
+    chosen: Level = level  # type: ignore[assignment]
     settings = Settings()
     detector = Container(settings).deepfake_detector
     report: dict[str, Any] = {}
     if videos is not None:
-        report["videos"] = evaluate_videos(detector, videos, labels, settings.video, sample_fps)
+        report["videos"] = evaluate_videos(detector, videos, labels, settings.video, sample_fps, chosen)
     if frames is not None:
-        report["frames"] = evaluate_frames(detector, frames)
+        report["frames"] = evaluate_frames(detector, frames, chosen, frames_min_face_size)
     typer.echo(json.dumps(report, indent=2, default=str))

@@ -284,7 +284,7 @@ class Container:
     def known_content(self) -> KnownContent:
         from facesocial.domains.deepfake.known_content import KnownContent
 
-        return KnownContent(self.database, self.index, self.settings.deepfake.known_fake_similarity)
+        return KnownContent(self.database, lambda: self.index, self.settings.deepfake.known_fake_similarity)
 
     @cached_property
     def deepfake(self) -> DeepfakeService:
@@ -308,6 +308,9 @@ class Container:
             "jobs": self.job_store.purge(self.settings.jobs.retention_days),
             "deepfake_analyses": self.deepfake.retention(),
             "spool_folders": self.deepfake.sweep_spool(),
+            # Vectors of content features whose rows went (e.g. `db maintain`'s own retention)
+            # and rows whose vector a crash lost.
+            "content_vectors_repaired": self.known_content.repair(),
         }
 
     def prepare(self) -> None:

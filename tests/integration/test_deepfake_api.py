@@ -385,3 +385,83 @@ def test_deleting_a_queued_analysis_cancels_its_job_and_removes_its_file(
     body, _ = _wait(deepfake, first["analysis_id"])
     assert body["status"] == "completed"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _recompressed(data: bytes, quality: int = 70) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def test_known_fake_content_is_recognised_within_its_tenant_only(deepfake: Deepfake) -> None:
+    from facesocial.domains.deepfake.known_content import COLLECTION
+
+    data = _face_jpeg()
+    first = deepfake.client.post(
+        "/api/v1/deepfake-detection/analyze",
+        files={"image": ("face.jpg", data, "image/jpeg")},
+        data={"detection_level": "basic", "return_heatmap": "false"},
+        headers=deepfake.headers(),
+    ).json()
+    # Label the stored content as fake (as a fake verdict would have), then re-upload it re-encoded.
+    with deepfake.container.database.session() as session:
+        row = session.scalar(
+            select(DeepfakeAnalysis).where(DeepfakeAnalysis.analysis_id == first["analysis_id"])
+        )
+        assert row is not None
+        feature = session.scalar(select(ContentFeature).where(ContentFeature.analysis_id == row.id))
+        assert feature is not None
+        feature.is_deepfake = True
+    again = deepfake.client.post(
+        "/api/v1/deepfake-detection/analyze",
+        files={"image": ("again.jpg", _recompressed(data), "image/jpeg")},
+        data={"detection_level": "basic", "return_heatmap": "false"},
+        headers=deepfake.headers(),
+    ).json()
+    assert again["known_fake_match"] is not None
+    assert again["known_fake_match"]["analysis_id"] == first["analysis_id"]
+    assert (
+        again["known_fake_match"]["similarity"] >= deepfake.container.settings.deepfake.known_fake_similarity
+    )
+    other = deepfake.client.post(
+        "/api/v1/deepfake-detection/analyze",
+        files={"image": ("again.jpg", data, "image/jpeg")},
+        data={"detection_level": "basic", "return_heatmap": "false"},
+        headers=deepfake.headers(deepfake.other_key),
+    ).json()
+    assert other["known_fake_match"] is None
+    # The face-index reconciler leaves these vectors alone (they have no face rows).
+    vectors = deepfake.container.index.count(COLLECTION)
+    assert vectors >= 3
+    deepfake.container.reconciler.run(repair=True, grace_seconds=0)
+    assert deepfake.container.index.count(COLLECTION) == vectors
+    for body in (first, again, other):
+        key = deepfake.other_key if body is other else deepfake.key
+        deepfake.client.delete(
+            f"/api/v1/deepfake-detection/analyses/{body['analysis_id']}", headers=deepfake.headers(key)
+        )
+
+
+def test_huge_page_offsets_are_refused_not_a_500(deepfake: Deepfake) -> None:
+    for path in (
+        "/api/v1/jobs?offset=9223372036854775808",
+        "/api/v1/deepfake-detection/analyses/dfa_x?frames_offset=99999999999999999999",
+    ):
+        response = deepfake.client.get(path, headers=deepfake.headers())
+        assert response.status_code == 422 and response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_the_spool_sweep_removes_crash_leftovers_but_not_live_uploads(deepfake: Deepfake) -> None:
+    spool = deepfake.container.settings.resolved_spool_dir()
+    stale = spool / "incoming" / "stale"
+    live = spool / "incoming" / "live"
+    orphan = spool / "job_deadbeef"
+    for folder in (stale, live, orphan):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "video").write_bytes(b"x" * 10)
+    old = time.time() - 7200
+    for path in (stale, stale / "video", orphan, orphan / "video"):
+        os.utime(path, (old, old))
+    assert deepfake.container.deepfake.sweep_spool(older_than_seconds=3600) == 2
+    assert not stale.exists() and not orphan.exists() and live.exists()
+    shutil.rmtree(live)

@@ -35,7 +35,12 @@ def test_detect_returns_faces_and_stores_rows(api: Api, astronaut_jpeg: bytes) -
             select(DetectedFace).where(DetectedFace.detection_request_id == row.id)
         ).all()
         assert [f.bbox_width for f in stored] == [face["bbox"]["width"]]
-        audit = session.scalars(select(AiOperationLog).where(AiOperationLog.operation_type == "detect")).all()
+        # Newest last: without an ORDER BY, PostgreSQL returns rows in no particular order.
+        audit = session.scalars(
+            select(AiOperationLog)
+            .where(AiOperationLog.operation_type == "detect")
+            .order_by(AiOperationLog.created_at)
+        ).all()
         assert (
             audit and audit[-1].service_name == "face_detection" and audit[-1].operation_result == "success"
         )

@@ -404,7 +404,8 @@ def test_callback_is_signed_and_retried(h: Harness) -> None:
     bodies = {body for _headers, body in received}
     assert len(bodies) == 1  # each retry sends the same bytes
     for headers, body in received:
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        signed = headers["x-facesocial-timestamp"].encode() + b"." + body
+        expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(headers["x-facesocial-signature"], expected)
         assert headers["x-facesocial-job-id"] == job
         assert abs(int(headers["x-facesocial-timestamp"]) - time.time()) < 600
@@ -415,7 +416,8 @@ def test_callback_is_signed_and_retried(h: Harness) -> None:
     assert "error" not in payload
     # Another caller's secret does not verify it.
     other = h.container.callbacks.secret_for(uuid.uuid4(), None)
-    forged = "sha256=" + hmac.new(other.encode(), received[0][1], hashlib.sha256).hexdigest()
+    signed = received[0][0]["x-facesocial-timestamp"].encode() + b"." + received[0][1]
+    forged = "sha256=" + hmac.new(other.encode(), signed, hashlib.sha256).hexdigest()
     assert forged != received[0][0]["x-facesocial-signature"]
 
 
@@ -437,11 +439,11 @@ def test_cli_probe_and_show(h: Harness) -> None:
             "--step-seconds",
             "0.1",
             "--timeout",
-            "40",
+            "150",
         ],
         env=h.env,
         capture_output=True,
-        timeout=90,
+        timeout=200,
     )
     assert probe.returncode == 0, probe.stderr.decode()[-2000:]
     shown = json.loads(probe.stdout)

@@ -5,6 +5,8 @@ here instead: every ``FACESOCIAL_*`` variable is a real setting (and the values 
 ``facesocial ...`` command parses with the real CLI, probes and gateway locations name real
 routes of the app, alerts use metrics the app exports, the pieces refer to each other by the
 right names, and no real secret is committed. ``nginx -t`` and ``promtool`` run when present.
+The job workers and beat (docs/jobs.md) run the API's image with the API's settings, share its
+spool folder, and the daily upkeep runs once (beat's tasks are not scheduled a second time).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from pydantic import BaseModel
 from facesocial import metrics as app_metrics
 from facesocial.api import errors as api_errors
 from facesocial.cli import app as cli_app
-from facesocial.settings import ModelSettings, Settings
+from facesocial.domains.deepfake.service import RETENTION_DAYS as ANALYSIS_RETENTION_DAYS
+from facesocial.settings import ModelSettings, Settings, VideoLimits
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (pip install 'pyyaml>=6,<7')")
 
@@ -37,9 +40,12 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "kubernetes"
 NAMESPACE = "facesocial"
 # Documented future services (document 001): routed by the gateway, answered 404 until they exist.
-FUTURE_PREFIXES = ("/api/v1/antispoofing", "/api/v1/deepfake-detection")
-# The commands the deployment must run somewhere.
-REQUIRED_COMMANDS = {"serve", "db upgrade", "db maintain", "models pull", "audit rollup"}
+FUTURE_PREFIXES = ("/api/v1/antispoofing",)
+# The commands the deployment must run somewhere (`worker` runs the jobs, `beat` their schedules).
+REQUIRED_COMMANDS = {"serve", "db upgrade", "db maintain", "models pull", "worker", "beat"}
+# Daily tasks that `facesocial beat` sends (src/facesocial/jobs/celery_app.py): no other schedule
+# may run them again.
+BEAT_OWNED_COMMANDS = {"audit rollup"}
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|TOKEN|CHIP_KEY|_AUTH$)", re.IGNORECASE)
 PLACEHOLDER = "REPLACE_ME"
 
@@ -89,6 +95,7 @@ def _string_lists(node: Any) -> Iterator[list[str]]:
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     (document,) = _load(DEPLOY / "compose.yaml")
+    assert isinstance(document, dict)
     return document
 
 
@@ -112,14 +119,16 @@ def _pod_spec(resource: dict[str, Any]) -> dict[str, Any]:
     spec = resource["spec"]
     if resource["kind"] == "CronJob":
         spec = spec["jobTemplate"]["spec"]
-    return spec["template"]["spec"]
+    pod: dict[str, Any] = spec["template"]["spec"]
+    return pod
 
 
 def _pod_labels(resource: dict[str, Any]) -> dict[str, str]:
     spec = resource["spec"]
     if resource["kind"] == "CronJob":
         spec = spec["jobTemplate"]["spec"]
-    return spec["template"]["metadata"]["labels"]
+    labels: dict[str, str] = spec["template"]["metadata"]["labels"]
+    return labels
 
 
 WORKLOAD_KINDS = ("Deployment", "Job", "CronJob")
@@ -376,10 +385,16 @@ def _assert_scaled(settings: Settings) -> None:
     assert settings.models.model_dir == Path("/models")
     assert settings.models.auto_pull is False
     assert settings.models.intra_op_threads == 1
+    # Jobs on Celery, one callback master secret for API and workers, a spool folder set
+    # explicitly (the default, data_dir/jobs, is each container's own folder).
+    assert settings.jobs.broker_url.startswith("redis://")
+    assert settings.jobs.callback_secret is not None
+    assert settings.jobs.spool_dir is not None and settings.jobs.spool_dir.is_absolute()
+    assert not str(settings.jobs.spool_dir).startswith(str(settings.data_dir))
 
 
 def test_compose_settings_values_parse(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("api", "migrate", "maintenance"):
+    for name in ("api", "worker", "beat", "migrate", "maintenance"):
         with monkeypatch.context() as patch:
             _assert_scaled(_settings_from(_compose_env(compose["services"][name]), patch))
 
@@ -474,6 +489,25 @@ def test_every_command_is_a_real_cli_command(compose: dict[str, Any], k8s: list[
             assert {"serve", "models pull"} <= commands
         else:
             assert commands >= REQUIRED_COMMANDS, f"{surface} lacks {REQUIRED_COMMANDS - commands}"
+            assert not commands & BEAT_OWNED_COMMANDS, f"{surface}: beat already runs {BEAT_OWNED_COMMANDS}"
+            for args in invocations:
+                if args[:2] == ["db", "maintain"]:
+                    # Beat's retention removes analyses after six months and erases their
+                    # known-content vectors; `db maintain` deleting them first would skip that.
+                    days = _option(args, "--analyses-days")
+                    assert days is not None and int(days) > ANALYSIS_RETENTION_DAYS, (
+                        f"{surface}: `facesocial {' '.join(args)}` deletes the analyses beat's retention owns"
+                    )
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """The value of ``--name value`` or ``--name=value`` in an argument list."""
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def test_cli_check_catches_mistakes() -> None:
@@ -483,6 +517,9 @@ def test_cli_check_catches_mistakes() -> None:
             _check_cli(wrong)
     assert list(_invocations("a=0; facesocial db maintain || a=1; exit $a")) == [["db", "maintain"]]
     assert list(_invocations("x >&2\nfacesocial audit rollup")) == [["audit", "rollup"]]
+    assert _check_cli(["worker", "--concurrency", "1"]) == "worker"
+    assert _option(["db", "maintain", "--analyses-days=9"], "--analyses-days") == "9"
+    assert _option(["db", "maintain"], "--analyses-days") is None
     assert not list(_invocations("useradd --gid facesocial --create-home facesocial"))
 
 
@@ -595,6 +632,9 @@ GATEWAY_ROUTES = {
     "/api/v1/face-detection/": ("api_limit", 30, None, ("5s", "30s", "30s"), "face_detection"),
     "/api/v1/demographics/": ("api_limit", 25, None, ("5s", "20s", "20s"), "demographics"),
     BATCH_URI: ("upload_limit", 3, "200M", ("10s", "600s", "600s"), "batch"),
+    # Job polling (not in the document, which has no jobs route): the api zone, the app's burst.
+    "/api/v1/jobs": ("api_limit", 50, None, ("5s", "30s", "30s"), "jobs"),
+    "/api/v1/jobs/": ("api_limit", 50, None, ("5s", "30s", "30s"), "jobs"),
 }
 
 
@@ -628,8 +668,10 @@ def test_nginx_routes_follow_document_and_settings(nginx: Directive) -> None:
         assert loc is not None, uri
         if uri.endswith("/"):
             assert loc.path == uri, f"{probe} is served by {loc.path}"
-        else:
+        elif uri == BATCH_URI:
             assert loc.modifier in ("~", "~*"), f"{uri} must reach the batch location"
+        else:
+            assert (loc.modifier, loc.path) == ("=", uri), f"{uri} is served by {loc.path}"
         limit = loc.directive.first("limit_req")
         assert limit is not None
         assert limit.args == [f"zone={zone}", f"burst={burst}", "nodelay"], uri
@@ -646,6 +688,18 @@ def test_nginx_routes_follow_document_and_settings(nginx: Directive) -> None:
     # The batch regex must not swallow ordinary calls.
     identify = _match(locations, "/api/v1/face-recognition/identify")
     assert identify is not None and identify.path == "/api/v1/face-recognition/"
+
+
+def test_nginx_streams_videos_up_to_the_app_limit(nginx: Directive) -> None:
+    """Video uploads: the gateway admits the app's largest video and does not buffer it."""
+    video = _match(_locations(nginx), "/api/v1/deepfake-detection/analyze-video")
+    assert video is not None and video.path == "/api/v1/deepfake-detection/"
+    size = video.directive.first("client_max_body_size")
+    assert size is not None and _size(size.args[0]) >= VideoLimits().max_video_bytes
+    # Unbuffered: the API streams the body into the spool folder as it arrives (buffered, a
+    # 500 MB body would first be written to the gateway's own disk, and only then sent on).
+    buffering = video.directive.first("proxy_request_buffering")
+    assert buffering is not None and buffering.args == ["off"]
 
 
 def test_nginx_api_locations_name_real_routes(nginx: Directive, app_paths: set[str]) -> None:
@@ -667,8 +721,8 @@ def test_nginx_api_locations_name_real_routes(nginx: Directive, app_paths: set[s
     for route in sorted(app_paths):
         if route.startswith(("/api/", "/health", "/metrics")):
             uri = re.sub(r"\{[^}]+\}", "x", route)
-            loc = _match(locations, uri)
-            assert loc is not None and loc.directive.first("proxy_pass") is not None, route
+            served = _match(locations, uri)
+            assert served is not None and served.directive.first("proxy_pass") is not None, route
     # ... but index upkeep only from internal networks.
     admin = _match(locations, "/api/v1/admin/index/verify")
     assert admin is not None and admin.directive.block is not None
@@ -782,7 +836,7 @@ def test_compose_files_volumes_and_build(compose: dict[str, Any]) -> None:
                 assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
             else:
                 assert source in declared, f"{name} uses undeclared volume {source}"
-            if name in ("api", "maintenance") and target == "/models":
+            if name in ("api", "worker", "maintenance") and target == "/models":
                 assert mode == ["ro"], f"{name} must mount the models read-only"
         build = service.get("build")
         if build:
@@ -790,6 +844,71 @@ def test_compose_files_volumes_and_build(compose: dict[str, Any]) -> None:
             assert build["target"] in {s.name for s in stages}
     assert "models:/models" in services["models"]["volumes"]
     assert "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in services["gateway"]["volumes"]
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:
+    """A compose service's volumes by target path: (source, options)."""
+    out = {}
+    for volume in service.get("volumes") or []:
+        source, target, *mode = volume.split(":")
+        out[target] = (source, mode)
+    return out
+
+
+def _runtime_owned_paths() -> set[str]:
+    """Folders the runtime image creates and gives to its user (mkdir -p ... && chown ...)."""
+    _, stages = _dockerfile()
+    owned: set[str] = set()
+    for stage in _chain(stages, "api"):
+        for name, rest in stage.instructions:
+            if name == "RUN":
+                made = {w for m in re.findall(r"mkdir -p ([^&;]+)", rest) for w in m.split()}
+                given = {w for m in re.findall(r"chown \S+ ([^&;]+)", rest) for w in m.split()}
+                owned |= made & given
+    return owned
+
+
+def test_compose_worker_and_beat_run_the_api_image_and_settings(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    api = services["api"]
+    for name, command in (("worker", "worker"), ("beat", "beat")):
+        service = services[name]
+        assert service["image"] == api["image"] and service["build"] == api["build"], name
+        # Identical settings: the same database, stores, broker, callback secret and spool path.
+        assert service["environment"] == api["environment"], name
+        (invocation,) = _commands_in(service["command"])
+        assert _check_cli(invocation) == command
+        # The image's own health check asks for the API's port: each must bring its own.
+        check = service["healthcheck"]
+        assert not check.get("disable") and "8000" not in " ".join(check["test"]), name
+        assert service["restart"] == "unless-stopped"
+        depends = service["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+    assert _option(services["worker"]["command"], "--concurrency") is not None
+    assert services["worker"]["depends_on"]["models"]["condition"] == "service_completed_successfully"
+    assert services["worker"]["deploy"]["replicas"] >= 1
+    # Two beats would send every scheduled task twice.
+    assert services["beat"].get("deploy", {}).get("replicas", 1) == 1
+
+
+def test_compose_spool_volume_is_shared_by_api_and_worker(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    spool = _compose_env(services["api"])["FACESOCIAL_JOBS__SPOOL_DIR"]
+    sources = set()
+    for name in ("api", "worker"):
+        mounts = _mounts(services[name])
+        assert spool in mounts, f"{name} does not mount the spool folder {spool}"
+        source, mode = mounts[spool]
+        assert mode in ([], ["rw"]), f"{name} must write to the spool"
+        assert not source.startswith((".", "/")), f"{name}: the spool must be a named volume"
+        sources.add(source)
+    assert len(sources) == 1, f"api and worker mount different spool volumes {sources}"
+    assert sources <= set(compose["volumes"])
+    # An empty named volume takes the owner of the image's folder: the image must create it
+    # for its (non-root) user, or the API could not write uploads there.
+    assert spool in _runtime_owned_paths()
+    assert {"/data", "/models"} <= _runtime_owned_paths()
 
 
 # --------------------------------------------------------------------------- Kubernetes
@@ -869,6 +988,84 @@ def test_kubernetes_api_deployment_probes_and_service(k8s: list[dict[str, Any]],
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
+def _quantity(value: str | int) -> float:
+    """A Kubernetes quantity ("500m", "2", "3Gi", "1536Mi") as a number of cores or bytes."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 1e3, "M": 1e6, "G": 1e9}
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(value))
+    assert match is not None and match.group(2) in {"", *units}, value
+    return float(match.group(1)) * units.get(match.group(2), 1)
+
+
+def _only_container(resource: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = _pod_spec(resource)["containers"]
+    assert len(containers) == 1, resource["metadata"]["name"]
+    return containers[0]
+
+
+def _mounted_claims(resource: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """A workload's PersistentVolumeClaims by mount path: (claim name, read-only)."""
+    pod = _pod_spec(resource)
+    claims = {
+        volume["name"]: volume["persistentVolumeClaim"]["claimName"]
+        for volume in pod["volumes"]
+        if "persistentVolumeClaim" in volume
+    }
+    return {
+        m["mountPath"]: (claims[m["name"]], bool(m.get("readOnly")))
+        for m in _only_container(resource).get("volumeMounts", [])
+        if m["name"] in claims
+    }
+
+
+def test_kubernetes_worker_and_beat_run_the_api_image_and_settings(k8s: list[dict[str, Any]]) -> None:
+    api = _only_container(_one(k8s, "Deployment", "api"))
+    for name in ("worker", "beat"):
+        deployment = _one(k8s, "Deployment", name)
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= _pod_labels(deployment).items()
+        container = _only_container(deployment)
+        assert container["image"] == api["image"], name
+        # The same ConfigMap and Secret, and no variable of its own that the API lacks.
+        assert container["envFrom"] == api["envFrom"], name
+        own = {e["name"] for e in container.get("env", [])}
+        assert own <= {e["name"] for e in api.get("env", [])}, f"{name} sets {own} apart from the API"
+        assert _check_cli(container["command"][1:]) == name and container["command"][0] == "facesocial"
+        assert "ports" not in container, f"{name} serves nothing"
+
+    worker = _one(k8s, "Deployment", "worker")
+    assert worker["spec"]["replicas"] >= 1
+    assert _option(_only_container(worker)["command"], "--concurrency") is not None
+    # Sized for one video analysis (up to 2 CPUs, 3 GiB), and given time to finish it on SIGTERM.
+    limits = _only_container(worker)["resources"]["limits"]
+    assert _quantity(limits["cpu"]) >= 2 and _quantity(limits["memory"]) >= 3 * 2**30
+    assert _pod_spec(worker)["terminationGracePeriodSeconds"] >= 60
+    # The models like the API's: the same claim, read-only, waited for.
+    api_claims = _mounted_claims(_one(k8s, "Deployment", "api"))
+    assert _mounted_claims(worker)["/models"] == api_claims["/models"] == ("facesocial-models", True)
+    assert [c["name"] for c in _pod_spec(worker)["initContainers"]] == ["wait-for-models"]
+
+    beat = _one(k8s, "Deployment", "beat")
+    # Two beats would send every scheduled task twice, also for a moment during a rollout.
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"] == {"type": "Recreate"}
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in k8s if h["kind"] == "HorizontalPodAutoscaler"}
+    assert "beat" not in scaled
+
+
+def test_kubernetes_spool_claim_is_shared_by_api_and_worker(k8s: list[dict[str, Any]]) -> None:
+    spool = _one(k8s, "ConfigMap")["data"]["FACESOCIAL_JOBS__SPOOL_DIR"]
+    mounted = {name: _mounted_claims(_one(k8s, "Deployment", name)).get(spool) for name in ("api", "worker")}
+    assert mounted["api"] is not None and mounted["api"] == mounted["worker"], mounted
+    claim_name, read_only = mounted["api"]
+    assert not read_only, "the API writes uploads into the spool, the worker removes them"
+    claim = _one(k8s, "PersistentVolumeClaim", claim_name)
+    # Pods on different nodes share it.
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert _quantity(claim["spec"]["resources"]["requests"]["storage"]) >= 2 * VideoLimits().max_video_bytes
+    # The callback master secret and the broker URL (it holds the Redis password) are secrets.
+    secret = _one(k8s, "Secret")["stringData"]
+    assert {"FACESOCIAL_JOBS__BROKER_URL", "FACESOCIAL_JOBS__CALLBACK_SECRET"} <= set(secret)
+
+
 def test_kubernetes_ingress_paths_name_real_routes(k8s: list[dict[str, Any]], app_paths: set[str]) -> None:
     service = _one(k8s, "Service", "api")
     port_names = {p["name"] for p in service["spec"]["ports"]}
@@ -914,6 +1111,8 @@ def test_kubernetes_jobs_network_policy_and_rbac(k8s: list[dict[str, Any]]) -> N
     assert {p["port"] for rule in api_policy["spec"]["ingress"] for p in rule["ports"]} == {8000}
     egress_ports = {p["port"] for rule in api_policy["spec"]["egress"] for p in rule["ports"]}
     assert {53, 5432, 6379, 19530} <= egress_ports
+    # Cancelling a job in the API ends it there, and its callback is sent from there.
+    assert _callback_egress(api_policy)
 
     role = _one(k8s, "Role")
     for rule in role.get("rules") or []:
@@ -926,6 +1125,42 @@ def test_kubernetes_jobs_network_policy_and_rbac(k8s: list[dict[str, Any]]) -> N
         {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
     ]
     assert account["automountServiceAccountToken"] is False
+
+
+PRIVATE_V4 = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8"}
+
+
+def _callback_egress(policy: dict[str, Any]) -> bool:
+    """Whether a policy lets pods POST job callbacks: HTTP(S) to public IPv4 addresses only."""
+    for rule in policy["spec"].get("egress", []):
+        ports = {p["port"] for p in rule.get("ports", [])}
+        blocks = [peer["ipBlock"] for peer in rule.get("to", []) if "ipBlock" in peer]
+        v4 = [b for b in blocks if b["cidr"] == "0.0.0.0/0"]
+        if ports == {80, 443} and v4:
+            # The app refuses private callback hosts; the network refuses them too.
+            assert set(v4[0].get("except", [])) >= PRIVATE_V4, policy["metadata"]["name"]
+            return True
+    return False
+
+
+def test_kubernetes_worker_and_beat_network_policies(k8s: list[dict[str, Any]]) -> None:
+    policies = [r for r in k8s if r["kind"] == "NetworkPolicy"]
+
+    def policy_of(name: str) -> dict[str, Any]:
+        labels = _pod_labels(_one(k8s, "Deployment", name))
+        (policy,) = [p for p in policies if _selects(p["spec"]["podSelector"], labels)]
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["ingress"] == []
+        return policy
+
+    def ports(policy: dict[str, Any]) -> set[int]:
+        return {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+
+    worker = policy_of("worker")
+    # DNS, PostgreSQL, Redis (store and broker), Milvus, and the clients' callback URLs.
+    assert {53, 5432, 6379, 19530, 80, 443} <= ports(worker)
+    assert _callback_egress(worker)
+    # Beat only puts tasks on the broker.
+    assert ports(policy_of("beat")) == {53, 6379}
 
 
 # --------------------------------------------------------------------------- Prometheus

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,8 @@ from facesocial.domains.deepfake import router as deepfake_router
 from facesocial.settings import Settings
 from facesocial.vision.decode_gate import DecodeGate
 
+log = logging.getLogger(__name__)
+
 
 def create_app(container: Container | None = None) -> FastAPI:
     """Build the app around a container (one is made from the environment if not given)."""
@@ -33,6 +36,11 @@ def create_app(container: Container | None = None) -> FastAPI:
             container.reconcile_loop.start()
         # In-process job threads (embedded); with a broker the workers are `facesocial worker`.
         container.jobs.start()
+        # Uploads cut off by a crash (spool/incoming) and folders of ended jobs; also daily (beat).
+        try:
+            container.deepfake.sweep_spool()
+        except Exception:  # a store down at start-up must not keep the API from starting
+            log.warning("spool sweep skipped at start-up", exc_info=True)
         yield
         container.close()
 

@@ -3,9 +3,11 @@
 The body is ``{"job_id", "kind", "status", "completed_at", "result"? (completed), "error"?
 ({"code", "message"})}`` and the request carries
 
-* ``X-FaceSocial-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes>``, keyed with the
-  caller's callback secret (``GET /api/v1/jobs/callback-secret``, its UTF-8 bytes);
-* ``X-FaceSocial-Timestamp`` (Unix seconds of this attempt) and ``X-FaceSocial-Job-Id``.
+* ``X-FaceSocial-Timestamp``: Unix seconds when this attempt was sent;
+* ``X-FaceSocial-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>``, keyed
+  with the caller's callback secret (``GET /api/v1/jobs/callback-secret``, its UTF-8 bytes): the
+  timestamp is signed so a receiver can refuse a replayed request (:func:`verify_signature`);
+* ``X-FaceSocial-Job-Id``.
 
 Each API key has its own secret, ``hex(HMAC-SHA256(master, "callback:" + api_key_id))`` (the
 tenant id for JWT callers), so one client never learns another's. The master secret is
@@ -13,9 +15,11 @@ tenant id for JWT callers), so one client never learns another's. The master sec
 
 Delivery state lives in the job row (``callback_attempts``, ``callback_next_at``,
 ``callback_delivered_at``, ``callback_error``): a 2xx answer is delivered; anything else (a
-redirect too: none is followed) is retried after ``callback_backoff_seconds`` × 2^(n-1), at most
-``callback_attempts`` times, by whichever process runs the sweep next, so a restart goes on where
-the last process stopped.
+redirect too: none is followed) is due again ``callback_backoff_seconds`` × 2^(n-1) later, at
+most ``callback_attempts`` times, and is retried by the first sweep after that (every
+``sweep_seconds``) in whichever process runs it, so a restart goes on where the last one stopped.
+Each attempt has a total deadline of ``callback_timeout_seconds``, and one tenant (one host) never
+holds every delivery thread (:class:`CallbackSender`).
 
 SSRF: :func:`validate_callback_url` refuses loopback, private, link-local, reserved and
 multicast addresses unless ``jobs.callback_allow_private``; delivery resolves the host again,
@@ -25,6 +29,7 @@ verifies the certificate against the URL's host name).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -57,6 +62,14 @@ SIGNATURE_HEADER = "X-FaceSocial-Signature"
 TIMESTAMP_HEADER = "X-FaceSocial-Timestamp"
 JOB_ID_HEADER = "X-FaceSocial-Job-Id"
 SECRET_FILE = "callback.key"
+# How far from now a receiver accepts a callback's timestamp (verify_signature): each attempt is
+# stamped and signed when it is sent, so 5 minutes covers clock skew, not retries.
+REPLAY_WINDOW_SECONDS = 300.0
+# Background delivery threads per process; one tenant gets at most one of them at a time and one
+# host name at most all but one (a slow receiver holds a thread up to callback_timeout_seconds).
+DELIVERY_THREADS = 4
+_PER_TENANT = 1
+_PER_HOST = DELIVERY_THREADS - 1
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -133,10 +146,26 @@ def _public_addresses(parts: SplitResult) -> list[str]:
 
 
 def refused_address(address: str) -> str | None:
-    """Why a callback must not go to ``address`` (e.g. ``"loopback"``), or None if it is public."""
+    """Why a callback must not go to ``address`` (e.g. ``"loopback"``), or None if it is public.
+
+    An IPv6 address that carries an IPv4 one — ``::ffff:a.b.c.d`` (mapped), ``2002:AABB:CCDD::/48``
+    (6to4) and Teredo (``2001::/32``, its server and client) — is refused when the IPv4 address
+    inside is: Python calls ``2002:7f00:1::`` global, yet a 6to4 relay delivers it to 127.0.0.1.
+    (The NAT64 prefix ``64:ff9b::/96`` lies in ``::/8`` and is refused as reserved.)
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone ("%eth0") is not an address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            candidates = [ip.ipv4_mapped]  # ::ffff:127.0.0.1 is 127.0.0.1
+        if ip.sixtofour is not None:
+            candidates.append(ip.sixtofour)
+        if ip.teredo is not None:
+            candidates.extend(ip.teredo)  # (server, client)
+    return next((reason for reason in map(_refused_ip, candidates) if reason is not None), None)
+
+
+def _refused_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     checks = (
         ("loopback", ip.is_loopback),
         ("unspecified", ip.is_unspecified),
@@ -193,14 +222,36 @@ class CallbackSigner:
         return hmac.new(self._master, f"callback:{subject}".encode(), hashlib.sha256).hexdigest()
 
     @staticmethod
-    def sign(body: bytes, secret: str) -> str:
-        """The ``X-FaceSocial-Signature`` value: ``sha256=<hex HMAC-SHA256(secret, body)>``."""
-        return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    def sign(body: bytes, secret: str, timestamp: str) -> str:
+        """The ``X-FaceSocial-Signature`` value: ``sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>``.
+
+        ``timestamp`` is the ``X-FaceSocial-Timestamp`` value (decimal Unix seconds) sent with it:
+        signing it lets a receiver refuse an old request replayed with its old signature.
+        """
+        message = timestamp.encode() + b"." + body
+        return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def verify_signature(body: bytes, header: str, secret: str) -> bool:
-    """What a receiver does: recompute the HMAC over the raw body, compare in constant time."""
-    return hmac.compare_digest(CallbackSigner.sign(body, secret), header)
+def verify_signature(
+    body: bytes,
+    signature: str,
+    timestamp: str,
+    secret: str,
+    *,
+    max_age_seconds: float = REPLAY_WINDOW_SECONDS,
+    now: float | None = None,
+) -> bool:
+    """What a receiver does: the timestamp is recent and the HMAC over ``timestamp.body`` matches.
+
+    ``body`` is the raw request body, ``signature`` and ``timestamp`` the two headers' values;
+    ``max_age_seconds`` how far (either way: clocks differ) the timestamp may be from ``now``
+    (Unix seconds, default the clock). Compares in constant time. Never raises.
+    """
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > max_age_seconds:
+        return False
+    return hmac.compare_digest(CallbackSigner.sign(body, secret, timestamp), signature)
 
 
 def callback_body(due: CallbackDue) -> bytes:
@@ -224,6 +275,12 @@ def callback_body(due: CallbackDue) -> bytes:
 class CallbackSender:
     """Delivers due callbacks: at once in the background after a job ends, and on every sweep.
 
+    Each attempt has a total deadline of ``callback_timeout_seconds`` (connect, send, the answer's
+    status line and headers; the answer's body is never read). Fairness: in this process at most
+    one delivery per tenant and ``DELIVERY_THREADS - 1`` per host name are in flight; a job
+    beyond that is not taken (it stays due) and is tried when its tenant's (host's) delivery
+    ends, or at the next sweep.
+
     ``transport`` replaces httpx's network transport (tests); production leaves it None.
     """
 
@@ -241,6 +298,9 @@ class CallbackSender:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._queued: set[str] = set()  # in the queue, not yet started (a sweep does not add them twice)
+        self._in_flight: dict[_Slot, int] = {}
+        self._deferred: dict[_Slot, dict[str, None]] = {}  # jobs waiting for a slot, oldest first
         self._threads: list[threading.Thread] = []
         self._closed = False
 
@@ -259,13 +319,14 @@ class CallbackSender:
     def schedule(self, job_id: str) -> None:
         """Try the job's callback soon on a background thread (the sweep retries if this process dies)."""
         with self._lock:
-            if self._closed:
+            if self._closed or job_id in self._queued:
                 return
             if not self._threads:
-                for number in range(2):
+                for number in range(DELIVERY_THREADS):
                     thread = threading.Thread(target=self._serve, name=f"job-callbacks-{number}", daemon=True)
                     thread.start()
                     self._threads.append(thread)
+            self._queued.add(job_id)
         self._queue.put(job_id)
 
     def _serve(self) -> None:
@@ -273,6 +334,8 @@ class CallbackSender:
             job_id = self._queue.get()
             if job_id is None:
                 return
+            with self._lock:
+                self._queued.discard(job_id)
             try:
                 self.deliver(job_id)
             except Exception:  # a store outage: the sweep tries again later
@@ -286,7 +349,7 @@ class CallbackSender:
         return len(due)
 
     def deliver_due(self) -> int:
-        """Attempt every due callback now (the sweep calls this); returns how many were attempted."""
+        """Attempt every due callback now, one after another; returns how many were attempted."""
         attempted = 0
         for job_id in self.store.due_callbacks():
             if self.deliver(job_id) is not None:
@@ -294,8 +357,24 @@ class CallbackSender:
         return attempted
 
     def deliver(self, job_id: str) -> bool | None:
-        """One delivery attempt if one is due: True delivered, False failed, None nothing due."""
+        """One delivery attempt if one is due: True delivered, False failed, None nothing due or
+        deferred (its tenant, or host, has its deliveries in flight here: it stays due)."""
+        # Whose it is, without taking the attempt: a hold of 0 s leaves the job due (next_at = now).
+        peeked = self.store.take_callback(job_id, hold_seconds=0.0)
+        if peeked is None:
+            return None
+        slots = _slots(peeked)
+        if not self._occupy(job_id, slots):
+            log.info("callback of %s deferred: its tenant or host has a delivery in flight", job_id)
+            return None
+        try:
+            return self._attempt(job_id)
+        finally:
+            self._release(slots)
+
+    def _attempt(self, job_id: str) -> bool | None:
         timeout = self._settings.callback_timeout_seconds
+        # Held longer than the deadline (plus DNS): no other deliverer takes it meanwhile.
         due = self.store.take_callback(job_id, hold_seconds=3 * timeout + 5)
         if due is None:
             return None
@@ -318,6 +397,37 @@ class CallbackSender:
         )
         return False
 
+    def _occupy(self, job_id: str, slots: tuple[_Slot, ...]) -> bool:
+        with self._lock:
+            full = next((slot for slot in slots if self._in_flight.get(slot, 0) >= _capacity(slot)), None)
+            if full is not None:
+                self._deferred.setdefault(full, {})[job_id] = None
+                return False
+            for slot in slots:
+                self._in_flight[slot] = self._in_flight.get(slot, 0) + 1
+                self._deferred.get(slot, {}).pop(job_id, None)
+            return True
+
+    def _release(self, slots: tuple[_Slot, ...]) -> None:
+        """Free the slots; the oldest job deferred on each goes back to the queue (background mode)."""
+        ready: list[str] = []
+        with self._lock:
+            for slot in slots:
+                left = self._in_flight[slot] - 1
+                if left:
+                    self._in_flight[slot] = left
+                else:
+                    del self._in_flight[slot]
+                waiting = self._deferred.get(slot)
+                if waiting:
+                    ready.append(next(iter(waiting)))
+                    del waiting[ready[-1]]
+                if waiting is not None and not waiting:
+                    del self._deferred[slot]
+            background = bool(self._threads) and not self._closed
+        for job_id in ready if background else ():
+            self.schedule(job_id)
+
     def _post(self, due: CallbackDue) -> str | None:
         """POST the signed body; None when answered 2xx, else why not (short, for the job row)."""
         body = callback_body(due)
@@ -327,33 +437,45 @@ class CallbackSender:
         except errors.InvalidCallbackUrlError as exc:
             return exc.message
         secret = self.signer.secret_for(due.tenant_id, due.api_key_id)
+        timestamp = str(int(time.time()))
         headers = {
             "Host": parts.netloc,
             "Content-Type": "application/json",
             "User-Agent": f"FaceSocial-Callback/{__version__}",
-            SIGNATURE_HEADER: CallbackSigner.sign(body, secret),
-            TIMESTAMP_HEADER: str(int(time.time())),
+            SIGNATURE_HEADER: CallbackSigner.sign(body, secret, timestamp),
+            TIMESTAMP_HEADER: timestamp,
             JOB_ID_HEADER: due.job_id,
         }
         address = addresses[0]
         netloc = f"[{address}]" if ":" in address else address
         # Connect to the address that was checked, not to whatever the name resolves to next.
         target = urlunsplit((parts.scheme, f"{netloc}:{_port(parts)}", parts.path or "/", parts.query, ""))
-        extensions = {"sni_hostname": parts.hostname} if parts.scheme.lower() == "https" else {}
-        try:
-            response = self._http().post(target, content=body, headers=headers, extensions=extensions)
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__} talking to {parts.hostname}"
-        if 200 <= response.status_code < 300:
+        timeout = self._settings.callback_timeout_seconds
+        with _Deadline(timeout) as deadline:
+            extensions: dict[str, Any] = {"trace": deadline.trace}
+            if parts.scheme.lower() == "https":
+                extensions["sni_hostname"] = parts.hostname
+            try:
+                # Streamed, and the body never read: only the status line and headers are awaited.
+                with self._http().stream(
+                    "POST", target, content=body, headers=headers, extensions=extensions
+                ) as response:
+                    status = response.status_code
+            except httpx.HTTPError as exc:
+                if deadline.expired:
+                    return f"no answer from {parts.hostname} within {timeout:g} s"
+                return f"{type(exc).__name__} talking to {parts.hostname}"
+        if 200 <= status < 300:
             return None
-        if 300 <= response.status_code < 400:
-            return f"HTTP {response.status_code}: redirects are not followed"
-        return f"HTTP {response.status_code}"
+        if 300 <= status < 400:
+            return f"HTTP {status}: redirects are not followed"
+        return f"HTTP {status}"
 
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
                 self._client = httpx.Client(
+                    # Per phase and per read; the total is _Deadline's.
                     timeout=httpx.Timeout(self._settings.callback_timeout_seconds),
                     follow_redirects=False,
                     transport=self._transport,
@@ -371,7 +493,87 @@ class CallbackSender:
             self._closed = True
             threads, self._threads = self._threads, []
             client, self._client = self._client, None
+            self._queued.clear()
+            self._deferred.clear()
         for _ in threads:
             self._queue.put(None)
         if client is not None:
             client.close()
+
+
+# A fairness slot: ("tenant", tenant id) or ("host", lower-case host name).
+_Slot = tuple[str, str]
+
+
+def _slots(due: CallbackDue) -> tuple[_Slot, ...]:
+    host = (urlsplit(due.url).hostname or "").lower()
+    return (("tenant", str(due.tenant_id)), ("host", host))
+
+
+def _capacity(slot: _Slot) -> int:
+    return _PER_TENANT if slot[0] == "tenant" else _PER_HOST
+
+
+class _Deadline:
+    """Ends one HTTP exchange ``seconds`` after it began, whatever phase it is in.
+
+    httpx's timeouts apply to each connect, write and read: a receiver that sends one byte a
+    second never trips them. httpcore's ``trace`` extension hands over the connection's socket
+    once connected; a timer shuts it down at the deadline, which makes the blocked read or write
+    fail at once (the request then raises an httpx error and :attr:`expired` is True). The socket
+    is kept as a duplicate descriptor: TLS takes the original over, the connection is the same.
+    With MockTransport (tests) there is no socket and the deadline does nothing.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._expired = False
+        self._ended = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._ended = True
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+    @property
+    def expired(self) -> bool:
+        with self._lock:
+            return self._expired
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's trace hook: keep the socket of the connection just opened."""
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        raw = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(raw, socket.socket):
+            return
+        with self._lock:
+            if self._ended:
+                return
+            if self._socket is not None:  # one connection per exchange (no pooling, no redirects)
+                self._socket.close()
+            self._socket = raw.dup()
+            if self._expired:  # connected just after the deadline
+                _shut(self._socket)
+
+    def _expire(self) -> None:
+        with self._lock:  # under the lock: __exit__ cannot close the socket meanwhile
+            self._expired = True
+            if self._socket is not None and not self._ended:
+                _shut(self._socket)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the peer
+        sock.shutdown(socket.SHUT_RDWR)

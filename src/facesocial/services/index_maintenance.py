@@ -15,6 +15,7 @@ from sqlalchemy import select
 from facesocial import errors
 from facesocial.services.face_chips import ChipVault
 from facesocial.services.face_writes import FaceWriter, NewFace
+from facesocial.services.reconcile import NOT_FACE_COLLECTIONS
 from facesocial.store.db import Database
 from facesocial.store.tables import FACE_ACTIVE, FaceData, User
 from facesocial.store.vector_index import VectorIndex
@@ -42,7 +43,8 @@ def rebuild_index(database: Database, index: VectorIndex) -> list[RebuildReport]
         ).all()
     wanted = {collection for collection, _ in layout}
     for name in index.collections():
-        if name not in wanted:
+        # Not face collections: their owner refills them from its own rows (reconcile.py).
+        if name not in wanted and name not in NOT_FACE_COLLECTIONS:
             # No face row names it: empty it, but keep it (a running server's embedders write to
             # their collections without creating them again).
             index.delete(name, list(index.ids(name)))

@@ -29,7 +29,32 @@ _SERVICE_BY_TASK = {
     "emotion": "demographics",
     "age": "demographics",
     "age+gender+race": "demographics",
+    "deepfake_face_classification": "deepfake_detection",
 }
+
+
+def _packaged_entries() -> list[RegistryEntry]:
+    """Models trained by this project and shipped in the package (forensics/weights/*.manifest.json)."""
+    import json
+    from importlib import resources
+
+    folder = resources.files("facesocial.forensics").joinpath("weights")
+    entries = []
+    for item in sorted(folder.iterdir(), key=lambda i: i.name):
+        if not item.name.endswith(".manifest.json"):
+            continue
+        meta = json.loads(item.read_text(encoding="utf-8"))
+        weights = folder.joinpath(meta["file"])
+        entries.append(
+            RegistryEntry(
+                _SERVICE_BY_TASK.get(meta["task"], "deepfake_detection"), meta["name"], meta["version"],
+                meta["task"], str(weights), round(meta["size_bytes"] / 1e6, 2), meta.get("input"),
+                meta.get("output"),
+                f"trained here ({meta.get('script', 'scripts/train')}); {meta.get('licence', '')}; "
+                f"sha256 {meta['sha256']}",
+            )
+        )  # fmt: skip
+    return entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +93,7 @@ def registry_entries(model_dir: Path) -> list[RegistryEntry]:
                 f"{entry.source_package}@{entry.source_version}; {entry.licence}; sha256 {entry.sha256}",
             )
         )  # fmt: skip
+    entries.extend(_packaged_entries())
     return entries
 
 

@@ -72,6 +72,7 @@ class CallbackSecret(Success):
     signature_header: str
     timestamp_header: str
     job_id_header: str
+    signed_payload: str = Field(description="What the HMAC covers: the timestamp header, a dot, the raw body")
 
 
 @router.get("", name="list_jobs", response_model=None, responses={200: {"model": JobList}})
@@ -80,7 +81,7 @@ def list_jobs(
     caller: CallerDep,
     status: Annotated[StatusFilter | None, Query(description="Only jobs in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     """The caller's jobs, newest first."""
     page = container.job_store.list(caller.tenant_id, status, limit, offset)
@@ -103,6 +104,8 @@ def callback_secret(container: ContainerDep, caller: CallerDep) -> dict[str, Any
         "signature_header": SIGNATURE_HEADER,
         "timestamp_header": TIMESTAMP_HEADER,
         "job_id_header": JOB_ID_HEADER,
+        # What the HMAC covers: the timestamp header's value, a dot, then the raw body bytes.
+        "signed_payload": "{timestamp}.{body}",
     }
 
 

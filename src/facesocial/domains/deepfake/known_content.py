@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,11 +48,17 @@ class KnownMatch:
 
 
 class KnownContent:
-    def __init__(self, database: Database, index: VectorIndex, min_similarity: float) -> None:
+    def __init__(self, database: Database, index: Callable[[], VectorIndex], min_similarity: float) -> None:
         self._db = database
-        self._index = index
+        # Opened on first use: a job worker that never meets a match (or cannot open the
+        # embedded profile's local index, which `facesocial serve` owns) still runs its jobs.
+        self._open_index = index
         self._min_similarity = min_similarity
         self._ready = False
+
+    @property
+    def _index(self) -> VectorIndex:
+        return self._open_index()
 
     def _ensure(self) -> None:
         if not self._ready:
@@ -124,13 +131,21 @@ class KnownContent:
                 )
             ]
         if ids:
-            self._ensure()
-            self._index.delete(COLLECTION, ids)
+            try:
+                self._ensure()
+                self._index.delete(COLLECTION, ids)
+            except errors.FaceSocialError as exc:
+                # The rows go anyway: a vector without its row never matches (searches only
+                # look at ids from SQL) and repair() drops it.
+                log.warning("content vectors of %s left for repair: %s", analysis_pk, exc.message)
         with self._db.session() as session:
             session.execute(delete(ContentFeature).where(ContentFeature.analysis_id == analysis_pk))
 
     def repair(self) -> int:
-        """Index rows whose vector is missing; drop vectors without a row. Returns vectors changed."""
+        """Index rows whose vector is missing; drop vectors without a row. Returns vectors changed.
+
+        Raises the index's errors (SERVICE_UNAVAILABLE, INDEX_IN_USE) when it cannot be reached.
+        """
         self._ensure()
         present = set(self._index.ids(COLLECTION))
         with self._db.session(readonly=True) as session:

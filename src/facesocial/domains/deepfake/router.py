@@ -29,8 +29,13 @@ router = APIRouter(
     tags=["deepfake-detection"],
     route_class=ApiRoute,
     redirect_slashes=False,
-    dependencies=[Depends(rate_limited("deepfake_detection"))],
 )
+# Analyses (uploads) count against document 001's upload limit; reading and erasing results
+# against the job-polling limit, so a client polling its video does not starve its uploads.
+_UPLOAD_LIMIT = [Depends(rate_limited("deepfake_detection"))]
+_READ_LIMIT = [Depends(rate_limited("jobs"))]
+# Pages beyond this are refused (422), not passed to SQL (an offset beyond 2^63 is a 500 there).
+_MAX_OFFSET = 10_000_000
 
 Level = Literal["basic", "standard", "advanced"]
 _LEVEL_HELP = (
@@ -64,6 +69,7 @@ class VideoFields(BaseModel):
     "/analyze",
     name="analyze",
     response_model=None,
+    dependencies=_UPLOAD_LIMIT,
     openapi_extra=image_request_body(DeepfakeImageForm),
     responses=error_responses(*IMAGE_ERRORS, errors.ModelUnavailableError),
 )
@@ -93,6 +99,7 @@ def analyze(
     name="analyze_video",
     status_code=202,
     response_model=None,
+    dependencies=_UPLOAD_LIMIT,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -176,7 +183,7 @@ def get_analysis(
     container: ContainerDep,
     caller: CallerDep,
     analysis_id: str,
-    frames_offset: Annotated[int, Query(ge=0)] = 0,
+    frames_offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
     frames_limit: Annotated[int, Query(ge=0, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Status and progress; when completed the results and a page of ``frame_analyses``."""

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -54,6 +55,8 @@ RETENTION_DAYS = 183
 # Frame rows returned per page of GET /analyses/{id} at most.
 MAX_FRAME_PAGE = 1000
 _VIDEO_FILE = "video"
+# Uploads being received (api: analyze-video) before their job exists.
+_INCOMING = "incoming"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +212,9 @@ class DeepfakeService:
             sample_fps = float((row.analysis_scope or {}).get("sample_fps") or 0) or None
             tenant_id = row.tenant_id
             content_hash = row.content_hash
+        # A retry starts over: the features of an earlier attempt that got as far as its final
+        # commit (a worker killed before the job's own completion) go too.
+        self._known.forget(analysis_pk)
         path = self.spool_dir / job.job_id / _VIDEO_FILE
         if not path.is_file():
             raise errors.VideoTruncatedError("The uploaded video is no longer in the spool folder")
@@ -219,6 +225,9 @@ class DeepfakeService:
         elapsed = round((time.perf_counter() - started) * 1000)
         body = views.video_body(verdict)
         features = verdict.features
+        # Last check before results are written: raises JobCancelled when the job was cancelled or
+        # its lease passed to another worker meanwhile, so only the lease holder writes results.
+        job.progress(1.0, 0.0)
         known = self._known.match(tenant_id, features) if features is not None and tenant_id else None
         body["known_fake_match"] = known.as_dict() if known else None
         feature_id = None
@@ -325,22 +334,29 @@ class DeepfakeService:
         return len(rows)
 
     def sweep_spool(self, older_than_seconds: float = 3600.0) -> int:
-        """Remove spool folders that no unfinished job names (crash leftovers); returns how many."""
+        """Remove spool entries no unfinished job owns, untouched for ``older_than_seconds``.
+
+        Job folders (named by their job id) go once the job is no longer pending or processing;
+        uploads interrupted by a crash (``incoming/<hex>/``) go when no file in them changed for
+        ``older_than_seconds`` (an upload in progress writes to its file all the time).
+        Returns how many entries were removed.
+        """
         if not self.spool_dir.is_dir():
             return 0
         now = time.time()
-        removed = 0
         with self._db.session(readonly=True) as session:
             live = set(session.scalars(select(Job.job_id).where(Job.status.not_in(JOB_TERMINAL))))
-        for entry in self.spool_dir.iterdir():
-            if entry.name in live:
-                continue
-            try:
-                old = now - entry.stat().st_mtime > older_than_seconds
-            except FileNotFoundError:
-                continue
-            if old:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        entries = [e for e in self.spool_dir.iterdir() if e.name != _INCOMING and e.name not in live]
+        incoming = self.spool_dir / _INCOMING
+        if incoming.is_dir():
+            entries.extend(incoming.iterdir())
+        removed = 0
+        for entry in entries:
+            if now - _last_change(entry) > older_than_seconds:
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
                 removed += 1
         return removed
 
@@ -354,3 +370,15 @@ class DeepfakeService:
 
 def _new_analysis_id() -> str:
     return f"dfa_{uuid.uuid4().hex}"
+
+
+def _last_change(entry: Path) -> float:
+    """The newest modification time of ``entry`` or anything in it (0 if it vanished meanwhile)."""
+    try:
+        newest = entry.stat().st_mtime
+        if entry.is_dir():
+            for child in entry.rglob("*"):
+                newest = max(newest, child.stat().st_mtime)
+    except FileNotFoundError:
+        return 0.0 if not entry.exists() else time.time()
+    return newest
