@@ -127,7 +127,7 @@ ServiceUnavailableError = _error(
 EmptyVideoError = _error("EMPTY_VIDEO", 400, "The video upload is empty")
 VideoTooLargeError = _error("VIDEO_TOO_LARGE", 413, "The video exceeds the byte limit")
 UnsupportedVideoError = _error(
-    "UNSUPPORTED_VIDEO", 415, "The upload is not a video that can be decoded (MP4, MOV, WebM, MKV, AVI, MPEG-TS, Ogg)"
+    "UNSUPPORTED_VIDEO", 415, "Not a video that can be decoded (MP4, MOV, WebM, MKV, AVI, MPEG-TS, Ogg)"
 )
 NoVideoStreamError = _error("NO_VIDEO_STREAM", 422, "The file holds no video stream (audio only?)")
 VideoTruncatedError = _error("VIDEO_TRUNCATED", 422, "The video data is truncated or corrupt")
