@@ -249,7 +249,10 @@ class JobStore:
         query = (
             select(Job.id)
             .where(Job.job_id == job_id, Job.status == JOB_PENDING, Job.kind.in_(list(kinds)))
-            .with_for_update(skip_locked=True)
+            # Wait for the row, never skip it: the API marks a job dispatched (a short UPDATE)
+            # right after sending its message, so a fast worker meets that lock; skipping would
+            # leave the job pending until the sweep announced it again, minutes later.
+            .with_for_update()
         )
         with self._db.session() as session:
             pk = session.scalar(query)
