@@ -69,36 +69,10 @@ DETECT = DetectOptions(min_face_size=32, max_faces=5, detection_confidence=0.5)
 
 
 def build_pipeline() -> FacePipeline:
+    from facesocial.container import Container
     from facesocial.settings import Settings
 
-    settings = Settings()
-    try:
-        from facesocial.container import Container
-
-        return Container(settings).pipeline
-    except ImportError as exc:  # the composition root may be mid-edit in a shared tree
-        print(f"Container unavailable ({exc}): building BlazeFace + dlib directly", flush=True)
-        from facesocial.models.runtime import ModelCache
-        from facesocial.vision.detect_blazeface import BlazeFaceDetector
-        from facesocial.vision.detect_multi import SearchSettings
-        from facesocial.vision.embed_dlib import DlibResnetEmbedder
-        from facesocial.vision.landmarks import DlibFivePointLandmarker
-
-        d = settings.detection
-        search = SearchSettings(
-            small_face_fraction=d.small_face_fraction,
-            rotation=d.rotation,
-            max_working_pixels=d.max_working_pixels,
-        )
-        from facesocial.vision.heads.embedding import FaceresEmbedder
-
-        cache = ModelCache(settings.models.model_dir)
-        detector = BlazeFaceDetector(cache.get("blazeface_full"), search=search)
-        embedder = DlibResnetEmbedder()
-        embedders: dict[str, Any] = {embedder.model.name: embedder}
-        if cache.has("faceres"):
-            embedders["faceres"] = FaceresEmbedder(cache.get("faceres"))
-        return FacePipeline(detector, DlibFivePointLandmarker(), embedders, embedder.model.name)
+    return Container(Settings()).pipeline
 
 
 def image_sources(data: Path, limit: int) -> list[tuple[str, Path, str]]:

@@ -85,34 +85,9 @@ def _pipeline():  # type: ignore[no-untyped-def]
         from facesocial.settings import Settings
 
         settings = Settings()
-        try:
-            from facesocial.container import Container
+        from facesocial.container import Container
 
-            _PIPE = Container(settings).pipeline
-        except ImportError as exc:
-            # The composition root may be mid-edit in a shared tree: build the same detection
-            # stages it builds by default (BlazeFace full-range + dlib 5 points) by hand.
-            print(f"Container unavailable ({exc}): building BlazeFace + dlib directly", flush=True)
-            from facesocial.models.runtime import ModelCache
-            from facesocial.vision.detect_blazeface import BlazeFaceDetector
-            from facesocial.vision.detect_multi import SearchSettings
-            from facesocial.vision.embed_dlib import DlibResnetEmbedder
-            from facesocial.vision.landmarks import DlibFivePointLandmarker
-            from facesocial.vision.pipeline import FacePipeline
-
-            d = settings.detection
-            search = SearchSettings(
-                small_face_fraction=d.small_face_fraction,
-                rotation=d.rotation,
-                max_working_pixels=d.max_working_pixels,
-            )
-            detector = BlazeFaceDetector(
-                ModelCache(settings.models.model_dir).get("blazeface_full"), search=search
-            )
-            embedder = DlibResnetEmbedder()
-            _PIPE = FacePipeline(
-                detector, DlibFivePointLandmarker(), {embedder.model.name: embedder}, embedder.model.name
-            )
+        _PIPE = Container(settings).pipeline
     return _PIPE
 
 
