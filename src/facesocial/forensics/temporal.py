@@ -202,23 +202,13 @@ def temporal_signals(series: TrackSeries, table: ReferenceTable, embedder: str |
         dt = np.diff(ts) / 1000.0
         signal, pct = _track_signal("identity_drift", drift, dt, table, embedder)
         signals[signal.name] = signal
-        if pct is not None:
-            for i, p in enumerate(pct):
-                if surprise(p) >= REPORT_SUSPICION:
-                    inconsistencies.append(
-                        _interval(series, i, i + 1, "identity_drift", surprise(p), drift[i])
-                    )
+        inconsistencies += _surprising_intervals(series, pct, 1, signal.name, drift)
     if len(series.landmarks) >= 3 and len(series.landmarks) == len(series):
         jitter = landmark_jitter(np.stack(series.landmarks))
         dt = (ts[2:] - ts[:-2]) / 2000.0
         signal, pct = _track_signal("landmark_jitter", jitter, dt, table, None)
         signals[signal.name] = signal
-        if pct is not None:
-            for i, p in enumerate(pct):
-                if surprise(p) >= REPORT_SUSPICION:
-                    inconsistencies.append(
-                        _interval(series, i, i + 2, "landmark_jitter", surprise(p), jitter[i])
-                    )
+        inconsistencies += _surprising_intervals(series, pct, 2, signal.name, jitter)
     if len(series.openness) == len(series) and len(series) >= 2:
         stats = blink_stats(series.openness, ts)
         details: dict[str, Any] = {
@@ -234,6 +224,23 @@ def temporal_signals(series: TrackSeries, table: ReferenceTable, embedder: str |
             details["why_not"] = f"needs ≥ {BLINK_MIN_FPS:g} analysed frames/s over ≥ {BLINK_MIN_SECONDS:g} s"
             signals["blink"] = SignalValue("blink", stats.longest_blinkless_s, None, None, details)
     return TemporalResult(signals, inconsistencies)
+
+
+def _surprising_intervals(
+    series: TrackSeries,
+    pct: npt.NDArray[np.float64] | None,
+    span: int,
+    kind: str,
+    values: npt.NDArray[np.float64],
+) -> list[dict[str, Any]]:
+    """An interval per step whose suspicion reaches REPORT_SUSPICION; step i covers samples i..i+span."""
+    if pct is None:
+        return []
+    return [
+        _interval(series, i, i + span, kind, surprise(p), values[i])
+        for i, p in enumerate(pct)
+        if surprise(p) >= REPORT_SUSPICION
+    ]
 
 
 def _interval(

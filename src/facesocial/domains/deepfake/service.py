@@ -309,10 +309,7 @@ class DeepfakeService:
                 # It may have ended meanwhile: erasure goes on either way.
                 with contextlib.suppress(errors.JobNotCancellableError, errors.JobNotFoundError):
                     self._cancel(job_id, caller.tenant_id)
-        self._known.forget(pk)
-        with self._db.session() as session:
-            session.execute(delete(FrameAnalysis).where(FrameAnalysis.analysis_id == pk))
-            session.execute(delete(DeepfakeAnalysis).where(DeepfakeAnalysis.id == pk))
+        self._erase(pk)
         if job_id:
             shutil.rmtree(self.spool_dir / job_id, ignore_errors=True)
         return {"analysis_id": analysis_id, "deleted": True}
@@ -327,10 +324,7 @@ class DeepfakeService:
                 )
             ).all()
         for (pk,) in rows:
-            self._known.forget(pk)
-            with self._db.session() as session:
-                session.execute(delete(FrameAnalysis).where(FrameAnalysis.analysis_id == pk))
-                session.execute(delete(DeepfakeAnalysis).where(DeepfakeAnalysis.id == pk))
+            self._erase(pk)
         return len(rows)
 
     def sweep_spool(self, older_than_seconds: float = 3600.0) -> int:
@@ -359,6 +353,13 @@ class DeepfakeService:
                     entry.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def _erase(self, pk: uuid.UUID) -> None:
+        """One analysis's content vectors, then its frames and row (vectors first: see known_content)."""
+        self._known.forget(pk)
+        with self._db.session() as session:
+            session.execute(delete(FrameAnalysis).where(FrameAnalysis.analysis_id == pk))
+            session.execute(delete(DeepfakeAnalysis).where(DeepfakeAnalysis.id == pk))
 
     def _owned(self, session: Any, analysis_id: str, caller: Principal) -> DeepfakeAnalysis:
         row = session.scalar(select(DeepfakeAnalysis).where(DeepfakeAnalysis.analysis_id == analysis_id))
