@@ -14,6 +14,7 @@ from facesocial.cli_deepfake import deepfake, eval_deepfake
 from facesocial.cli_index import index_app
 from facesocial.cli_jobs import beat, jobs_app, worker
 from facesocial.cli_keys import keys_app
+from facesocial.cli_liveness import eval_liveness
 from facesocial.container import Container
 from facesocial.settings import Settings
 
@@ -33,6 +34,7 @@ app.command()(worker)
 app.command()(beat)
 app.command()(deepfake)
 eval_app.command("deepfake")(eval_deepfake)
+eval_app.command("liveness")(eval_liveness)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (default: FACESOCIAL_DATA_DIR)")
@@ -430,6 +432,12 @@ def bench(
             "--deepfake-video", help="Instead: deepfake analysis time per second of these videos (repeatable)"
         ),
     ] = None,
+    liveness_video: Annotated[
+        Path | None,
+        typer.Option(
+            "--liveness-video", help="Instead: ms per liveness-session frame, stage by stage, on this video"
+        ),
+    ] = None,
     sample_fps: Annotated[float, typer.Option(help="Frames per second sampled by the video benches")] = 2.0,
 ) -> None:
     """Latency (median, p95 in ms) of every stage and model, at 1 and 2 threads, and memory."""
@@ -447,6 +455,11 @@ def bench(
         from facesocial.evaluation.bench_deepfake import bench_deepfake_videos
 
         _print_json(bench_deepfake_videos(deepfake_video, sample_fps))
+        return
+    if liveness_video is not None:
+        from facesocial.evaluation.bench_liveness import bench_liveness
+
+        _print_json(bench_liveness(liveness_video, sample_fps))
         return
     if decode:
         from facesocial.evaluation.bench_decode import bench_decode

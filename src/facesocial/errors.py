@@ -145,3 +145,23 @@ JobNotCancellableError = _error("JOB_NOT_CANCELLABLE", 409, "The job has already
 InvalidCallbackUrlError = _error("INVALID_CALLBACK_URL", 422, "callback_url is not an acceptable http(s) URL")
 AnalysisNotFoundError = _error("ANALYSIS_NOT_FOUND", 404, "No such analysis")
 AnalysisNotReadyError = _error("ANALYSIS_NOT_READY", 409, "The analysis has not completed yet")
+
+# --- antispoofing (src/facesocial/domains/antispoofing/) ----------------------------------------------
+CheckNotFoundError = _error("CHECK_NOT_FOUND", 404, "No such antispoofing check")
+LivenessSessionNotFoundError = _error("LIVENESS_SESSION_NOT_FOUND", 404, "No such liveness session")
+LivenessSessionExpiredError = _error("LIVENESS_SESSION_EXPIRED", 410, "The liveness session has expired")
+LivenessSessionClosedError = _error(
+    "LIVENESS_SESSION_CLOSED", 409, "The liveness session has ended and accepts no more frames"
+)
+LivenessSessionBusyError = _error(
+    "LIVENESS_SESSION_BUSY", 409, "Other frames of this session are being processed; send them in order"
+)
+InvalidChallengesError = _error("INVALID_CHALLENGES", 422, "The challenge list is not acceptable")
+InvalidFramesError = _error("INVALID_FRAMES", 422, "The frames or their timestamps are not acceptable")
+TooManyFramesError = _error("TOO_MANY_FRAMES", 413, "Too many frames in one request")
+LivenessRequiredError = _error(
+    "LIVENESS_REQUIRED", 403, "This operation needs a completed liveness session (liveness_session)"
+)
+LivenessSessionInvalidError = _error(
+    "LIVENESS_SESSION_INVALID", 422, "The liveness session cannot vouch for this request"
+)

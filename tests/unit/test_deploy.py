@@ -40,7 +40,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "kubernetes"
 NAMESPACE = "facesocial"
 # Documented future services (document 001): routed by the gateway, answered 404 until they exist.
-FUTURE_PREFIXES = ("/api/v1/antispoofing",)
+FUTURE_PREFIXES: tuple[str, ...] = ()
 # The commands the deployment must run somewhere (`worker` runs the jobs, `beat` their schedules).
 REQUIRED_COMMANDS = {"serve", "db upgrade", "db maintain", "models pull", "worker", "beat"}
 # Daily tasks that `facesocial beat` sends (src/facesocial/jobs/celery_app.py): no other schedule
@@ -729,6 +729,20 @@ def test_nginx_api_locations_name_real_routes(nginx: Directive, app_paths: set[s
     access = [d for d in admin.directive.block if d.name in ("allow", "deny")]
     assert access[-1].name == "deny" and access[-1].args == ["all"]
     assert all(d.args[0] != "all" for d in access if d.name == "allow")
+
+
+def test_nginx_upgrades_websockets_and_keeps_upstream_connections(nginx: Directive) -> None:
+    """The liveness socket is upgraded; other requests keep Connection empty (keepalive pool)."""
+    http, server = _http(nginx), _server(nginx)
+    headers = {d.args[0].lower(): d.args[1] for d in server.all("proxy_set_header")}
+    assert headers["upgrade"] == "$http_upgrade"
+    assert headers["connection"] == "$connection_upgrade"
+    maps = [m for m in http.all("map") if m.args == ["$http_upgrade", "$connection_upgrade"]]
+    assert len(maps) == 1 and maps[0].block is not None
+    table = {d.name: d.args for d in maps[0].block}
+    assert table["default"] == ["upgrade"] and table.get("") == [""], table
+    socket = _match(_locations(nginx), "/api/v1/antispoofing/liveness/sessions/x/ws")
+    assert socket is not None and socket.path == "/api/v1/antispoofing/"
 
 
 def test_nginx_proxy_headers_metrics_and_error_envelope(nginx: Directive) -> None:

@@ -17,6 +17,7 @@ from facesocial.api.body_limit import BodyLimitMiddleware
 from facesocial.api.metrics_middleware import MetricsMiddleware
 from facesocial.api.routers import admin, demographics, face_detection, face_recognition, health, jobs
 from facesocial.container import Container
+from facesocial.domains.antispoofing import router as antispoofing_router
 from facesocial.domains.deepfake import router as deepfake_router
 from facesocial.settings import Settings
 from facesocial.vision.decode_gate import DecodeGate
@@ -48,8 +49,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         title="FaceSocial",
         version=__version__,
         description=(
-            "Self-hostable face AI: detection, recognition (1:1, 1:N), groups, demographics, deepfake "
-            "detection (images, and videos as jobs)."
+            "Self-hostable face AI: detection, recognition (1:1, 1:N), groups, demographics, "
+            "antispoofing (passive checks, active liveness sessions), deepfake detection (images, and videos "
+            "as jobs)."
         ),
         lifespan=lifespan,
         # "/x/" is not "/x": no 307 to the client-sent Host over plain http (a client following it
@@ -65,6 +67,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(face_detection.router)
     app.include_router(face_recognition.router)
     app.include_router(demographics.router)
+    app.include_router(antispoofing_router.router)
     app.include_router(deepfake_router.router)
     app.include_router(jobs.router)
     app.include_router(admin.router)

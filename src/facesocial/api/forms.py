@@ -134,6 +134,14 @@ class DetectForm(ImageForm):
             )
 
 
+# A liveness session token (token_urlsafe: letters, digits, "-" and "_").
+LivenessToken = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+_LIVENESS_HELP = (
+    "The session_token of a completed liveness session for this face (used once; "
+    "POST /api/v1/antispoofing/liveness/sessions)"
+)
+
+
 class RegisterForm(ImageForm):
     user_id: uuid.UUID
     image: ImageUpload = Field(description=_IMAGE_HELP)
@@ -142,6 +150,7 @@ class RegisterForm(ImageForm):
     group_id: uuid.UUID | None = None
     registration_source: RegistrationSource | None = None
     embedding_model: ModelName | None = Field(default=None, description=_MODEL_HELP)
+    liveness_session: LivenessToken | None = Field(default=None, description=_LIVENESS_HELP)
 
 
 class VerifyForm(ImageForm):
@@ -158,6 +167,7 @@ class VerifyForm(ImageForm):
     )
     face_index: int | None = Field(default=None, ge=0, description=_FACE_INDEX_HELP)
     embedding_model: ModelName | None = Field(default=None, description=_MODEL_HELP)
+    liveness_session: LivenessToken | None = Field(default=None, description=_LIVENESS_HELP)
 
     def check_consistency(self) -> None:
         if self.user_id is not None and self.image2 is not None:

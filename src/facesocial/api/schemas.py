@@ -127,6 +127,12 @@ class DetectResponse(Success):
     processing_time_ms: int
 
 
+class LivenessUsed(Public):
+    session_id: str
+    similarity: float = Field(description="Cosine similarity of this face and the session's face")
+    model: str
+
+
 class RegisterResponse(Success):
     user_id: str
     face_id: str
@@ -136,6 +142,7 @@ class RegisterResponse(Success):
     collection: str
     group_id: str | None
     face_chip_kept: bool
+    liveness: LivenessUsed | None = Field(default=None, description="The liveness session used, if any")
 
 
 class VerifyResponse(Success):
@@ -150,6 +157,7 @@ class VerifyResponse(Success):
     faces_compared: int | None = None
     face2: Face | None = Field(default=None, description="Against image2: its face")
     faces_detected2: int | None = None
+    liveness: LivenessUsed | None = Field(default=None, description="The liveness session used, if any")
 
 
 class Candidate(Public):

@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
@@ -32,11 +34,55 @@ from facesocial.store.db import Database
 from facesocial.store.tables import FaceData, RecognitionSession
 from facesocial.store.types import utcnow
 from facesocial.store.vector_index import Hit, VectorIndex
+from facesocial.vision.faces import Faces
 from facesocial.vision.pipeline import DetectOptions, FacePipeline, face_to_dict
 from facesocial.vision.ports import Embedder
 from facesocial.vision.probe import ProbeFace, probe_face
 
 VerifyMode = Literal["balanced", "strict"]
+
+
+class LivenessVouch(Protocol):
+    """Uses a completed liveness session once for the probe face (domains/antispoofing/liveness.py)."""
+
+    def vouch(
+        self,
+        token: str,
+        caller: Principal,
+        rgb: npt.NDArray[np.uint8],
+        faces: Faces,
+        user_id: uuid.UUID | None,
+        operation: str,
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessGate:
+    """How register/verify treat ``liveness_session``: who checks it, and whether it is required."""
+
+    sessions: Callable[[], LivenessVouch]
+    # Read at each registration, so an operator's change of the setting applies at once.
+    required_for_registration: Callable[[], bool] = lambda: False
+
+    def check(
+        self,
+        token: str | None,
+        caller: Principal,
+        probe: ProbeFace,
+        user_id: uuid.UUID | None,
+        operation: str,
+    ) -> dict[str, Any] | None:
+        """The session's summary, or None when none was given and none is required.
+
+        Raises ``LIVENESS_REQUIRED`` (403) or ``LIVENESS_SESSION_INVALID`` (422).
+        """
+        if token is None:
+            if operation == "register" and self.required_for_registration():
+                raise errors.LivenessRequiredError(
+                    "Registration on this server needs a completed liveness session: send liveness_session"
+                )
+            return None
+        return self.sessions().vouch(token, caller, probe.rgb, probe.faces, user_id, operation)
 
 
 class RecognitionService:
@@ -51,7 +97,9 @@ class RecognitionService:
         detect_options: DetectOptions,
         face_cache: FaceCache,
         chip_vault: ChipVault | None = None,
+        liveness: LivenessGate | None = None,
     ) -> None:
+        self._liveness = liveness
         self._db = database
         self._index = index
         self._pipeline = pipeline
@@ -108,8 +156,12 @@ class RecognitionService:
         group_id: uuid.UUID | None = None,
         registration_source: str | None = None,
         model: str | None = None,
+        liveness_session: str | None = None,
     ) -> Outcome:
-        """Enrol one face of the caller's user ``user_id`` (created on first enrolment)."""
+        """Enrol one face of the caller's user ``user_id`` (created on first enrolment).
+
+        ``liveness_session``: a completed liveness session of the same face, used up here.
+        """
         started = time.perf_counter()
         try:
             if not consent:
@@ -120,6 +172,7 @@ class RecognitionService:
                 with self._db.session(readonly=True) as session:
                     repo.require_group(session, caller.tenant_id, group_id)
             probe = self.probe(data, face_index, require_single=True, model=model)
+            liveness = self._check_liveness(liveness_session, caller, probe, user_id, "register")
         except errors.FaceSocialError as exc:
             self._log_failure("register", None, data, exc, started, ctx)
             raise
@@ -155,6 +208,7 @@ class RecognitionService:
             "collection": embedder.collection,
             "group_id": str(group_id) if group_id else None,
             "face_chip_kept": self._vault is not None,
+            "liveness": liveness,
         }
         # The audit log speaks in the tenant's own ids (with its API key beside them).
         return Outcome(body, user_id=user_id, confidence=quality.score, model_version=embedder.model.tag)
@@ -172,8 +226,12 @@ class RecognitionService:
         threshold: float | None = None,
         face_index: int | None = None,
         model: str | None = None,
+        liveness_session: str | None = None,
     ) -> Outcome:
-        """1:1 against the caller's user ``user_id`` (best of their faces) or a second image."""
+        """1:1 against the caller's user ``user_id`` (best of their faces) or a second image.
+
+        ``liveness_session``: a completed liveness session of the probe face, used up here.
+        """
         started = time.perf_counter()
         matched_face: uuid.UUID | None = None
         internal: uuid.UUID | None = None
@@ -185,6 +243,7 @@ class RecognitionService:
             if user_id is not None:
                 internal, gallery = self._user_gallery(caller.tenant_id, user_id, embedder)
             probe = self.probe(data, face_index, require_single=False, model=model)
+            liveness = self._check_liveness(liveness_session, caller, probe, user_id, "verify")
             if user_id is not None:
                 scores = np.stack([face.embedding for face in gallery]) @ probe.embedding
                 best = int(np.argmax(scores))
@@ -214,9 +273,24 @@ class RecognitionService:
             "face": probe.describe(),
             "faces_detected": probe.faces_detected,
             "embedding_model": embedder.model.as_dict(),
+            "liveness": liveness,
             **compared,
         }
         return Outcome(body, user_id=user_id, confidence=similarity, model_version=embedder.model.tag)
+
+    def _check_liveness(
+        self,
+        token: str | None,
+        caller: Principal,
+        probe: ProbeFace,
+        user_id: uuid.UUID | None,
+        operation: str,
+    ) -> dict[str, Any] | None:
+        if self._liveness is None:
+            if token is not None:
+                raise errors.LivenessSessionInvalidError("Liveness sessions are not available on this server")
+            return None
+        return self._liveness.check(token, caller, probe, user_id, operation)
 
     def _user_gallery(
         self, tenant_id: uuid.UUID, user_id: uuid.UUID, embedder: Embedder

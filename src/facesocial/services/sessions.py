@@ -17,9 +17,10 @@ class SessionStore:
         self._kv = kv
         self._ttl = ttl_seconds
 
-    def put(self, session_id: str, state: dict[str, Any]) -> None:
-        """Store (or replace) the state; each write restarts the expiry."""
-        self._kv.set(session_key(session_id), json.dumps(state).encode(), self._ttl)
+    def put(self, session_id: str, state: dict[str, Any], ttl_seconds: int | None = None) -> None:
+        """Store (or replace) the state; each write restarts the expiry (default: the store's TTL)."""
+        ttl = self._ttl if ttl_seconds is None else max(1, min(ttl_seconds, self._ttl))
+        self._kv.set(session_key(session_id), json.dumps(state).encode(), ttl)
 
     def get(self, session_id: str) -> dict[str, Any] | None:
         raw = self._kv.get(session_key(session_id))

@@ -493,8 +493,18 @@ class AntispoofingCheck(Base):
     )
 
     id: Mapped[uuid.UUID] = _pk()
+    # The check's public id (``chk_...``) for a passive check, the liveness session's id for an
+    # active one.
     session_id: Mapped[str] = mapped_column(String(64), nullable=False)
     user_id: Mapped[uuid.UUID | None] = _user_fk()
+    # Not in document 000 (migration 0009): tenant isolation, and the state of a check-video
+    # that runs as a job (pending/processing/completed/failed/cancelled; completed when sync).
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    status: Mapped[str] = mapped_column(String(20), default="completed", nullable=False)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
     check_type: Mapped[str] = mapped_column(String(20), nullable=False)
     input_type: Mapped[str] = mapped_column(String(20), nullable=False)
     input_hash: Mapped[str | None] = mapped_column(String(64))
@@ -525,8 +535,19 @@ class LivenessSession(Base):
     )
 
     id: Mapped[uuid.UUID] = _pk()
+    # sha256 (hex) of the bearer token: a copy of the database does not hand out live sessions.
     session_token: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     user_id: Mapped[uuid.UUID | None] = _user_fk()
+    # Not in document 000 (migration 0009): the tenant, the user id the caller named (its own
+    # id, which may not be enrolled yet), the evaluator's state (antispoof/active.py) with a
+    # version for optimistic concurrency, and the one use of a completed session.
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    external_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    progress: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    consumed_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    consumed_by: Mapped[str | None] = mapped_column(String(20))
     challenges_required: Mapped[Any] = mapped_column(JsonB, nullable=False)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     timeout_seconds: Mapped[int] = mapped_column(Integer, default=30)

@@ -61,6 +61,9 @@ def _ok(request: Request, outcome: Outcome) -> dict[str, Any]:
             errors.MultipleFacesError,
             errors.ConsentRequiredError,
             errors.GroupNotFoundError,
+            errors.LivenessRequiredError,
+            errors.LivenessSessionInvalidError,
+            errors.LivenessSessionNotFoundError,
         ),
     },
 )
@@ -84,6 +87,7 @@ def register(
             group_id=form.group_id,
             registration_source=form.registration_source,
             model=form.embedding_model,
+            liveness_session=form.liveness_session,
         )
     return _ok(request, outcome)
 
@@ -93,7 +97,15 @@ def register(
     name="verify",
     response_model=None,
     openapi_extra=image_request_body(VerifyForm),
-    responses={200: {"model": VerifyResponse}, **error_responses(*_PROBE_ERRORS, errors.UserNotFoundError)},
+    responses={
+        200: {"model": VerifyResponse},
+        **error_responses(
+            *_PROBE_ERRORS,
+            errors.UserNotFoundError,
+            errors.LivenessSessionInvalidError,
+            errors.LivenessSessionNotFoundError,
+        ),
+    },
 )
 def verify(
     request: Request,
@@ -115,6 +127,7 @@ def verify(
             threshold=form.threshold,
             face_index=form.face_index,
             model=form.embedding_model,
+            liveness_session=form.liveness_session,
         )
     return _ok(request, outcome)
 

@@ -1,0 +1,1 @@
+"""Face presentation attack detection (liveness): passive from one image, active from challenges."""

@@ -1,0 +1,1 @@
+"""The antispoofing service: passive checks, active liveness sessions, liveness-gated enrolment."""
