@@ -44,7 +44,8 @@ def pipeline() -> FacePipeline:
     container = Container(Settings())
     if container.pipeline.mesh is None:
         pytest.skip("face mesh models are not installed (facesocial models pull)")
-    return container.pipeline
+    # The pipeline liveness sessions use (one upright detector pass per frame).
+    return container.frame_pipeline
 
 
 def video_frames(path: Path, fps: float = FPS, max_frames: int = 300) -> Iterator[tuple[float, np.ndarray]]:
@@ -132,18 +133,25 @@ def test_the_blink_video_passes_a_blink_challenge(pipeline: FacePipeline) -> Non
 
 
 @pytest.fixture(scope="module")
-def affine_attacks(pipeline: FacePipeline) -> list[list[tuple[float, np.ndarray]]]:
-    return [photo_attack(lfw_photo(i), "affine") for i in PHOTO_PEOPLE]
+def affine_attacks(pipeline: FacePipeline) -> list[list[FrameObservation]]:
+    """Each photo's frames observed once, every frame embedded (more than needs_embedding asks,
+    never fewer), so that every challenge below replays the same observations."""
+    return [
+        [observe(pipeline, rgb, t, embed_model=EMBEDDER) for t, rgb in photo_attack(lfw_photo(i), "affine")]
+        for i in PHOTO_PEOPLE
+    ]
 
 
 @pytest.mark.parametrize("challenge", ["turn_left", "turn_right", "look_up", "nod", "blink"])
 def test_a_moved_photo_fails_every_challenge(
-    pipeline: FacePipeline, affine_attacks: list[list[tuple[float, np.ndarray]]], challenge: str
+    affine_attacks: list[list[FrameObservation]], challenge: str
 ) -> None:
     # A 3 s window and one attempt, so the 6 s attack ends the session.
     config = ActiveConfig(challenge_window_ms=3_000)
-    for frames in affine_attacks:
-        progress, seen = run_session(pipeline, [challenge], frames, config)
+    for seen in affine_attacks:
+        progress = SessionProgress.start([challenge], max_attempts=1)
+        for observation in seen:
+            progress = advance(progress, [observation], config)
         assert sum(o.face_count > 0 for o in seen) >= 0.8 * len(seen), "the photo's face was not tracked"
         assert progress.status == "failed", progress.results
         assert progress.failure_reason in (
@@ -162,10 +170,10 @@ def real_clip_rigidity(pipeline: FacePipeline) -> float:
 
 
 def test_rigidity_separates_moved_photos_from_a_real_head(
-    pipeline: FacePipeline, affine_attacks: list[list[tuple[float, np.ndarray]]], real_clip_rigidity: float
+    affine_attacks: list[list[FrameObservation]], real_clip_rigidity: float
 ) -> None:
-    for frames in affine_attacks:
-        cues = motion.video_cues([observe(pipeline, rgb, t) for t, rgb in frames])
+    for seen in affine_attacks:
+        cues = motion.video_cues(seen)
         assert cues["is_rigid"] is True
         assert cues["rigidity"] < motion.RIGIDITY_THRESHOLD < real_clip_rigidity
 
