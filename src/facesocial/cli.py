@@ -514,6 +514,7 @@ def models_list() -> None:
     """Every model with name, version, task, sha256 and where it came from."""
     from facesocial.models.cache import Manifest
     from facesocial.models.dlib_pack import all_model_infos
+    from facesocial.services.model_registry import packaged_manifests
 
     settings = Settings()
     rows = [
@@ -527,6 +528,17 @@ def models_list() -> None:
         }
         for info in all_model_infos()
     ]
+    for _, meta in packaged_manifests():
+        rows.append(
+            {
+                "name": meta["name"],
+                "version": meta["version"],
+                "task": meta["task"],
+                "sha256": meta["sha256"],
+                "source": "facesocial (trained here, shipped in the package)",
+                "licence": meta.get("licence", ""),
+            }
+        )
     manifest = Manifest.load(settings.models.model_dir)
     for entry in manifest.models.values():
         rows.append(

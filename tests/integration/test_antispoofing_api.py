@@ -372,6 +372,7 @@ def test_a_session_has_a_random_sequence_a_token_and_an_expiry(anti: Anti) -> No
         ({"timeout_seconds": 1}, "VALIDATION_ERROR"),
         ({"max_attempts": 0}, "VALIDATION_ERROR"),
         ({"surprise": 1}, "VALIDATION_ERROR"),
+        ({"challenges": ["x" * 60_000]}, "VALIDATION_ERROR"),
     ],
 )
 def test_bad_session_requests_are_refused(anti: Anti, body: dict[str, Any], code: str) -> None:
@@ -390,19 +391,28 @@ def test_the_blink_video_passes_a_blink_session_which_vouches_for_one_registrati
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["session_status"] == "completed", body
+    assert body["last_frame"]["face_found"] is True and body["last_frame"]["faces"] == 1
     assert body["overall_result"] is True and body["challenge_results"][0]["status"] == "passed"
-    # Frames after the end are refused; the token of another tenant finds nothing.
+    # Frames after the end are refused.
     late = anti.frames(token, as_jpegs(blink_frames(2.7, 3.0), shift_ms=2700))
     assert late.status_code == 409 and late.json()["error"]["code"] == "LIVENESS_SESSION_CLOSED"
-    # Another face cannot use it, and trying does not use it up.
-    stranger = anti.client.post(
-        "/api/v1/face-recognition/register",
-        files={"image": ("s.jpg", _jpeg(lfw_face(3)), "image/jpeg")},
-        data={"user_id": user, "consent": "true", "liveness_session": token},
-        headers=anti.headers(),
-    )
-    assert stranger.status_code == 422 and stranger.json()["error"]["details"]["reason"] == "different_face"
     me = _jpeg(frames[0][1])
+    # Named for this user: another user's registration (or a verify naming no user) is refused,
+    # and such a refusal uses nothing up.
+    for data in ({"user_id": str(uuid.uuid4()), "consent": "true"}, {}):
+        path = "register" if data else "verify"
+        files = {"image": ("me.jpg", me, "image/jpeg")}
+        if not data:
+            files["image2"] = ("me2.jpg", me, "image/jpeg")
+        other = anti.client.post(
+            f"/api/v1/face-recognition/{path}",
+            files=files,
+            data={**data, "liveness_session": token},
+            headers=anti.headers(),
+        )
+        assert other.status_code == 422 and other.json()["error"]["details"]["reason"] == "other_user", (
+            other.text
+        )
     ok = anti.client.post(
         "/api/v1/face-recognition/register",
         files={"image": ("me.jpg", me, "image/jpeg")},
@@ -419,11 +429,68 @@ def test_the_blink_video_passes_a_blink_session_which_vouches_for_one_registrati
     )
     assert again.status_code == 422 and again.json()["error"]["details"]["reason"] == "already_used"
     assert anti.row(s["session_id"]).consumed_by == "register"
+    assert anti.row(s["session_id"]).progress["engine"]["reference_embedding"] is None
     with anti.container.database.session(readonly=True) as session:
         check = session.scalar(
             select(AntispoofingCheck).where(AntispoofingCheck.session_id == s["session_id"])
         )
         assert check is not None and check.check_type == "active_liveness" and check.is_live is True
+
+
+def test_another_face_presenting_a_session_uses_it_up_without_learning_the_similarity(anti: Anti) -> None:
+    created = time.monotonic()
+    s = anti.session(challenges=["blink"])
+    frames = blink_frames(0.0, 2.6)
+    wait_until(frames[-1][0] / 1000.0 + 0.2, created)
+    assert anti.frames(s["session_token"], as_jpegs(frames)).json()["session_status"] == "completed"
+    stranger = anti.client.post(
+        "/api/v1/face-recognition/verify",
+        files={
+            "image": ("s.jpg", _jpeg(lfw_face(3)), "image/jpeg"),
+            "image2": ("t.jpg", _jpeg(lfw_face(3)), "image/jpeg"),
+        },
+        data={"liveness_session": s["session_token"]},
+        headers=anti.headers(),
+    )
+    error = stranger.json()["error"]
+    assert stranger.status_code == 422 and error["details"] == {"reason": "different_face"}, error
+    me = anti.client.post(
+        "/api/v1/face-recognition/verify",
+        files={
+            "image": ("me.jpg", _jpeg(frames[0][1]), "image/jpeg"),
+            "image2": ("m.jpg", _jpeg(frames[1][1]), "image/jpeg"),
+        },
+        data={"liveness_session": s["session_token"]},
+        headers=anti.headers(),
+    )
+    assert me.status_code == 422 and me.json()["error"]["details"]["reason"] == "already_used"
+
+
+def test_frames_of_another_person_slipped_between_the_victims_photo_fail(anti: Anti) -> None:
+    """The attacker's batch: the victim's photo first and last, and between them (9 ms apart, all
+    inside one 400 ms embedding interval) another live person's frames performing the blink."""
+    victim = _jpeg(cv2.resize(lfw_face(11), (480, 480)))
+    # The other person's frames end on the one that completes the blink (eyes open again after
+    # closing), so the next frame, the one a sampled identity check embeds, is the victim's.
+    pipeline = anti.container.frame_pipeline
+    blink: list[np.ndarray] = []
+    closed = False
+    for _, rgb in blink_frames(0.25, 1.0, fps=40):
+        blink.append(rgb)
+        faces = pipeline.detect(rgb, anti.container.detect_defaults)
+        mesh = pipeline.analyze_mesh(rgb, faces[[0]])[0]
+        openness = max(mesh.eye_openness_left, mesh.eye_openness_right)
+        closed = closed or openness < 0.35
+        if closed and openness >= 0.6:
+            break
+    assert closed, "the clip's blink was not found"
+    batch = [victim, *(_jpeg(rgb) for rgb in blink), victim]
+    frames = [(9.0 * i, data) for i, data in enumerate(batch)]
+    created = time.monotonic()
+    s = anti.session(challenges=["blink"])
+    wait_until(0.5, created)
+    body = anti.frames(s["session_token"], frames).json()
+    assert body["session_status"] == "failed" and body["failure_reason"] == "face_changed", body
 
 
 def test_registration_can_require_a_liveness_session(anti: Anti) -> None:
@@ -489,6 +556,7 @@ def test_a_clip_recorded_before_the_session_fails(anti: Anti) -> None:
     s = anti.session(challenges=["blink"])
     body = anti.frames(s["session_token"], as_jpegs(blink_frames(0.0, 4.0, fps=6))).json()
     assert body["session_status"] == "failed" and body["failure_reason"] == "implausible_timing", body
+    assert "before the session was created" in body["failure_detail"]
 
 
 def test_a_different_face_appearing_mid_session_fails(anti: Anti) -> None:
@@ -500,6 +568,23 @@ def test_a_different_face_appearing_mid_session_fails(anti: Anti) -> None:
     wait_until(3.2, created)
     body = anti.frames(s["session_token"], mine + swapped).json()
     assert body["session_status"] == "failed" and body["failure_reason"] == "face_changed", body
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    ["[99999999999999999999]", "[" * 30_000, "1e308", "nan", '[{"t": 1}]', "[true]", "1,2,3", "abc"],
+)
+def test_bad_timestamps_are_refused_and_change_nothing(anti: Anti, stamps: str) -> None:
+    s = anti.session()
+    files = [("frames", ("f.jpg", _jpeg(lfw_face(0)), "image/jpeg"))]
+    r = anti.client.post(
+        f"{SESSIONS}/{s['session_token']}/frames",
+        files=files,
+        data={"timestamps_ms": stamps},
+        headers=anti.headers(),
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "VALIDATION_ERROR", r.text
+    assert anti.row(s["session_id"]).version == 0
 
 
 def test_an_expired_session_refuses_frames(anti: Anti) -> None:
@@ -538,9 +623,10 @@ def test_frames_sent_twice_at_once_advance_the_session_once(anti: Anti) -> None:
     processed = anti.row(s["session_id"]).progress["frames"]
     if statuses == [200, 409]:
         assert processed == len(frames)
-        assert next(r for r in results if r.status_code == 409).json()["error"][
-            "code"
-        ] == "LIVENESS_SESSION_BUSY"
+        assert (
+            next(r for r in results if r.status_code == 409).json()["error"]["code"]
+            == "LIVENESS_SESSION_BUSY"
+        )
     else:  # the second ran after the first: its frames repeat times already seen, an implausible clip
         assert statuses == [200, 200]
         assert anti.row(s["session_id"]).failure_reason == "implausible_timing"
@@ -572,7 +658,10 @@ def test_a_websocket_with_a_bad_token_or_another_tenants_key_is_refused(anti: An
     with pytest.raises(WebSocketDisconnect), anti.client.websocket_connect(f"{SESSIONS}/{'x' * 43}/ws") as ws:
         ws.receive_json()
     s = anti.session()
-    with pytest.raises(WebSocketDisconnect), anti.client.websocket_connect(
-        f"{SESSIONS}/{s['session_token']}/ws", headers={"X-API-Key": anti.other_key}
-    ) as ws:
+    with (
+        pytest.raises(WebSocketDisconnect),
+        anti.client.websocket_connect(
+            f"{SESSIONS}/{s['session_token']}/ws", headers={"X-API-Key": anti.other_key}
+        ) as ws,
+    ):
         ws.receive_json()

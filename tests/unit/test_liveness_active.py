@@ -400,3 +400,27 @@ def test_count_blinks_and_flicker() -> None:
     background = [100.0] * len(times)
     assert motion.flicker(times.tolist(), smooth.tolist(), background) < 0.5
     assert motion.flicker(times.tolist(), flickering.tolist(), background) > 1.5
+
+
+def test_continuity_checks_every_face_frame_not_only_the_embedded_ones() -> None:
+    """Another person's frames between two embedded frames of the subject: only the per-frame
+    continuity embedding sees them."""
+    config = ActiveConfig.for_embedder("dlib_resnet_v1", continuity_model="faceres")
+    me = np.eye(8, dtype=np.float32)[0]
+    clock = Clock()
+    frames = clock.neutral(4) + clock.frames(MOVES["blink"], embedding=None)
+    with_me = [replace(f, continuity=me) for f in frames]
+    assert (
+        run(["blink"], [*with_me, replace(clock.neutral(1)[0], continuity=me)], config).status == "completed"
+    )
+    slipped = [replace(f, continuity=OTHER if 4 <= i < 7 else me) for i, f in enumerate(frames)]
+    progress = run(["blink"], slipped, config)
+    assert (progress.status, progress.failure_reason) == ("failed", active.FACE_CHANGED)
+    assert progress.min_continuity is not None and progress.min_continuity < 0.63
+
+
+def test_a_face_frame_without_a_continuity_embedding_fails_when_required() -> None:
+    config = ActiveConfig.for_embedder("dlib_resnet_v1", continuity_model="faceres")
+    clock = Clock()
+    progress = run(["blink"], clock.neutral(3), config)
+    assert (progress.status, progress.failure_reason) == ("failed", active.FACE_CHANGED)

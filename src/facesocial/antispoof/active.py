@@ -71,6 +71,12 @@ FAILURE_REASONS = (
 # dlib: ≥ 0.96 with closed eyes), so the balanced point rejects a swapped face while a turned
 # head (20-30°) stays above it (docs/liveness-active.md).
 IDENTITY_MIN_SIMILARITY: dict[str, float] = {"dlib_resnet_v1": 0.91, "faceres": 0.52, "mobileface": 0.17}
+# Frame-to-frame continuity (every face frame against the session's first face): the strict
+# thresholds of docs/accuracy.md (a false-match rate of 1e-3 per comparison on LFW: dlib 0.925,
+# faceres 0.6315, mobileface 0.4046). Strict because it is applied to every frame, so a session
+# of N frames offers N chances to slip another person's face in; within one session the same
+# person stays far above them (faceres ≥ 0.81, dlib ≥ 0.96 on the real clips, docs/liveness-active.md).
+CONTINUITY_MIN_SIMILARITY: dict[str, float] = {"dlib_resnet_v1": 0.925, "faceres": 0.63, "mobileface": 0.405}
 # Landmark frames kept for the rigidity test (the pose-diverse ones).
 HISTORY_FRAMES = 30
 
@@ -121,6 +127,11 @@ class ActiveConfig:
     multiple_faces_frames: int = 2
     # Cosine similarity for the embedder the service uses (IDENTITY_MIN_SIMILARITY).
     identity_min_similarity: float = IDENTITY_MIN_SIMILARITY["dlib_resnet_v1"]
+    # Continuity embeddings (FrameObservation.continuity) below this against the first one fail
+    # ``face_changed``; None: not checked. ``require_continuity``: a face frame without one fails
+    # too (the service asks for one on every face frame).
+    continuity_min_similarity: float | None = None
+    require_continuity: bool = False
     embedding_interval_ms: float = 400.0
     require_embedding: bool = True
     # Passive P(live) mean below this fails the session (None: passive scores are not used).
@@ -132,9 +143,14 @@ class ActiveConfig:
     min_frames_per_challenge: int = 3
 
     @classmethod
-    def for_embedder(cls, model: str, **overrides: Any) -> ActiveConfig:
-        """Defaults with ``identity_min_similarity`` for ``model``; raises ``KeyError`` if unknown."""
-        return cls(**{"identity_min_similarity": IDENTITY_MIN_SIMILARITY[model], **overrides})
+    def for_embedder(cls, model: str, continuity_model: str | None = None, **overrides: Any) -> ActiveConfig:
+        """Defaults with ``identity_min_similarity`` for ``model`` and, given ``continuity_model``,
+        the continuity check on every face frame; raises ``KeyError`` for an unknown model."""
+        values: dict[str, Any] = {"identity_min_similarity": IDENTITY_MIN_SIMILARITY[model]}
+        if continuity_model is not None:
+            values["continuity_min_similarity"] = CONTINUITY_MIN_SIMILARITY[continuity_model]
+            values["require_continuity"] = True
+        return cls(**{**values, **overrides})
 
 
 @dataclass
@@ -172,6 +188,8 @@ class SessionProgress:
     reference_embedding: list[float] | None = None
     last_embedded_ms: float | None = None
     min_similarity: float | None = None
+    continuity_reference: list[float] | None = None
+    min_continuity: float | None = None
     last_timestamp_ms: float | None = None
     last_face_ms: float | None = None
     multiple_face_run: int = 0
@@ -302,6 +320,9 @@ def _step(s: SessionProgress, f: FrameObservation, c: ActiveConfig) -> None:
     if f.embedding is not None and not _same_identity(s, f.embedding, t, c):
         _fail(s, FACE_CHANGED)
         return
+    if not _continuous(s, f, c):
+        _fail(s, FACE_CHANGED)
+        return
     if f.live_score is not None:
         s.passive_sum += float(f.live_score)
         s.passive_count += 1
@@ -361,6 +382,25 @@ def _same_identity(s: SessionProgress, embedding: npt.NDArray[np.float32], t: fl
     similarity = float(reference @ vector)
     s.min_similarity = similarity if s.min_similarity is None else min(s.min_similarity, similarity)
     return similarity >= c.identity_min_similarity
+
+
+def _continuous(s: SessionProgress, f: FrameObservation, c: ActiveConfig) -> bool:
+    """Every face frame's continuity embedding against the session's first (see ActiveConfig)."""
+    if c.continuity_min_similarity is None:
+        return True
+    if f.continuity is None:
+        return not c.require_continuity
+    vector = np.asarray(f.continuity, np.float64).ravel()
+    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    if s.continuity_reference is None:
+        s.continuity_reference = [float(v) for v in vector]
+        return True
+    reference = np.asarray(s.continuity_reference, np.float64)
+    if reference.shape != vector.shape:
+        return False
+    similarity = float(reference @ vector)
+    s.min_continuity = similarity if s.min_continuity is None else min(s.min_continuity, similarity)
+    return similarity >= c.continuity_min_similarity
 
 
 def _update_baseline(s: SessionProgress, f: FrameObservation, c: ActiveConfig) -> None:

@@ -53,6 +53,8 @@ class FrameObservation:
     * ``mouth_width``: outer mouth width / outer eye-corner distance (≈ 0.55 neutral; a smile widens it).
     * ``landmarks``: (468, 2) float32 image pixels (not serialised).
     * ``embedding``: (D,) unit vector when the frame was embedded, else None.
+    * ``continuity``: (D',) unit vector of a (cheaper) embedder run on every face frame, for the
+      frame-to-frame identity check; None when not asked for.
     * ``live_score``: passive P(live) 0..1 when a passive scorer ran on this frame.
     * ``face_luma``, ``background_luma``: mean luma (BT.601, 0..255) inside / outside the face box.
     """
@@ -68,6 +70,7 @@ class FrameObservation:
     mouth_width: float | None = None
     landmarks: FloatArray | None = None
     embedding: FloatArray | None = None
+    continuity: FloatArray | None = None
     live_score: float | None = None
     face_luma: float | None = None
     background_luma: float | None = None
@@ -85,6 +88,7 @@ class FrameObservation:
             "mouth_open": self.mouth_open,
             "mouth_width": self.mouth_width,
             "embedding": self.embedding.tolist() if self.embedding is not None else None,
+            "continuity": self.continuity.tolist() if self.continuity is not None else None,
             "live_score": self.live_score,
             "face_luma": self.face_luma,
             "background_luma": self.background_luma,
@@ -96,6 +100,7 @@ class FrameObservation:
         ``timestamp_ms`` / ``face_count``."""
         box = data.get("box")
         embedding = data.get("embedding")
+        continuity = data.get("continuity")
         return cls(
             timestamp_ms=float(data["timestamp_ms"]),
             face_count=int(data["face_count"]),
@@ -107,6 +112,7 @@ class FrameObservation:
             mouth_open=_opt_float(data.get("mouth_open")),
             mouth_width=_opt_float(data.get("mouth_width")),
             embedding=np.asarray(embedding, np.float32) if embedding is not None else None,
+            continuity=np.asarray(continuity, np.float32) if continuity is not None else None,
             live_score=_opt_float(data.get("live_score")),
             face_luma=_opt_float(data.get("face_luma")),
             background_luma=_opt_float(data.get("background_luma")),
@@ -121,12 +127,15 @@ def observe(
     embed_model: str | None = None,
     passive: PassiveScorer | None = None,
     detect_options: DetectOptions | None = None,
+    continuity_model: str | None = None,
 ) -> FrameObservation:
     """Observe one upright RGB frame (H, W, 3) uint8 taken at ``timestamp_ms`` (session clock).
 
     Detect faces, keep the largest, run the face mesh on it; with ``embed_model`` (an
     embedder name of ``pipeline.embedders``; None = no embedding) add its unit embedding; with
-    ``passive`` (``passive(rgb, boxes (1, 4) float32) -> [P(live)]``) add the passive score.
+    ``passive`` (``passive(rgb, boxes (1, 4) float32) -> [P(live)]``) add the passive score;
+    with ``continuity_model`` (an embedder name) add that model's embedding of the face as
+    ``continuity`` (the session compares every face frame with it, not only the sampled ones).
     A frame without a face gives ``face_count`` 0 and only the luma of the whole frame.
     Raises ``MODEL_UNAVAILABLE`` when the mesh models are not installed and
     ``UNKNOWN_MODEL`` for an unknown ``embed_model``.
@@ -142,6 +151,13 @@ def observe(
     embedding = None
     if embed_model is not None:
         embedding = np.asarray(pipeline.embed(rgb, face, embed_model).columns["embedding"][0], np.float32)
+    continuity = None
+    if continuity_model is not None:
+        if continuity_model == embed_model and embedding is not None:
+            continuity = embedding
+        else:
+            vector = pipeline.embed(rgb, face, continuity_model).columns["embedding"][0]
+            continuity = np.asarray(vector, np.float32)
     live_score = None
     if passive is not None:
         live_score = float(passive(rgb, face.boxes.astype(np.float32))[0])
@@ -160,6 +176,7 @@ def observe(
         mouth_width=mouth_width,
         landmarks=np.ascontiguousarray(mesh.landmarks[:, :2], dtype=np.float32),
         embedding=embedding,
+        continuity=continuity,
         live_score=live_score,
         face_luma=face_luma,
         background_luma=background_luma,

@@ -30,21 +30,31 @@ _SERVICE_BY_TASK = {
     "age": "demographics",
     "age+gender+race": "demographics",
     "deepfake_face_classification": "deepfake_detection",
+    "face_presentation_attack_detection": "antispoofing",
 }
+# Packages whose ``weights/`` folder holds models trained by this project, with a manifest each.
+PACKAGED_WEIGHTS = ("facesocial.forensics", "facesocial.antispoof")
 
 
-def _packaged_entries() -> list[RegistryEntry]:
-    """Models trained by this project and shipped in the package (forensics/weights/*.manifest.json)."""
+def packaged_manifests() -> list[tuple[Any, dict[str, Any]]]:
+    """(weights file, manifest) of every model trained here and shipped in the package."""
     import json
     from importlib import resources
 
-    folder = resources.files("facesocial.forensics").joinpath("weights")
+    found = []
+    for package in PACKAGED_WEIGHTS:
+        folder = resources.files(package).joinpath("weights")
+        for item in sorted(folder.iterdir(), key=lambda i: i.name):
+            if item.name.endswith(".manifest.json"):
+                meta = json.loads(item.read_text(encoding="utf-8"))
+                found.append((folder.joinpath(meta["file"]), meta))
+    return found
+
+
+def _packaged_entries() -> list[RegistryEntry]:
+    """Models trained by this project and shipped in the package (``<package>/weights/*.manifest.json``)."""
     entries = []
-    for item in sorted(folder.iterdir(), key=lambda i: i.name):
-        if not item.name.endswith(".manifest.json"):
-            continue
-        meta = json.loads(item.read_text(encoding="utf-8"))
-        weights = folder.joinpath(meta["file"])
+    for weights, meta in packaged_manifests():
         entries.append(
             RegistryEntry(
                 _SERVICE_BY_TASK.get(meta["task"], "deepfake_detection"), meta["name"], meta["version"],

@@ -14,6 +14,7 @@ errors of :mod:`facesocial.video.probe`, ``IMAGE_TOO_LARGE`` (413) for a frame o
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import uuid
 from pathlib import Path
@@ -92,35 +93,50 @@ async def read_frames(request: Request, settings: Settings) -> tuple[list[InputF
     return [InputFrame(client_ms=t, data=d) for d, t in zip(frames, times, strict=True)], "image"
 
 
+# Timestamps beyond this (ms, ~31 years) are no capture time of a session; refusing them keeps
+# float arithmetic on the session clock exact.
+MAX_TIMESTAMP_MS = 1e12
+
+
 def _timestamps(raw: list[str], count: int) -> list[float | None]:
     if not raw:
         return [None] * count
     values: list[float] = []
     for text in raw:
-        text = text.strip()
-        try:
-            parsed = (
-                json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",") if v.strip()]
-            )
-        except (ValueError, json.JSONDecodeError):
-            raise errors.ValidationFailedError(
-                "timestamps_ms must be numbers (milliseconds)", fields=["timestamps_ms"]
-            ) from None
-        if not isinstance(parsed, list):
-            raise errors.ValidationFailedError(
-                "timestamps_ms must be a list of numbers", fields=["timestamps_ms"]
-            )
-        for item in parsed:
-            if isinstance(item, bool) or not isinstance(item, (int, float)) or not np.isfinite(item):
-                raise errors.ValidationFailedError(
-                    "timestamps_ms must be finite numbers", fields=["timestamps_ms"]
-                )
-            values.append(float(item))
+        values.extend(_numbers(text.strip()))
     if len(values) != count:
         raise errors.ValidationFailedError(
             f"{len(values)} timestamps for {count} frames: give one per frame", fields=["timestamps_ms"]
         )
     return list(values)
+
+
+def _numbers(text: str) -> list[float]:
+    """One field's numbers: a comma-separated or a flat JSON list of finite numbers ≤ 1e12 ms."""
+    refusal = errors.ValidationFailedError(
+        "timestamps_ms must be numbers of milliseconds (comma-separated or a JSON list), |t| ≤ 1e12",
+        fields=["timestamps_ms"],
+    )
+    try:
+        parsed = (
+            json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",") if v.strip()]
+        )
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; deep nesting recurses
+        raise refusal from None
+    if not isinstance(parsed, list):
+        raise refusal
+    values = []
+    for item in parsed:
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise refusal
+        try:
+            value = float(item)
+        except OverflowError:  # an integer too large for a float
+            raise refusal from None
+        if not math.isfinite(value) or abs(value) > MAX_TIMESTAMP_MS:
+            raise refusal
+        values.append(value)
+    return values
 
 
 async def _clip(video: UploadFile, settings: Settings) -> list[InputFrame]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from facesocial import errors
@@ -80,7 +80,7 @@ class SessionCreate(BaseModel):
         default=None,
         description="The user this session is for (register/verify must then name the same user)",
     )
-    challenges: list[str] | None = Field(
+    challenges: list[Annotated[str, StringConstraints(max_length=32)]] | None = Field(
         default=None,
         max_length=6,
         description="A fixed challenge list (turn_left, turn_right, look_up, nod, blink, smile, open_mouth); "

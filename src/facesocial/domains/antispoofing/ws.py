@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from facesocial import errors
+from facesocial.domains.antispoofing.frames_input import MAX_TIMESTAMP_MS
 from facesocial.domains.antispoofing.liveness import InputFrame
 
 log = logging.getLogger(__name__)
+# A control message is a small JSON object; anything longer is refused before parsing.
+MAX_CONTROL_CHARS = 4096
 _FINAL = (
     errors.LivenessSessionNotFoundError,
     errors.LivenessSessionExpiredError,
@@ -104,20 +108,30 @@ async def liveness_socket(websocket: WebSocket, token: str) -> None:
 
 def _control(text: str, stamp: float | None) -> tuple[dict[str, Any] | None, float | None]:
     """A text message: the next frame's timestamp, or a status request; an error reply otherwise."""
+    not_json = _error(errors.ValidationFailedError("Text messages are JSON objects"))
+    if len(text) > MAX_CONTROL_CHARS:
+        return not_json, stamp
     try:
         body = json.loads(text)
-    except json.JSONDecodeError:
-        return _error(errors.ValidationFailedError("Text messages are JSON objects")), stamp
+    except (ValueError, RecursionError):  # bad JSON, a 5000-digit number, deep nesting
+        return not_json, stamp
     if not isinstance(body, dict):
-        return _error(errors.ValidationFailedError("Text messages are JSON objects")), stamp
+        return not_json, stamp
     if body.get("type") == "status":
         return {"type": "status"}, stamp
     value = body.get("timestamp_ms")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) > 1e15:
-        return _error(
-            errors.ValidationFailedError("timestamp_ms must be a finite number of milliseconds")
-        ), stamp
-    return None, float(value)
+    bad = _error(
+        errors.ValidationFailedError("timestamp_ms must be a finite number of milliseconds, |t| <= 1e12")
+    )
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return bad, stamp
+    try:
+        number = float(value)
+    except OverflowError:
+        return bad, stamp
+    if not math.isfinite(number) or abs(number) > MAX_TIMESTAMP_MS:
+        return bad, stamp
+    return None, number
 
 
 def _error(exc: errors.FaceSocialError) -> dict[str, Any]:
