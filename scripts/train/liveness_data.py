@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 CLASSES = ("live", "photo", "screen")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
@@ -65,9 +64,12 @@ def list_samples(data: Path) -> list[Sample]:
 
 
 def load_rgb(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB, EXIF orientation ignored (these are camera frames and crops)."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    """(H, W, 3) uint8 RGB, upright: the service's own decoder, EXIF orientation applied, so that
+    training sees the pixels the API sees (three Silent-Face samples carry an EXIF rotation)."""
+    from facesocial.vision.image import decode_image
+
+    with open(path, "rb") as handle:
+        return decode_image(handle.read()).rgb
 
 
 def detect_boxes(samples: list[Sample], cache: Path) -> dict[str, tuple[list[float], bool]]:

@@ -2,7 +2,7 @@
 
     FACESOCIAL_MODEL_DIR=~/.cache/facesocial/models \\
     .venv/bin/python scripts/train/liveness_passive.py \\
-        --data /work/shared/data --out src/facesocial/antispoof/weights
+        --data ../shared/data --out src/facesocial/antispoof/weights
 
 Steps: (1) list the development images with their label (live / photo / screen) and group
 (liveness_data.py); (2) find the largest face with the project's detector (cached JSON; the whole
@@ -264,7 +264,7 @@ def main() -> None:
         "only (2010 webcam)",
         "training": {
             "script": "scripts/train/liveness_passive.py",
-            "command": "python scripts/train/liveness_passive.py --data /work/shared/data "
+            "command": "python scripts/train/liveness_passive.py --data ../shared/data "
             "--out src/facesocial/antispoof/weights",
             "git_commit": _git_commit(),
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),

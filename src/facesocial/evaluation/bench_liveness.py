@@ -2,10 +2,11 @@
 
 The video's frames are sampled at ``sample_fps``, JPEG-encoded (quality 90) as a client would
 send them, then measured as a session measures them: decode, the frame pipeline's one upright
-detection pass, the 468-point mesh, the passive model, and the embedding (which a session needs
-about every 400 ms). ``session_frames_per_second`` is how many frames a second one worker thread
-takes through the whole session step (:func:`facesocial.antispoof.active.advance` included). Wall
-clock on this machine, models loaded once (reported apart), peak RSS of the process.
+detection pass, the 468-point mesh, the passive model, the continuity embedding (every face
+frame) and the reference embedding (about every 400 ms). ``session_frames_per_second`` is how
+many frames a second one worker thread takes through the whole session step
+(:func:`facesocial.antispoof.active.advance` included). Wall clock on this machine, models
+loaded once (reported apart), peak RSS of the process.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def bench_liveness(path: Path, sample_fps: float) -> dict[str, Any]:
             Image.fromarray(frame.rgb).save(buffer, format="JPEG", quality=90)
             jpegs.append((float(frame.timestamp_ms), buffer.getvalue()))
     model = pipeline.default_embedder
-    stages: dict[str, list[float]] = {k: [] for k in ("decode", "detect", "mesh", "passive", "embed")}
+    continuity = "faceres" if "faceres" in pipeline.embedders else model
+    stages: dict[str, list[float]] = {
+        k: [] for k in ("decode", "detect", "mesh", "passive", "continuity_embed", "embed")
+    }
     for _, data in jpegs:
         clock = time.perf_counter()
         rgb = decode_image(data, settings.limits).rgb
@@ -71,10 +75,16 @@ def bench_liveness(path: Path, sample_fps: float) -> dict[str, Any]:
         clock = _lap(stages["mesh"], clock)
         passive.score(rgb, one.boxes)
         clock = _lap(stages["passive"], clock)
+        pipeline.embed(rgb, one, continuity)
+        clock = _lap(stages["continuity_embed"], clock)
         pipeline.embed(rgb, one, model)
         _lap(stages["embed"], clock)
-    config = ActiveConfig.for_embedder(model, passive_threshold=passive.threshold)
-    progress = SessionProgress.start(["blink"], 3)
+    config = ActiveConfig.for_embedder(
+        model, continuity_model=continuity, passive_threshold=passive.threshold
+    )
+    # Head moves the clip never makes, and attempts enough to stay active for the whole clip: the
+    # steady state of a session (a completed one would stop measuring, or embed every frame).
+    progress = SessionProgress.start(["turn_left", "nod", "blink"], 10)
 
     def live(rgb: np.ndarray, boxes: np.ndarray) -> list[float]:
         return [s.live_score for s in passive.score(rgb, boxes)]
@@ -83,10 +93,16 @@ def bench_liveness(path: Path, sample_fps: float) -> dict[str, Any]:
     for t_ms, data in jpegs:
         began = time.perf_counter()
         rgb = decode_image(data, settings.limits).rgb
-        embed = needs_embedding(progress, t_ms, config) if progress.status == "active" else True
-        obs = observe(pipeline, rgb, t_ms, embed_model=model if embed else None, passive=live)
-        if progress.status == "active":
-            progress = advance(progress, [obs], config)
+        embed = needs_embedding(progress, t_ms, config)
+        obs = observe(
+            pipeline,
+            rgb,
+            t_ms,
+            embed_model=model if embed else None,
+            passive=live,
+            continuity_model=continuity,
+        )
+        progress = advance(progress, [obs], config)
         steps.append((time.perf_counter() - began) * 1000.0)
     return {
         "video": path.name,
@@ -96,9 +112,11 @@ def bench_liveness(path: Path, sample_fps: float) -> dict[str, Any]:
         "sample_fps": sample_fps,
         "model_load_seconds": round(load_seconds, 2),
         "embedding_model": model,
+        "continuity_model": continuity,
         "passive_model": passive.model.tag,
         "stages_ms": {name: _ms(values) for name, values in stages.items() if values},
         "session_step_ms": _ms(steps),
         "session_frames_per_second": round(1000.0 / statistics.mean(steps), 1),
+        "session_status_at_end": progress.status,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

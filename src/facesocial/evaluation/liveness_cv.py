@@ -32,7 +32,7 @@ IntArray = npt.NDArray[np.int64]
 
 GroupRule = Literal["folder", "prefix"]
 
-DEFAULT_C = 0.003
+DEFAULT_C = 0.001
 """Inverse L2 strength used when the manifest does not record it: the winner of
 scripts/train/liveness_model.CANDIDATES (manifest ``metrics.candidates``, docs/liveness-passive.md)."""
 
