@@ -264,6 +264,11 @@ def test_a_passive_check_answers_with_scores_and_stores_one_row(anti: Anti) -> N
     assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "CHECK_NOT_FOUND"
 
 
+def test_readiness_names_the_liveness_model(anti: Anti) -> None:
+    ready = anti.client.get("/health/ready").json()
+    assert ready["checks"]["models"]["liveness"].startswith("liveness_passive@")
+
+
 def test_printed_photos_score_below_live_faces(anti: Anti) -> None:
     def live_score(kind: str) -> float:
         folder = shared_path("nuaa_antispoof", kind)

@@ -116,6 +116,8 @@ def _models(container: Container) -> dict[str, Any]:
         "status": "ok",
         "detector": pipeline.detector.model.tag,
         "embedders": sorted(e.model.tag for e in pipeline.embedders.values()),
+        # Packaged with the code and checksummed on load: a mismatch makes the check fail.
+        "liveness": container.passive_liveness.model.tag,
     }
 
 
