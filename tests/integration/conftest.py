@@ -109,3 +109,24 @@ def tenant(api: Api) -> Api:
     """The suite's app through an admin key of a tenant of its own, for tests whose galleries
     must hold only what they enrolled (the ``api`` fixture is shared by the whole package)."""
     return replace(api, key=api.container.keys.create(f"tenant {uuid.uuid4()}").secret)
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a ``facesocial worker`` subprocess serving ``settings``'s stores."""
+    import os
+
+    env = dict(os.environ)
+    env.update(
+        {
+            "FACESOCIAL_DATA_DIR": str(settings.data_dir),
+            "FACESOCIAL_DATABASE_URL": settings.database_url,
+            "FACESOCIAL_REDIS_URL": settings.redis_url,
+            # milvus-lite serves one process per file; a Milvus server would be shared.
+            "FACESOCIAL_MILVUS_URI": str(settings.data_dir / "milvus-worker.db"),
+            "FACESOCIAL_JOBS__BROKER_URL": settings.jobs.broker_url,
+            "FACESOCIAL_JOBS__CELERY_QUEUE": settings.jobs.celery_queue,
+            "FACESOCIAL_MODELS__MODEL_DIR": str(settings.models.model_dir),
+            "FACESOCIAL_MODELS__AUTO_PULL": "false",
+        }
+    )
+    return env

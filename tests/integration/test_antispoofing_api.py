@@ -37,10 +37,9 @@ from sqlalchemy import select
 
 from facesocial.api.app import create_app
 from facesocial.container import Container
-from facesocial.settings import Settings
 from facesocial.store.tables import AntispoofingCheck, LivenessSession
 from tests.conftest import shared_path
-from tests.integration.conftest import profile
+from tests.integration.conftest import profile, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.shared_data]
 
@@ -83,23 +82,6 @@ class Anti:
             return row
 
 
-def _worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "FACESOCIAL_DATA_DIR": str(settings.data_dir),
-            "FACESOCIAL_DATABASE_URL": settings.database_url,
-            "FACESOCIAL_REDIS_URL": settings.redis_url,
-            "FACESOCIAL_MILVUS_URI": str(settings.data_dir / "milvus-worker.db"),
-            "FACESOCIAL_JOBS__BROKER_URL": settings.jobs.broker_url,
-            "FACESOCIAL_JOBS__CELERY_QUEUE": settings.jobs.celery_queue,
-            "FACESOCIAL_MODELS__MODEL_DIR": str(settings.models.model_dir),
-            "FACESOCIAL_MODELS__AUTO_PULL": "false",
-        }
-    )
-    return env
-
-
 @pytest.fixture(scope="module", params=["embedded", "scaled"])
 def anti(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model_dir: Path
@@ -122,7 +104,7 @@ def anti(
         if request.param == "scaled":
             worker = subprocess.Popen(
                 [sys.executable, "-m", "facesocial", "worker", "--concurrency", "1"],
-                env=_worker_env(settings),
+                env=worker_env(settings),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,

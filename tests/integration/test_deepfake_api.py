@@ -30,10 +30,9 @@ from sqlalchemy import func, select
 
 from facesocial.api.app import create_app
 from facesocial.container import Container
-from facesocial.settings import Settings
 from facesocial.store.tables import ContentFeature, DeepfakeAnalysis, FrameAnalysis
 from tests.conftest import shared_path
-from tests.integration.conftest import profile
+from tests.integration.conftest import profile, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
@@ -61,24 +60,6 @@ class Deepfake:
         return [p for p in spool.rglob("*") if p.is_file()] if spool.exists() else []
 
 
-def _worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "FACESOCIAL_DATA_DIR": str(settings.data_dir),
-            "FACESOCIAL_DATABASE_URL": settings.database_url,
-            "FACESOCIAL_REDIS_URL": settings.redis_url,
-            # milvus-lite serves one process per file; a Milvus server would be shared.
-            "FACESOCIAL_MILVUS_URI": str(settings.data_dir / "milvus-worker.db"),
-            "FACESOCIAL_JOBS__BROKER_URL": settings.jobs.broker_url,
-            "FACESOCIAL_JOBS__CELERY_QUEUE": settings.jobs.celery_queue,
-            "FACESOCIAL_MODELS__MODEL_DIR": str(settings.models.model_dir),
-            "FACESOCIAL_MODELS__AUTO_PULL": "false",
-        }
-    )
-    return env
-
-
 @pytest.fixture(scope="module", params=["embedded", "scaled"])
 def deepfake(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model_dir: Path
@@ -100,7 +81,7 @@ def deepfake(
         if request.param == "scaled":
             worker = subprocess.Popen(
                 [sys.executable, "-m", "facesocial", "worker", "--concurrency", "1"],
-                env=_worker_env(settings),
+                env=worker_env(settings),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,

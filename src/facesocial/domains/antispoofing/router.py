@@ -11,9 +11,8 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from facesocial import errors
@@ -21,6 +20,7 @@ from facesocial.api.deps import CallerDep, ContainerDep, ContextDep, DecodeGateD
 from facesocial.api.image_input import ImageForm, ImageUpload, image_form
 from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
 from facesocial.api.routing import ApiRoute
+from facesocial.api.video_form import video_fields, video_request_body
 from facesocial.domains.antispoofing.frames_input import read_frames
 from facesocial.domains.antispoofing.service import VideoCheckRequest
 from facesocial.domains.antispoofing.ws import liveness_socket
@@ -124,23 +124,7 @@ def check(
     name="antispoofing_check_video",
     response_model=None,
     dependencies=_LIMIT,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["video"],
-                        "properties": {
-                            "video": {"type": "string", "format": "binary"},
-                            **CheckVideoFields.model_json_schema()["properties"],
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=video_request_body(CheckVideoFields),
     responses={
         202: {"description": "A longer clip was queued as a job; poll status_url"},
         **error_responses(*_VIDEO_ERRORS, errors.NoFaceFoundError, errors.InvalidCallbackUrlError),
@@ -155,7 +139,7 @@ async def check_video(
     incoming.mkdir(parents=True, exist_ok=True)
     try:
         upload = await spool_video_upload(request, incoming, settings.video, settings.intake)
-        fields = _fields(CheckVideoFields, upload.fields)
+        fields = video_fields(CheckVideoFields, upload.fields)
         info = await run_in_threadpool(probe_video, upload.path, settings.video)
         callback = None
         if fields.callback_url:
@@ -270,15 +254,3 @@ async def post_frames(
 
 
 router.add_api_websocket_route("/liveness/sessions/{token}/ws", liveness_socket, name="liveness_ws")
-
-
-def _fields(model: type[CheckVideoFields], raw: dict[str, str]) -> CheckVideoFields:
-    try:
-        return model.model_validate({k: v for k, v in raw.items() if v != ""})
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [
-                {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False, include_context=False)
-            ]
-        ) from None

@@ -7,9 +7,8 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from facesocial import errors
@@ -18,6 +17,7 @@ from facesocial.api.forms import Flag
 from facesocial.api.image_input import ImageForm, ImageUpload, image_form
 from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
 from facesocial.api.routing import ApiRoute
+from facesocial.api.video_form import video_fields, video_request_body
 from facesocial.domains.deepfake.service import VideoRequest
 from facesocial.jobs.callbacks import validate_callback_url
 from facesocial.video.frames import effective_sample_fps
@@ -100,23 +100,7 @@ def analyze(
     status_code=202,
     response_model=None,
     dependencies=_UPLOAD_LIMIT,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["video"],
-                        "properties": {
-                            "video": {"type": "string", "format": "binary"},
-                            **VideoFields.model_json_schema()["properties"],
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=video_request_body(VideoFields),
     responses=error_responses(
         errors.UnsupportedMediaTypeError,
         errors.EmptyVideoError,
@@ -139,7 +123,7 @@ async def analyze_video(
     incoming.mkdir(parents=True, exist_ok=True)
     try:
         upload = await spool_video_upload(request, incoming, settings.video, settings.intake)
-        fields = _video_fields(upload.fields)
+        fields = video_fields(VideoFields, upload.fields)
         info = await run_in_threadpool(probe_video, upload.path, settings.video)
         callback = None
         if fields.callback_url:
@@ -158,19 +142,6 @@ async def analyze_video(
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
     return JSONResponse({"success": True, **body}, status_code=202)
-
-
-def _video_fields(raw: dict[str, str]) -> VideoFields:
-    try:
-        return VideoFields.model_validate({k: v for k, v in raw.items() if v != ""})
-    except ValidationError as exc:
-        # The same VALIDATION_ERROR shape as every other route's fields.
-        raise RequestValidationError(
-            [
-                {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False, include_context=False)
-            ]
-        ) from None
 
 
 @router.get(
