@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
@@ -122,6 +123,21 @@ class JobStore:
         self._db = database
 
     # --- submitting and reading ---------------------------------------------------------------
+
+    def add_with_file(
+        self, session: Session, job: NewJob, max_attempts: int, spool_dir: Path, upload: Path, name: str
+    ) -> str:
+        """:meth:`add`, and move ``upload`` to ``spool_dir/<job_id>/<name>`` before the caller commits.
+
+        The file is under the job's folder before the commit: a crash right after the commit
+        leaves a runnable job; a crash before it leaves a folder that the spool sweep removes (no
+        job row names it). Raises what :meth:`add` raises, and ``OSError`` if the move fails.
+        """
+        job_id = self.add(session, job, max_attempts)
+        folder = spool_dir / job_id
+        folder.mkdir(parents=True, exist_ok=False)
+        upload.replace(folder / name)
+        return job_id
 
     def add(self, session: Session, job: NewJob, max_attempts: int) -> str:
         """Add a pending job to ``session`` (the caller commits, then dispatches); its ``job_id``."""

@@ -152,7 +152,7 @@ class AntispoofingService:
         check_pk = uuid.uuid4()
         check_id = new_check_id()
         with self._db.session() as session:
-            job_id = self._job_store.add(
+            job_id = self._job_store.add_with_file(
                 session,
                 NewJob(
                     kind=VIDEO_JOB,
@@ -163,11 +163,10 @@ class AntispoofingService:
                     callback_url=request.callback_url,
                 ),
                 self._settings.jobs.max_attempts,
+                self.spool_dir,
+                upload.path,
+                _VIDEO_FILE,
             )
-            # Under the job's folder before the commit (see DeepfakeService.submit_video).
-            folder = self.spool_dir / job_id
-            folder.mkdir(parents=True, exist_ok=False)
-            upload.path.replace(folder / _VIDEO_FILE)
             session.add(
                 AntispoofingCheck(
                     id=check_pk,

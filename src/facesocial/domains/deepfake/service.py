@@ -147,7 +147,7 @@ class DeepfakeService:
         analysis_pk = uuid.uuid4()
         analysis_id = _new_analysis_id()
         with self._db.session() as session:
-            job_id = self._job_store.add(
+            job_id = self._job_store.add_with_file(
                 session,
                 NewJob(
                     kind=VIDEO_JOB,
@@ -158,13 +158,10 @@ class DeepfakeService:
                     callback_url=request.callback_url,
                 ),
                 self._settings.jobs.max_attempts,
+                self.spool_dir,
+                upload.path,
+                _VIDEO_FILE,
             )
-            # The file goes under the job's folder before the commit: a crash right after the
-            # commit leaves a runnable job; a crash before it leaves a folder that the spool sweep
-            # removes (no job row names it).
-            folder = self.spool_dir / job_id
-            folder.mkdir(parents=True, exist_ok=False)
-            upload.path.replace(folder / _VIDEO_FILE)
             session.add(
                 DeepfakeAnalysis(
                     id=analysis_pk,
