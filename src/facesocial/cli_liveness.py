@@ -28,6 +28,10 @@ def _print_text(report: dict[str, Any]) -> None:
     if metrics is None:
         typer.echo(report.get("note", "no metrics"))
         return
+    typer.echo(
+        "-- the shipped model as is: on images it was trained on (the development data) this is the "
+        "training fit; --cross-validate gives the subject-disjoint figures"
+    )
     _print_metrics(metrics)
     timing = report["timing_ms_per_image"]
     typer.echo(f"ms per image: detection {timing['detection']}, liveness {timing['liveness']}")
