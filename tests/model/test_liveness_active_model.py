@@ -8,7 +8,6 @@ are synthesised from LFW stills: slid, zoomed and rotated (affine), or tilted in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,11 +36,10 @@ PHOTO_PEOPLE = (0, 400, 800)
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> FacePipeline:
-    folder = os.environ.get("FACESOCIAL_MODEL_DIR", "")
-    if not folder or not (Path(folder) / "manifest.json").exists():
-        pytest.skip("models not available: set FACESOCIAL_MODEL_DIR to a pulled model folder")
-    container = Container(Settings())
+def pipeline(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FacePipeline:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("liveness-models"))
+    settings.models.model_dir = model_dir
+    container = Container(settings)
     if container.pipeline.mesh is None:
         pytest.skip("face mesh models are not installed (facesocial models pull)")
     # The pipeline liveness sessions use (one upright detector pass per frame).

@@ -33,7 +33,7 @@ def _subset(tmp_path: Path) -> Path:
     return root
 
 
-def test_cross_validate_on_a_nuaa_subset(tmp_path: Path) -> None:
+def test_cross_validate_on_a_nuaa_subset(tmp_path: Path, model_dir: Path) -> None:
     from facesocial.cli import app
 
     root = _subset(tmp_path)
@@ -49,6 +49,8 @@ def test_cross_validate_on_a_nuaa_subset(tmp_path: Path) -> None:
             "--cross-validate",
             "--json",
         ],
+        # The pulled pack's detector, as the service uses (not whatever the default folder holds).
+        env={"FACESOCIAL_MODELS__MODEL_DIR": str(model_dir), "FACESOCIAL_DATA_DIR": str(tmp_path / "data")},
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

@@ -38,11 +38,14 @@ def model() -> PassiveLiveness:
 
 
 @pytest.fixture(scope="module")
-def detector() -> object:
+def detector(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> object:
     from facesocial.container import Container
     from facesocial.settings import Settings
 
-    container = Container(Settings())
+    # The pulled pack's detector (BlazeFace), as the service uses: not whatever ~/.cache holds.
+    settings = Settings(data_dir=tmp_path_factory.mktemp("passive-models"))
+    settings.models.model_dir = model_dir
+    container = Container(settings)
     return container.pipeline, container.detect_defaults
 
 
