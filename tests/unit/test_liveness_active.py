@@ -424,3 +424,13 @@ def test_a_face_frame_without_a_continuity_embedding_fails_when_required() -> No
     clock = Clock()
     progress = run(["blink"], clock.neutral(3), config)
     assert (progress.status, progress.failure_reason) == ("failed", active.FACE_CHANGED)
+
+
+def test_advance_never_changes_the_progress_it_is_given() -> None:
+    clock = Clock()
+    before = run(["turn_left", "blink"], clock.neutral(4))
+    snapshot = json.dumps(before.to_json(), sort_keys=True)
+    after = advance(before, clock.frames(MOVES["turn_left"]) + clock.neutral(3), CONFIG)
+    assert after.results[0]["status"] == "passed" and after.frames_seen > before.frames_seen
+    assert json.dumps(before.to_json(), sort_keys=True) == snapshot
+    assert before.copy().to_json() == before.to_json()

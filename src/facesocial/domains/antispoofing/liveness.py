@@ -428,7 +428,7 @@ class LivenessService:
 
 def fail(progress: SessionProgress, reason: str) -> SessionProgress:
     """A copy of ``progress`` failed for ``reason`` (a failure the service, not the evaluator, saw)."""
-    failed = SessionProgress.from_json(progress.to_json())
+    failed = progress.copy()
     failed.status = "failed"
     failed.failure_reason = reason
     return failed
