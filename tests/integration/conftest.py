@@ -130,3 +130,58 @@ def worker_env(settings: Settings) -> dict[str, str]:
         }
     )
     return env
+
+
+@dataclass
+class JobsApp:
+    """An app of one profile whose jobs really run: in-process threads (embedded), or a real
+    ``facesocial worker`` subprocess on a Redis broker (scaled)."""
+
+    client: TestClient
+    container: Container
+    key: str
+    other_key: str  # an API key of another tenant
+
+
+@contextmanager
+def jobs_app(
+    name: str, data_dir: Path, model_dir: Path, *, broker_db: int, max_video_seconds: float
+) -> Iterator[JobsApp]:
+    """``profile(name)`` with a worker for the scaled profile's jobs (Redis DB ``broker_db``,
+    flushed before and after; the worker is killed at the end)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import redis
+
+    with profile(name, data_dir, model_dir) as settings:
+        settings.video.max_duration_seconds = max_video_seconds
+        worker = None
+        if name == "scaled":
+            broker = settings.redis_url.rsplit("/", 1)[0] + f"/{broker_db}"
+            redis.Redis.from_url(broker).flushdb()
+            settings.jobs.broker_url = broker
+            settings.jobs.celery_queue = f"test_{uuid.uuid4().hex[:8]}"
+        container = Container(settings)
+        container.prepare()
+        key = container.keys.create("tests").secret
+        other = container.keys.create("another tenant").secret
+        if name == "scaled":
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "facesocial", "worker", "--concurrency", "1"],
+                env=worker_env(settings),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        try:
+            with TestClient(create_app(container), raise_server_exceptions=False) as client:
+                yield JobsApp(client, container, key, other)
+        finally:
+            if worker is not None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(10)
+                redis.Redis.from_url(settings.jobs.broker_url).flushdb()
+            container.close()

@@ -14,10 +14,6 @@ dated before the session are a pre-recorded clip), so some tests sleep a few sec
 from __future__ import annotations
 
 import io
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -35,11 +31,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
-from facesocial.api.app import create_app
 from facesocial.container import Container
 from facesocial.store.tables import AntispoofingCheck, LivenessSession
 from tests.conftest import shared_path
-from tests.integration.conftest import profile, worker_env
+from tests.integration.conftest import jobs_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.shared_data]
 
@@ -87,39 +82,14 @@ def anti(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model_dir: Path
 ) -> Iterator[Anti]:
     shared_path(*BLINK)
-    with profile(request.param, tmp_path_factory.mktemp("antispoofing"), model_dir) as settings:
-        settings.video.max_duration_seconds = 60.0
-        worker = None
-        if request.param == "scaled":
-            import redis
-
-            broker = settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_BROKER_DB}"
-            redis.Redis.from_url(broker).flushdb()
-            settings.jobs.broker_url = broker
-            settings.jobs.celery_queue = f"test_{uuid.uuid4().hex[:8]}"
-        container = Container(settings)
-        container.prepare()
-        key = container.keys.create("antispoofing tests").secret
-        other = container.keys.create("another tenant").secret
-        if request.param == "scaled":
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "facesocial", "worker", "--concurrency", "1"],
-                env=worker_env(settings),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        try:
-            with TestClient(create_app(container), raise_server_exceptions=False) as client:
-                yield Anti(client, container, key, other, request.param)
-        finally:
-            if worker is not None:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
-                import redis
-
-                redis.Redis.from_url(settings.jobs.broker_url).flushdb()
-            container.close()
+    with jobs_app(
+        request.param,
+        tmp_path_factory.mktemp("antispoofing"),
+        model_dir,
+        broker_db=REDIS_BROKER_DB,
+        max_video_seconds=60.0,
+    ) as app:
+        yield Anti(app.client, app.container, app.key, app.other_key, request.param)
 
 
 # --- media ------------------------------------------------------------------------------------------

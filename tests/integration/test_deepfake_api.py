@@ -11,11 +11,7 @@ import base64
 import io
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +24,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
-from facesocial.api.app import create_app
 from facesocial.container import Container
 from facesocial.store.tables import ContentFeature, DeepfakeAnalysis, FrameAnalysis
 from tests.conftest import shared_path
-from tests.integration.conftest import profile, worker_env
+from tests.integration.conftest import jobs_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
 
@@ -64,39 +59,14 @@ class Deepfake:
 def deepfake(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, model_dir: Path
 ) -> Iterator[Deepfake]:
-    with profile(request.param, tmp_path_factory.mktemp("deepfake"), model_dir) as settings:
-        settings.video.max_duration_seconds = 30.0
-        worker = None
-        if request.param == "scaled":
-            import redis
-
-            broker = settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_BROKER_DB}"
-            redis.Redis.from_url(broker).flushdb()
-            settings.jobs.broker_url = broker
-            settings.jobs.celery_queue = f"test_{uuid.uuid4().hex[:8]}"
-        container = Container(settings)
-        container.prepare()
-        key = container.keys.create("deepfake tests").secret
-        other = container.keys.create("another tenant").secret
-        if request.param == "scaled":
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "facesocial", "worker", "--concurrency", "1"],
-                env=worker_env(settings),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        try:
-            with TestClient(create_app(container), raise_server_exceptions=False) as client:
-                yield Deepfake(client, container, key, other, request.param)
-        finally:
-            if worker is not None:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
-                import redis
-
-                redis.Redis.from_url(settings.jobs.broker_url).flushdb()
-            container.close()
+    with jobs_app(
+        request.param,
+        tmp_path_factory.mktemp("deepfake"),
+        model_dir,
+        broker_db=REDIS_BROKER_DB,
+        max_video_seconds=30.0,
+    ) as app:
+        yield Deepfake(app.client, app.container, app.key, app.other_key, request.param)
 
 
 def _png(rgb: np.ndarray) -> bytes:

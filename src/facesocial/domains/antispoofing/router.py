@@ -6,7 +6,6 @@ every call against the ``antispoofing`` rate limit (10 r/s, burst 15) per caller
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from typing import Annotated, Any
 
@@ -20,13 +19,15 @@ from facesocial.api.deps import CallerDep, ContainerDep, ContextDep, DecodeGateD
 from facesocial.api.image_input import ImageForm, ImageUpload, image_form
 from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
 from facesocial.api.routing import ApiRoute
-from facesocial.api.video_form import video_fields, video_request_body
+from facesocial.api.video_form import (
+    VIDEO_UPLOAD_ERRORS,
+    VideoJobFields,
+    received_video,
+    video_request_body,
+)
 from facesocial.domains.antispoofing.frames_input import read_frames
 from facesocial.domains.antispoofing.service import VideoCheckRequest
 from facesocial.domains.antispoofing.ws import liveness_socket
-from facesocial.jobs.callbacks import validate_callback_url
-from facesocial.video.probe import probe_video
-from facesocial.video.upload import spool_video_upload
 
 router = APIRouter(
     prefix="/api/v1/antispoofing",
@@ -35,17 +36,6 @@ router = APIRouter(
     redirect_slashes=False,
 )
 _LIMIT = [Depends(rate_limited("antispoofing"))]
-_VIDEO_ERRORS = (
-    errors.UnsupportedMediaTypeError,
-    errors.EmptyVideoError,
-    errors.VideoTooLargeError,
-    errors.UnsupportedVideoError,
-    errors.NoVideoStreamError,
-    errors.VideoTruncatedError,
-    errors.VideoTooLongError,
-    errors.VideoResolutionUnsupportedError,
-    errors.VideoTooManyFramesError,
-)
 _SESSION_ERRORS = (
     errors.LivenessSessionNotFoundError,
     errors.LivenessSessionExpiredError,
@@ -61,15 +51,10 @@ class CheckForm(ImageForm):
     )
 
 
-class CheckVideoFields(BaseModel):
-    """The text fields of ``check-video`` (multipart, beside the ``video`` file)."""
+class CheckVideoFields(VideoJobFields):
+    """The text fields of ``check-video`` (multipart, beside the ``video`` file); ``priority`` and
+    ``callback_url`` apply when the clip is long enough to be queued as a job."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    priority: int = Field(default=5, ge=1, le=10, description="1-10 when the clip is queued as a job")
-    callback_url: str | None = Field(
-        default=None, max_length=2048, description="POSTed when a queued check ends"
-    )
     request_source: str | None = Field(default=None, max_length=50, description="login, payment, ...")
 
 
@@ -127,36 +112,24 @@ def check(
     openapi_extra=video_request_body(CheckVideoFields),
     responses={
         202: {"description": "A longer clip was queued as a job; poll status_url"},
-        **error_responses(*_VIDEO_ERRORS, errors.NoFaceFoundError, errors.InvalidCallbackUrlError),
+        **error_responses(*VIDEO_UPLOAD_ERRORS, errors.NoFaceFoundError, errors.InvalidCallbackUrlError),
     },
 )
 async def check_video(
     request: Request, container: ContainerDep, caller: CallerDep, ctx: ContextDep
 ) -> JSONResponse:
     """Passive check over a clip, with motion cues; 200 when short, else 202 and a job."""
-    settings = container.settings
-    incoming = settings.resolved_spool_dir() / "incoming" / uuid.uuid4().hex
-    incoming.mkdir(parents=True, exist_ok=True)
-    try:
-        upload = await spool_video_upload(request, incoming, settings.video, settings.intake)
-        fields = video_fields(CheckVideoFields, upload.fields)
-        info = await run_in_threadpool(probe_video, upload.path, settings.video)
-        callback = None
-        if fields.callback_url:
-            callback = await run_in_threadpool(
-                validate_callback_url, fields.callback_url, settings.jobs.callback_allow_private
-            )
+    async with received_video(request, container.settings, CheckVideoFields) as received:
+        fields = received.fields
         status, body = await run_in_threadpool(
             lambda: container.antispoofing.check_video(
-                upload,
-                info,
-                VideoCheckRequest(fields.priority, callback, fields.request_source),
+                received.upload,
+                received.info,
+                VideoCheckRequest(fields.priority, received.callback_url, fields.request_source),
                 caller=caller,
                 ctx=ctx,
             )
         )
-    finally:
-        shutil.rmtree(incoming, ignore_errors=True)
     return JSONResponse({"success": True, **body}, status_code=status)
 
 
@@ -234,7 +207,7 @@ def get_session(container: ContainerDep, caller: CallerDep, token: str) -> dict[
     },
     responses=error_responses(
         *_SESSION_ERRORS,
-        *_VIDEO_ERRORS,
+        *VIDEO_UPLOAD_ERRORS,
         errors.InvalidFramesError,
         errors.TooManyFramesError,
         errors.ImageTooLargeError,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from facesocial import errors
@@ -17,12 +15,9 @@ from facesocial.api.forms import Flag
 from facesocial.api.image_input import ImageForm, ImageUpload, image_form
 from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
 from facesocial.api.routing import ApiRoute
-from facesocial.api.video_form import video_fields, video_request_body
+from facesocial.api.video_form import VIDEO_UPLOAD_ERRORS, VideoJobFields, received_video, video_request_body
 from facesocial.domains.deepfake.service import VideoRequest
-from facesocial.jobs.callbacks import validate_callback_url
 from facesocial.video.frames import effective_sample_fps
-from facesocial.video.probe import probe_video
-from facesocial.video.upload import spool_video_upload
 
 router = APIRouter(
     prefix="/api/v1/deepfake-detection",
@@ -50,19 +45,13 @@ class DeepfakeImageForm(ImageForm):
     return_heatmap: Flag = Field(default=True, description="Include the inconsistency heatmap (PNG, base64)")
 
 
-class VideoFields(BaseModel):
+class VideoFields(VideoJobFields):
     """The text fields of ``analyze-video`` (multipart, beside the ``video`` file)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    priority: int = Field(default=5, ge=1, le=10, description="1-10, higher = more urgent")
     sample_fps: float | None = Field(
         default=None, gt=0, description="Frames analysed per second of video (default: the server's)"
     )
     detection_level: Level = Field(default="standard", description=_LEVEL_HELP)
-    callback_url: str | None = Field(
-        default=None, max_length=2048, description="POSTed when the job ends, signed (docs/jobs.md)"
-    )
 
 
 @router.post(
@@ -101,46 +90,26 @@ def analyze(
     response_model=None,
     dependencies=_UPLOAD_LIMIT,
     openapi_extra=video_request_body(VideoFields),
-    responses=error_responses(
-        errors.UnsupportedMediaTypeError,
-        errors.EmptyVideoError,
-        errors.VideoTooLargeError,
-        errors.UnsupportedVideoError,
-        errors.NoVideoStreamError,
-        errors.VideoTruncatedError,
-        errors.VideoTooLongError,
-        errors.VideoResolutionUnsupportedError,
-        errors.VideoTooManyFramesError,
-        errors.InvalidCallbackUrlError,
-    ),
+    responses=error_responses(*VIDEO_UPLOAD_ERRORS, errors.InvalidCallbackUrlError),
 )
 async def analyze_video(
     request: Request, container: ContainerDep, caller: CallerDep, ctx: ContextDep
 ) -> JSONResponse:
     """Queue a video analysis: 202 with ``analysis_id`` and ``job_id``; poll ``status_url``."""
     settings = container.settings
-    incoming = settings.resolved_spool_dir() / "incoming" / uuid.uuid4().hex
-    incoming.mkdir(parents=True, exist_ok=True)
-    try:
-        upload = await spool_video_upload(request, incoming, settings.video, settings.intake)
-        fields = video_fields(VideoFields, upload.fields)
-        info = await run_in_threadpool(probe_video, upload.path, settings.video)
-        callback = None
-        if fields.callback_url:
-            callback = await run_in_threadpool(
-                validate_callback_url, fields.callback_url, settings.jobs.callback_allow_private
-            )
+    async with received_video(request, settings, VideoFields) as received:
+        fields = received.fields
         video_request = VideoRequest(
             level=fields.detection_level,
             priority=fields.priority,
-            sample_fps=effective_sample_fps(fields.sample_fps, settings.video, info),
-            callback_url=callback,
+            sample_fps=effective_sample_fps(fields.sample_fps, settings.video, received.info),
+            callback_url=received.callback_url,
         )
         body = await run_in_threadpool(
-            lambda: container.deepfake.submit_video(upload, info, video_request, caller=caller, ctx=ctx)
+            lambda: container.deepfake.submit_video(
+                received.upload, received.info, video_request, caller=caller, ctx=ctx
+            )
         )
-    finally:
-        shutil.rmtree(incoming, ignore_errors=True)
     return JSONResponse({"success": True, **body}, status_code=202)
 
 
