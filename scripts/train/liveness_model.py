@@ -22,6 +22,9 @@ from onnx import TensorProto, helper, numpy_helper
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 
+# The weighting the package's cross-validation uses too (facesocial eval liveness --cross-validate).
+from facesocial.evaluation.liveness_cv import sample_weights
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -52,18 +55,6 @@ MLP_CANDIDATES = (
     Recipe("mlp", hidden=32, alpha=10.0),
 )
 """Compared with ``--with-mlp`` (minutes per candidate on 2 CPU cores)."""
-
-
-def sample_weights(labels: IntArray, groups: list[str]) -> FloatArray:
-    """∝ 1/sqrt(count of the sample's (group, class) cell), rescaled so each class sums to 1/3."""
-    keys = [f"{g}|{y}" for g, y in zip(groups, labels, strict=True)]
-    counts: dict[str, int] = {}
-    for k in keys:
-        counts[k] = counts.get(k, 0) + 1
-    w = np.asarray([1.0 / np.sqrt(counts[k]) for k in keys], np.float64)
-    for c in np.unique(labels):
-        w[labels == c] /= w[labels == c].sum()
-    return w * len(w) / w.sum()
 
 
 @dataclass

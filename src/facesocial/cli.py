@@ -514,7 +514,7 @@ def models_list() -> None:
     """Every model with name, version, task, sha256 and where it came from."""
     from facesocial.models.cache import Manifest
     from facesocial.models.dlib_pack import all_model_infos
-    from facesocial.services.model_registry import packaged_manifests
+    from facesocial.models.packaged import packaged_manifests
 
     settings = Settings()
     rows = [

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from facesocial import errors
 from facesocial.antispoof.features import FEATURE_COUNT, batch_features
 from facesocial.metrics import inference_timer
 from facesocial.models.manifest import ModelRef
+from facesocial.models.packaged import read_packaged
 
 MODEL_NAME = "liveness_passive"
 WEIGHTS_PACKAGE = "facesocial.antispoof"
@@ -93,15 +93,10 @@ class PassiveLiveness:
 
         Raises ``errors.ModelChecksumError`` when the .onnx does not match its manifest.
         """
-        folder = resources.files(WEIGHTS_PACKAGE).joinpath("weights")
-        onnx_file, manifest_file = folder.joinpath(WEIGHTS_FILE), folder.joinpath(MANIFEST_FILE)
-        if not (onnx_file.is_file() and manifest_file.is_file()):
+        packaged = read_packaged(WEIGHTS_PACKAGE, WEIGHTS_FILE, MANIFEST_FILE)
+        if packaged is None:
             return None
-        return cls.from_bytes(
-            onnx_file.read_bytes(),
-            manifest_file.read_text(encoding="utf-8"),
-            intra_op_threads=intra_op_threads,
-        )
+        return cls.from_bytes(*packaged, intra_op_threads=intra_op_threads)
 
     def predict(
         self, features: npt.NDArray[np.float32]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ import onnxruntime as ort
 
 from facesocial import errors
 from facesocial.models.manifest import ModelRef
+from facesocial.models.packaged import read_packaged
 from facesocial.vision.crops import square_crop, square_transform
 
 SBI_INPUT_SIZE = 112
@@ -136,15 +136,10 @@ class SbiClassifier:
 
         Raises ``errors.ModelChecksumError`` when the .onnx does not match its manifest.
         """
-        folder = resources.files("facesocial.forensics").joinpath("weights")
-        onnx_file, manifest_file = folder.joinpath(WEIGHTS_FILE), folder.joinpath(MANIFEST_FILE)
-        if not (onnx_file.is_file() and manifest_file.is_file()):
+        packaged = read_packaged("facesocial.forensics", WEIGHTS_FILE, MANIFEST_FILE)
+        if packaged is None:
             return None
-        return cls.from_bytes(
-            onnx_file.read_bytes(),
-            manifest_file.read_text(encoding="utf-8"),
-            intra_op_threads=intra_op_threads,
-        )
+        return cls.from_bytes(*packaged, intra_op_threads=intra_op_threads)
 
     def logits(self, crops: UInt8Array) -> FloatArray:
         """(N,) fake logits of (N, S, S, 3) uint8 RGB crops made by :func:`face_crop`."""

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from facesocial.models.cache import Manifest
 from facesocial.models.dlib_pack import all_model_infos, verified_path
+from facesocial.models.packaged import packaged_manifests
 from facesocial.store.db import Database
 from facesocial.store.tables import AiModel
 
@@ -32,23 +33,6 @@ _SERVICE_BY_TASK = {
     "deepfake_face_classification": "deepfake_detection",
     "face_presentation_attack_detection": "antispoofing",
 }
-# Packages whose ``weights/`` folder holds models trained by this project, with a manifest each.
-PACKAGED_WEIGHTS = ("facesocial.forensics", "facesocial.antispoof")
-
-
-def packaged_manifests() -> list[tuple[Any, dict[str, Any]]]:
-    """(weights file, manifest) of every model trained here and shipped in the package."""
-    import json
-    from importlib import resources
-
-    found = []
-    for package in PACKAGED_WEIGHTS:
-        folder = resources.files(package).joinpath("weights")
-        for item in sorted(folder.iterdir(), key=lambda i: i.name):
-            if item.name.endswith(".manifest.json"):
-                meta = json.loads(item.read_text(encoding="utf-8"))
-                found.append((folder.joinpath(meta["file"]), meta))
-    return found
 
 
 def _packaged_entries() -> list[RegistryEntry]:
