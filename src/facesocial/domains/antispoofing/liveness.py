@@ -357,7 +357,8 @@ class LivenessService:
         user_id: uuid.UUID | None,
         operation: str,
     ) -> dict[str, Any]:
-        """Use a completed session once for ``operation`` on the face ``faces`` (one row) of ``rgb``.
+        """Use a completed session once for ``operation`` on the face ``faces`` (one row) of ``rgb``
+        (its ``embedding`` column is used when it comes from the session's model, else it is embedded).
 
         The session must be the caller's tenant's, completed, unexpired, unused, named for the same
         user when it named one, and show the same face (cosine similarity of the session's
@@ -389,8 +390,12 @@ class LivenessService:
             raise errors.LivenessSessionInvalidError(
                 "The liveness session holds no usable reference of the face", reason="no_reference"
             )
-        embedded = pipeline.embed(rgb, faces, model)
-        similarity = float(np.dot(np.asarray(reference, np.float32), embedded.columns["embedding"][0]))
+        embedding_model = faces.models.get("embedding")
+        if "embedding" in faces.columns and embedding_model is not None and embedding_model.name == model:
+            vector = faces.columns["embedding"][0]  # the request already embedded it with that model
+        else:
+            vector = pipeline.embed(rgb, faces, model).columns["embedding"][0]
+        similarity = float(np.dot(np.asarray(reference, np.float32), vector))
         threshold = (
             self._settings.thresholds[model].verify_balanced if model in self._settings.thresholds else 0.9
         )
