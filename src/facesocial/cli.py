@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from facesocial import errors
+from facesocial.cli_bench import bench_app
 from facesocial.cli_deepfake import deepfake, eval_deepfake
 from facesocial.cli_index import index_app
 from facesocial.cli_jobs import beat, jobs_app, worker
@@ -30,6 +31,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(bench_app, name="bench")
 app.command()(worker)
 app.command()(beat)
 app.command()(deepfake)
@@ -400,77 +402,6 @@ def eval_emotion_command(
     _print_json(eval_emotion(fer, limit))
 
 
-@app.command()
-def bench(
-    image: Annotated[
-        Path | None, typer.Option(help="Photo to use (default: scikit-image's astronaut)")
-    ] = None,
-    runs: Annotated[int, typer.Option(help="Timed runs per stage")] = 20,
-    threads: Annotated[list[int] | None, typer.Option(help="ONNX Runtime threads (repeatable)")] = None,
-    decode: Annotated[
-        bool,
-        typer.Option(
-            "--decode",
-            help="Instead: decode time and peak memory of the largest legal images (40 Mpx JPEG/PNG, "
-            "8000x4500 HEIC/AVIF) and refusal of extreme shapes, each in a fresh process",
-        ),
-    ] = False,
-    video_upload: Annotated[
-        int | None,
-        typer.Option(
-            "--video-upload",
-            help="Instead: peak server memory while a multipart video upload of this many MB streams in",
-        ),
-    ] = None,
-    video: Annotated[
-        list[Path] | None,
-        typer.Option(help="Instead: video decode speed (s per second of video) of these files (repeatable)"),
-    ] = None,
-    deepfake_video: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--deepfake-video", help="Instead: deepfake analysis time per second of these videos (repeatable)"
-        ),
-    ] = None,
-    liveness_video: Annotated[
-        Path | None,
-        typer.Option(
-            "--liveness-video", help="Instead: ms per liveness-session frame, stage by stage, on this video"
-        ),
-    ] = None,
-    sample_fps: Annotated[float, typer.Option(help="Frames per second sampled by the video benches")] = 2.0,
-) -> None:
-    """Latency (median, p95 in ms) of every stage and model, at 1 and 2 threads, and memory."""
-    if video_upload is not None:
-        from facesocial.evaluation.bench_video import bench_video_upload
-
-        _print_json(bench_video_upload(video_upload))
-        return
-    if video:
-        from facesocial.evaluation.bench_video import bench_decode as bench_video_decode
-
-        _print_json([bench_video_decode(path, sample_fps) for path in video])
-        return
-    if deepfake_video:
-        from facesocial.evaluation.bench_deepfake import bench_deepfake_videos
-
-        _print_json(bench_deepfake_videos(deepfake_video, sample_fps))
-        return
-    if liveness_video is not None:
-        from facesocial.evaluation.bench_liveness import bench_liveness
-
-        _print_json(bench_liveness(liveness_video, sample_fps))
-        return
-    if decode:
-        from facesocial.evaluation.bench_decode import bench_decode
-
-        _print_json(bench_decode())
-        return
-    from facesocial.evaluation.bench import run_bench
-
-    _print_json(run_bench(image, runs=runs, threads=tuple(threads or [1, 2])))
-
-
 @models_app.command("pull")
 def models_pull(
     from_tarball: Annotated[
@@ -525,6 +456,7 @@ def models_list() -> None:
             "sha256": info.sha256,
             "source": f"{info.source_package}=={info.source_version}",
             "licence": info.licence,
+            "file": info.filename,
         }
         for info in all_model_infos()
     ]
@@ -549,6 +481,8 @@ def models_list() -> None:
                 "sha256": entry.sha256,
                 "source": f"{entry.source_package}@{entry.source_version}",
                 "licence": entry.licence,
+                # dlib_resnet_v1 appears twice: dlib's file and our ONNX conversion of it.
+                "file": entry.file,
             }
         )
     _print_json(rows)

@@ -53,7 +53,7 @@ from facesocial.vision.detect_blazeface import BlazeFaceDetector
 from facesocial.vision.detect_dlib import DlibHogDetector
 from facesocial.vision.detect_multi import SearchSettings
 from facesocial.vision.detect_retinaface import RetinaFaceDetector
-from facesocial.vision.embed_dlib import DlibResnetEmbedder
+from facesocial.vision.embed_dlib_onnx import dlib_resnet_embedder
 from facesocial.vision.heads.embedding import FaceresEmbedder, MobilefaceEmbedder
 from facesocial.vision.heads.mesh import MeshHead
 from facesocial.vision.heads.race import GearRaceHead
@@ -86,15 +86,40 @@ class Container:
             from facesocial.store.milvus_index import MilvusVectorIndex
 
             token = self.settings.milvus_token.get_secret_value() if self.settings.milvus_token else ""
-            return MilvusVectorIndex(self.settings.milvus_uri, token=token)
-        return LocalVectorIndex(self.settings.resolved_index_dir())
+            index: VectorIndex = MilvusVectorIndex(self.settings.milvus_uri, token=token)
+        else:
+            index = LocalVectorIndex(self.settings.resolved_index_dir(), settings=self.settings.vector_index)
+        self._rebuild_unpartitioned(index)
+        return index
+
+    def _rebuild_unpartitioned(self, index: VectorIndex) -> None:
+        """Face collections written before tenant partitions existed are refilled from SQL.
+
+        Once per upgrade (then nothing needs it); a failure is logged and retried on the next
+        start, since searches of a stale collection only miss faces, never leak them.
+        """
+        from facesocial.services.index_maintenance import rebuild_unpartitioned
+
+        try:
+            for report in rebuild_unpartitioned(self.database, index):
+                log.warning(
+                    "vector index: rebuilt %s from SQL with tenant partitions (%d vectors)",
+                    report.collection,
+                    report.vectors,
+                )
+        except Exception:
+            log.exception("vector index: rebuilding collections without partitions failed")
 
     @cached_property
     def model_cache(self) -> ModelCache:
         models = self.settings.models
         return ModelCache(
             models.model_dir,
-            RuntimeOptions(intra_op_threads=models.intra_op_threads, use_cuda=models.use_cuda),
+            RuntimeOptions(
+                intra_op_threads=models.intra_op_threads,
+                inter_op_threads=models.inter_op_threads,
+                use_cuda=models.use_cuda,
+            ),
         )
 
     @cached_property
@@ -119,7 +144,12 @@ class Container:
             if models.detector != "dlib_hog":
                 log.warning("%s is not in %s: using the dlib HOG detector", models.detector, cache.folder)
             detector = DlibHogDetector(detection.hog_upsample_max_pixels, detection.hog_max_pixels)
-        dlib_embedder = DlibResnetEmbedder()
+        dlib_embedder = dlib_resnet_embedder(
+            cache,
+            runtime=models.dlib_runtime,
+            max_batch=models.embed_max_batch,
+            cross_request=models.embed_cross_request_batching,
+        )
         embedders: dict[str, Embedder] = {dlib_embedder.model.name: dlib_embedder}
         attributes = mesh = None
         if cache.has("faceres"):

@@ -49,7 +49,7 @@ UnsupportedMediaTypeError = _error(
     "Image format not supported (JPEG, PNG, WebP, BMP, HEIC/HEIF, AVIF, MPO, GIF, TIFF are)",
 )
 TruncatedImageError = _error("IMAGE_TRUNCATED", 422, "The image data is truncated or corrupt")
-# Too many image pixels being decoded/processed at once (vision/decode_gate.py); carries retry_after.
+# Too many images (or pixels) in process at once (vision/decode_gate.py); carries retry_after.
 ServerBusyError = _error("SERVER_BUSY", 503, "The server is busy with other images; retry later")
 
 # --- faces ----------------------------------------------------------------------------------

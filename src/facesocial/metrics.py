@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # RFC 9110's methods and PATCH. Any other token is a valid method to the HTTP parser, so
 # labelling by it would let a client create label values (and series) without end.
@@ -31,6 +31,10 @@ INFERENCE_DURATION = Histogram(
     ["model_name"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+# Read from the API process's admission gate (vision/decode_gate.py) at scrape time.
+IMAGES_IN_FLIGHT = Gauge("facesocial_images_in_flight", "Images being decoded and run through models now")
+IMAGES_WAITING = Gauge("facesocial_images_waiting", "Requests queued for room to process their image")
 
 
 @contextmanager

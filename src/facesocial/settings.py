@@ -38,6 +38,11 @@ class ImageLimits(BaseModel):
     decode_pixel_budget: int = Field(default=80_000_000, gt=0)
     # How long a request waits for room under decode_pixel_budget before SERVER_BUSY (503).
     decode_wait_seconds: float = Field(default=10.0, ge=0.0)
+    # Images processed at once (decode + models), whatever their size; the rest wait in order
+    # (vision/decode_gate.py). Inference is CPU-bound and each ONNX Runtime session already
+    # uses intra_op_threads cores: 2 on a 2-core host keeps the cores busy without thrashing
+    # (docs/benchmarks.md "API under load"). None: only the pixel budget bounds it.
+    max_concurrent_images: int | None = Field(default=2, ge=1)
 
 
 class DetectionDefaults(BaseModel):
@@ -106,7 +111,11 @@ class ModelSettings(BaseModel):
     # BlazeFace full-range (ONNX, ~4 ms) by default; dlib HOG (~90 ms) is the fallback.
     detector: Literal["blazeface_full", "dlib_hog", "retinaface_mnet025"] = "blazeface_full"
     default_embedding: Literal["dlib_resnet_v1", "faceres", "mobileface"] = "dlib_resnet_v1"
-    intra_op_threads: int = 2
+    # ONNX Runtime threads per model call (intra: inside an operator; inter: between independent
+    # branches, which the face models barely have, so 1). Admission (limits.max_concurrent_images)
+    # keeps the product of the two near the core count.
+    intra_op_threads: int = Field(default=2, ge=1)
+    inter_op_threads: int = Field(default=1, ge=1)
     use_cuda: bool = True
     # Opened at start-up so the first request does not pay for it.
     preload: list[str] = Field(default_factory=lambda: ["blazeface_full"])
@@ -114,6 +123,14 @@ class ModelSettings(BaseModel):
     auto_pull: bool = True
     # Race estimation is off unless explicitly enabled (docs/models.md explains why).
     enable_race: bool = False
+    # dlib_resnet_v1 runs on our ONNX conversion (batched, faster) or in dlib itself; "onnx"
+    # falls back to dlib with a warning until `facesocial models pull` has converted it.
+    dlib_runtime: Literal["onnx", "dlib"] = "onnx"
+    # Most face chips per ONNX Runtime run of an embedder (more faces: several runs).
+    embed_max_batch: int = Field(default=16, ge=1)
+    # Concurrent requests' face chips share one ONNX Runtime run of the dlib embedder
+    # (models/batcher.py; never waits for company, so a lone request pays nothing).
+    embed_cross_request_batching: bool = True
 
 
 class PrivacySettings(BaseModel):
@@ -198,6 +215,34 @@ class ReconcileSettings(BaseModel):
     # are taken to be abandoned by a dead request (a live one takes milliseconds to seconds).
     # At most 30 days (services/reconcile.py MAX_GRACE_SECONDS): the cut-off must stay a date.
     grace_seconds: float = Field(default=120.0, ge=0.0, le=30 * 24 * 3600)
+
+
+class VectorIndexSettings(BaseModel):
+    """The embedded (local) vector index's approximate search (store/local_graphs.py).
+
+    Each (collection, partition) holding at least ``ann_min_vectors`` vectors gets an HNSW
+    graph (hnswlib); smaller ones are searched exactly. Scores are always exact cosine
+    (graph candidates are reranked with the float32 matrix). Figures: docs/benchmarks.md.
+    """
+
+    # False: exact search everywhere (~70 ms p95 per query at 1 M faces on 2 cores).
+    ann: bool = True
+    # Below this a partition is searched exactly. Measured p50 per query (docs/benchmarks.md,
+    # busy machine), exact vs graph: 2 k faces 0.12 vs 0.18 ms, 5 k 0.37 vs 0.27 ms, 10 k
+    # 16 vs 0.35 ms (BLAS threads fight for busy cores). Under 10 k a graph is not worth its
+    # build time and memory.
+    ann_min_vectors: int = Field(default=10_000, ge=1)
+    # HNSW links per node (M): more = better recall, more memory and build time. At 1 M faces
+    # M=32 with ef_search 256 beat M=16 with 512 on both recall and latency.
+    connectivity: int = Field(default=32, ge=4, le=128)
+    # Candidate list while inserting (ef_construction) and while searching (ef_search). Faces
+    # crowd together (dlib: strangers score 0.84 on average), so the top 10 above the identify
+    # threshold need a wide search. At 1 M (M=32): ef_search 128 finds 95.3 % of them, 256
+    # 98.7 %, 512 99.7 % (p95 2.4 ms), 768 99.8 % (p95 3.4 ms).
+    expansion_add: int = Field(default=128, ge=8, le=4096)
+    expansion_search: int = Field(default=512, ge=8, le=4096)
+    # Threads of a graph build (searches use the calling thread only).
+    build_threads: int = Field(default=2, ge=1, le=256)
 
 
 class JobSettings(BaseModel):
@@ -330,6 +375,7 @@ class Settings(BaseSettings):
     thresholds: dict[str, RecognitionThresholds] = Field(default_factory=_default_thresholds)
     identify_max_top_k: int = 100
     reconcile: ReconcileSettings = ReconcileSettings()
+    vector_index: VectorIndexSettings = VectorIndexSettings()
     jobs: JobSettings = JobSettings()
     video: VideoLimits = VideoLimits()
     deepfake: DeepfakeSettings = DeepfakeSettings()

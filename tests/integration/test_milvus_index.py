@@ -1,9 +1,10 @@
 """Gallery-scale behaviour of the Milvus adapter on milvus-lite (ANN recall, deletes, id listing),
-collections from before aliases, and a server that is unreachable, silent or lost mid-session.
+tenant partitions, collections from before aliases or partitions, and a server that is
+unreachable, silent or lost mid-session.
 
-20k random unit 128-D faces (the dlib model's dimension). Random vectors on the sphere have no
-cluster structure, which makes them a hard case for ANN indexes: a recall floor met here is
-conservative for real face embeddings.
+20k random unit 128-D faces (the dlib model's dimension) spread over 5 tenants. Random vectors
+on the sphere have no cluster structure, which makes them a hard case for ANN indexes: a recall
+floor met here is conservative for real face embeddings.
 """
 
 from __future__ import annotations
@@ -28,11 +29,16 @@ pytestmark = [
 ]
 
 N, DIM, QUERIES, K = 20_000, 128, 50, 10
+TENANTS = 5
 COLLECTION = "face_embeddings_128d_dlib_resnet_v1"
 
 
 def face_id(i: int) -> str:
     return f"00000000-0000-4000-8000-{i:012d}"  # UUID-shaped, like the service's ids
+
+
+def tenant_of(i: int) -> str:
+    return str(1 + i % TENANTS)  # tenant ids are integers in SQL, text in the index
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +50,10 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, 
     index.ensure_collection(COLLECTION, DIM)
     vectors = l2_normalise(np.random.default_rng(7).normal(size=(N, DIM)))
     ids = [face_id(i) for i in range(N)]
+    tenants = [tenant_of(i) for i in range(N)]
     for start in range(0, N, 2000):  # the batch size `facesocial index rebuild` uses
-        index.upsert(COLLECTION, ids[start : start + 2000], vectors[start : start + 2000])
+        stop = start + 2000
+        index.upsert(COLLECTION, ids[start:stop], vectors[start:stop], partitions=tenants[start:stop])
     index.flush(COLLECTION)  # seal the tail so every row is searched through the HNSW index
     yield index, vectors
     index.close()
@@ -83,6 +91,41 @@ def test_top10_recall_against_exact_search(gallery: tuple[object, np.ndarray]) -
     # Scores are cosine similarities: the exact ones, whatever the index.
     exact = float(queries[0] @ vectors[int(found[0][0].id[-12:])])
     assert found[0][0].score == pytest.approx(exact, abs=1e-4)
+
+
+def test_top10_recall_within_one_tenant_against_exact_search(gallery: tuple[object, np.ndarray]) -> None:
+    """The partition filter alone (no id list): only the tenant's rows, and the right ones."""
+    from facesocial.store.milvus_index import MilvusVectorIndex
+
+    index, vectors = gallery
+    assert isinstance(index, MilvusVectorIndex)
+    queries = l2_normalise(np.random.default_rng(10).normal(size=(QUERIES, DIM)))
+    members = {t: np.array([i for i in range(N) if tenant_of(i) == t]) for t in map(str, range(1, 6))}
+    recalls, latencies, id_list_latencies = [], [], []
+    for row, query in enumerate(queries):
+        tenant = str(1 + row % TENANTS)
+        rows = members[tenant]
+        expected = {face_id(int(i)) for i in rows[np.argsort(-(vectors[rows] @ query))[:K]]}
+        started = time.perf_counter()
+        hits = index.search(COLLECTION, query[None, :], k=K, partition=tenant)[0]
+        latencies.append(time.perf_counter() - started)
+        assert len(hits) == K
+        assert all(tenant_of(int(h.id[-12:])) == tenant for h in hits)
+        recalls.append(len({h.id for h in hits} & expected) / K)
+        if row < 10:  # the way before partitions: every id of the tenant as allowed_ids
+            tenant_ids = [face_id(int(i)) for i in rows]
+            started = time.perf_counter()
+            exact = index.search(COLLECTION, query[None, :], k=K, allowed_ids=tenant_ids)[0]
+            id_list_latencies.append(time.perf_counter() - started)
+            assert {h.id for h in exact} == expected  # 4000 ids <= exact_filter_limit: exact
+    print(
+        f"\nmilvus-lite {index.index_type}, {N} x {DIM}-D, {TENANTS} tenants: per-tenant top-{K} "
+        f"recall {np.mean(recalls):.3f}, median search {1000 * float(np.median(latencies)):.1f} ms "
+        f"by partition, {1000 * float(np.median(id_list_latencies)):.1f} ms by the tenant's "
+        f"{N // TENANTS} ids"
+    )
+    assert float(np.mean(recalls)) >= 0.97
+    assert index.count(COLLECTION, partition="3") == len(members["3"])
 
 
 def test_deleted_ids_are_never_returned(gallery: tuple[object, np.ndarray]) -> None:
@@ -143,7 +186,7 @@ def test_collections_from_before_aliases_keep_working_and_are_aliased_on_replace
     index = MilvusVectorIndex(uri)
     assert index.collections() == ["face_embeddings_8d_old"]
     assert index.search("face_embeddings_8d_old", vectors[[4]], k=1)[0][0].id == "o4"
-    assert index.replace_collection("face_embeddings_8d_old", 8, [(["n0", "n1"], vectors[:2])]) == 2
+    assert index.replace_collection("face_embeddings_8d_old", 8, [(["n0", "n1"], vectors[:2], None)]) == 2
     assert index.collections() == ["face_embeddings_8d_old"]
     aliases = client.list_aliases()["aliases"]
     assert aliases == ["face_embeddings_8d_old"]
@@ -154,6 +197,213 @@ def test_collections_from_before_aliases_keep_working_and_are_aliased_on_replace
     assert client.list_collections() == [] and client.list_aliases()["aliases"] == []
     index.close()
     client.close()
+
+
+# --- tenant partitions ----------------------------------------------------------------------------
+def _tenant_gallery(index: object, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Tenant A: 40 random faces. Tenant B: 40 faces, each a near copy of one of 40 queries, so
+    every query's true nearest neighbours all belong to B. Returns (A's vectors, the queries)."""
+    from facesocial.store.milvus_index import MilvusVectorIndex
+
+    assert isinstance(index, MilvusVectorIndex)
+    rng = np.random.default_rng(11)
+    queries = l2_normalise(rng.normal(size=(40, DIM))).astype(np.float32)
+    a = l2_normalise(rng.normal(size=(40, DIM))).astype(np.float32)
+    b = l2_normalise(queries + 0.05 * rng.normal(size=queries.shape)).astype(np.float32)
+    index.ensure_collection(name, DIM)
+    index.upsert(name, [f"a{i}" for i in range(40)], a, partitions=["A"] * 40)
+    index.upsert(name, [f"b{i}" for i in range(40)], b, partitions=["B"] * 40)
+    index.upsert(name, ["n0", "n1"], a[:2])  # no partitions: tenant ""
+    return a, queries
+
+
+@pytest.mark.parametrize("flushed", [False, True], ids=["growing", "sealed"])
+def test_a_tenant_never_sees_another_tenants_faces(tmp_path: Path, flushed: bool) -> None:
+    from facesocial.store.milvus_index import MilvusVectorIndex
+
+    # exact_filter_limit=8: restrictions of up to 8 ids are ranked exactly, larger ones go
+    # through filtered ANN search, so both restricted paths are exercised.
+    index = MilvusVectorIndex(str(tmp_path / "tenants.db"), exact_filter_limit=8)
+    name = "face_embeddings_128d_tenants"
+    a, queries = _tenant_gallery(index, name)
+    if flushed:
+        index.flush(name)
+    a_ids = {f"a{i}" for i in range(40)}
+    b_ids = [f"b{i}" for i in range(40)]
+    try:
+        # Unscoped, B's copies win: the scoped searches below have something to leave out.
+        assert [hits[0].id for hits in index.search(name, queries, k=1)] == b_ids
+        for hits in index.search(name, queries, k=5, partition="A"):  # ANN under the filter
+            assert len(hits) == 5 and {h.id for h in hits} <= a_ids
+        every_a = index.search(name, queries[:3], k=100, partition="A")
+        assert all({h.id for h in hits} == a_ids for hits in every_a)
+        truth = np.argsort(-(queries @ a.T), axis=1)[:, 0]
+        best = index.search(name, queries, k=1, partition="A")
+        assert [hits[0].id for hits in best] == [f"a{i}" for i in truth]
+
+        small = ["a1", "a2", "b0", "b1", "b2"]  # exact path: B's allowed ids are still B's
+        large = [*sorted(a_ids)[:20], *b_ids]  # 60 ids > exact_filter_limit: filtered ANN
+        a_first = set(sorted(a_ids)[:20])
+        for hits in index.search(name, queries[:5], k=10, allowed_ids=small, partition="A"):
+            assert {h.id for h in hits} == {"a1", "a2"}
+        for hits in index.search(name, queries[:5], k=10, allowed_ids=large, partition="A"):
+            assert len(hits) == 10 and {h.id for h in hits} <= a_first
+        for allowed in (small, large):
+            unscoped = index.search(name, queries[:1], k=1, allowed_ids=allowed)[0]
+            assert unscoped[0].id == "b0"  # without the partition the B copy wins
+        assert index.search(name, queries[:2], k=5, allowed_ids=b_ids, partition="A") == [[], []]
+        assert index.search(name, queries[:1], k=5, partition="C") == [[]]
+        assert {h.id for h in index.search(name, queries[:1], k=5, partition="")[0]} == {"n0", "n1"}
+        assert index.count(name) == 82
+        assert [index.count(name, partition=p) for p in ("A", "B", "", "C")] == [40, 40, 2, 0]
+        assert index.count("face_embeddings_128d_absent", partition="A") == 0
+    finally:
+        index.close()
+
+
+@pytest.mark.parametrize("flushed", [False, True], ids=["growing", "sealed"])
+def test_re_upserting_an_id_moves_it_to_its_new_partition(tmp_path: Path, flushed: bool) -> None:
+    from facesocial.store.milvus_index import MilvusVectorIndex
+
+    index = MilvusVectorIndex(str(tmp_path / "moves.db"))
+    name = "face_embeddings_128d_moves"
+    _, queries = _tenant_gallery(index, name)
+    if flushed:
+        index.flush(name)
+    try:
+        index.upsert(name, ["b0"], queries[[0]], partitions=["A"])  # same id, now tenant A
+        index.upsert(name, ["a5", "a5"], queries[[1, 1]], partitions=["B", "C"])  # last one wins
+        assert [index.count(name, partition=p) for p in ("A", "B", "C")] == [40, 39, 1]
+        assert index.count(name) == 82
+        assert index.search(name, queries[[0]], k=1, partition="A")[0][0].id == "b0"
+        assert "b0" not in {h.id for h in index.search(name, queries[[0]], k=50, partition="B")[0]}
+        assert index.search(name, queries[[0]], k=5, allowed_ids=["b0"], partition="B") == [[]]
+        assert index.search(name, queries[[1]], k=1, partition="C")[0][0].id == "a5"
+        assert "a5" not in {h.id for h in index.search(name, queries[[1]], k=50, partition="A")[0]}
+    finally:
+        index.close()
+
+
+@pytest.mark.parametrize(
+    "bad", ['A" or tenant != "', "A\\", "a b", "x" * 65, "é", "A\n"], ids=lambda b: repr(b)[:12]
+)
+def test_partitions_that_could_break_a_filter_are_refused(
+    tmp_path_factory: pytest.TempPathFactory, bad: str
+) -> None:
+    from facesocial.store.milvus_index import MilvusVectorIndex
+    from facesocial.store.vector_index import VectorIndexError
+
+    index = MilvusVectorIndex(str(tmp_path_factory.mktemp("bad") / "bad.db"))
+    name = "face_embeddings_4d_bad"
+    try:
+        index.ensure_collection(name, 4)
+        one = l2_normalise(np.ones((1, 4))).astype(np.float32)
+        index.upsert(name, ["x"], one, partitions=["A"])
+        for call in (
+            lambda: index.upsert(name, ["y"], one, partitions=[bad]),
+            lambda: index.search(name, one, k=1, partition=bad),
+            lambda: index.search(name, one, k=1, allowed_ids=["x"], partition=bad),
+            lambda: index.count(name, partition=bad),
+        ):
+            with pytest.raises(VectorIndexError, match="invalid partition"):
+                call()
+        with pytest.raises(VectorIndexError, match="partitions"):
+            index.upsert(name, ["y", "z"], np.vstack([one, one]), partitions=["A"])
+        assert index.count(name) == 1 and index.count(name, partition="A") == 1
+    finally:
+        index.close()
+
+
+def _old_schema_collection(uri: str, name: str, vectors: np.ndarray) -> None:
+    """What ensure_collection created before partitions: face_id + embedding only."""
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(uri=uri)
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("face_id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=vectors.shape[1])
+    params = client.prepare_index_params()
+    params.add_index(field_name="embedding", index_name="embedding", index_type="HNSW", metric_type="COSINE")
+    client.create_collection(f"{name}__r0123456789ab", schema=schema, index_params=params)
+    client.create_alias(f"{name}__r0123456789ab", name)
+    if len(vectors):
+        rows = [{"face_id": f"o{i}", "embedding": v} for i, v in enumerate(vectors)]
+        client.upsert(f"{name}__r0123456789ab", rows)
+    client.close()
+
+
+def test_an_old_schema_collection_is_rebuilt_into_partitions(tmp_path: Path) -> None:
+    from facesocial.store.milvus_index import MilvusVectorIndex
+    from facesocial.store.vector_index import VectorIndexError
+
+    uri = str(tmp_path / "old.db")
+    name = "face_embeddings_8d_old"
+    vectors = l2_normalise(np.random.default_rng(5).normal(size=(20, 8))).astype(np.float32)
+    _old_schema_collection(uri, name, vectors)
+    index = MilvusVectorIndex(uri)
+    try:
+        assert index.needs_partition_rebuild(name)
+        assert not index.needs_partition_rebuild("face_embeddings_8d_absent")
+        # Until the rebuild its rows count as partition "" (as in the local index): a tenant
+        # finds nothing rather than every tenant's faces, and a tenant row cannot be stored.
+        assert index.search(name, vectors[[4]], k=1)[0][0].id == "o4"
+        assert index.search(name, vectors[[4]], k=1, partition="")[0][0].id == "o4"
+        assert index.count(name) == index.count(name, partition="") == 20
+        assert index.search(name, vectors[[4]], k=1, partition="7") == [[]]
+        assert index.search(name, vectors[[4]], k=1, allowed_ids=["o4"], partition="7") == [[]]
+        assert index.count(name, partition="7") == 0
+        with pytest.raises(VectorIndexError, match="predates tenant partitions"):
+            index.upsert(name, ["o4"], vectors[[4]], partitions=["7"])
+        with pytest.raises(VectorIndexError, match="invalid partition"):
+            index.search(name, vectors[[4]], k=1, partition='7" or "')
+        index.ensure_collection(name, 8)  # non-empty: left for the rebuild, not dropped
+        assert index.count(name) == 20
+
+        tenants = [str(7 + i % 2) for i in range(20)]
+        batches = [
+            ([f"o{i}" for i in range(10)], vectors[:10], tenants[:10]),
+            (["o10"], vectors[10:11], None),
+        ]
+        assert index.replace_collection(name, 8, batches) == 11
+        assert not index.needs_partition_rebuild(name)
+        assert [index.count(name, partition=p) for p in ("7", "8", "")] == [5, 5, 1]
+        assert index.search(name, vectors[[4]], k=1, partition="7")[0][0].id == "o4"
+        assert all(
+            h.id in {"o1", "o3", "o5", "o7", "o9"}
+            for h in index.search(name, vectors[[4]], k=10, partition="8")[0]
+        )
+        # Another client (another process after a restart) sees the new schema too.
+        other = MilvusVectorIndex(uri)
+        assert not other.needs_partition_rebuild(name)
+        assert other.search(name, vectors[[4]], k=1, partition="7")[0][0].id == "o4"
+        other.close()
+    finally:
+        index.close()
+
+
+@pytest.mark.parametrize("upgrade", ["ensure_collection", "upsert", "emptied"])
+def test_an_empty_old_schema_collection_is_upgraded_before_tenant_rows(tmp_path: Path, upgrade: str) -> None:
+    """Emptied: what the start-up rebuild does to an old collection SQL has no faces for."""
+    from facesocial.store.milvus_index import MilvusVectorIndex
+
+    uri = str(tmp_path / "empty_old.db")
+    name = "face_embeddings_8d_empty"
+    vectors = l2_normalise(np.random.default_rng(6).normal(size=(3, 8))).astype(np.float32)
+    _old_schema_collection(uri, name, vectors if upgrade == "emptied" else vectors[:0])
+    index = MilvusVectorIndex(uri)
+    try:
+        if upgrade == "emptied":
+            assert index.needs_partition_rebuild(name)
+            assert index.delete(name, list(index.ids(name))) == 3
+        assert not index.needs_partition_rebuild(name)  # nothing to rebuild from
+        if upgrade == "ensure_collection":
+            index.ensure_collection(name, 8)
+        index.upsert(name, ["p0", "p1", "p2"], vectors, partitions=["7", "7", "8"])
+        assert index.count(name, partition="7") == 2
+        assert index.search(name, vectors[[2]], k=3, partition="7")[0][0].id in {"p0", "p1"}
+        assert index.collections() == [name]
+    finally:
+        index.close()
 
 
 def _free_port() -> int:

@@ -193,3 +193,46 @@ def test_an_exception_inside_releases_the_pixels() -> None:
     assert gate.pixels_in_flight == 0
     with gate.admit(100):
         pass
+
+
+def test_at_most_max_in_flight_images_run_at_once_whatever_their_size() -> None:
+    gate = DecodeGate(pixel_budget=1_000_000, wait_seconds=20, max_in_flight=2)
+    lock = threading.Lock()
+    inside = [0]
+    peak = [0]
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with gate.admit(10):
+                with lock:
+                    inside[0] += 1
+                    peak[0] = max(peak[0], inside[0])
+                assert gate.images_in_flight <= 2
+                time.sleep(0.01)
+                with lock:
+                    inside[0] -= 1
+        except BaseException as exc:
+            failures.append(exc)
+
+    run_threads([threading.Thread(target=work) for _ in range(12)])
+    assert not failures
+    # Real threads contend: the bound was reached (2) but never passed.
+    assert peak[0] == 2
+    assert gate.images_in_flight == 0
+
+
+def test_a_full_set_of_slots_answers_server_busy_after_the_wait() -> None:
+    gate = DecodeGate(pixel_budget=1_000_000, wait_seconds=0.05, max_in_flight=1)
+    with gate.admit(1), pytest.raises(errors.ServerBusyError) as caught, gate.admit(1):
+        pass
+    assert caught.value.details["retry_after"] >= 1
+    with gate.admit(1):  # the slot is free again
+        assert gate.images_in_flight == 1
+
+
+def test_max_in_flight_comes_from_the_limits_and_must_be_positive() -> None:
+    assert DecodeGate.from_limits(ImageLimits(max_concurrent_images=3)).max_in_flight == 3
+    assert DecodeGate.from_limits(ImageLimits(max_concurrent_images=None)).max_in_flight is None
+    with pytest.raises(ValueError):
+        DecodeGate(pixel_budget=1, wait_seconds=1, max_in_flight=0)

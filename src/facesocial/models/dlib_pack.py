@@ -2,16 +2,26 @@
 
 dlib itself comes from ``dlib-bin``. The files are loaded from the installed package, never
 downloaded; each is verified against the sha256 pinned here before dlib parses it.
+
+``dlib_resnet_v1`` is also converted to ONNX by our own converter
+(:mod:`facesocial.models.convert.dlib_graph`) into the model cache (``ensure_resnet_onnx``,
+run by ``facesocial models pull`` and serve's auto-pull), where ONNX Runtime runs it batched.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import onnx
+
 from facesocial import errors
+from facesocial.models.cache import Manifest, ManifestEntry, sha256_file
+from facesocial.models.convert import describe_io
+from facesocial.models.convert.dlib_graph import CONVERTER_VERSION, INPUT_NAME, OUTPUT_NAME, convert_dlib_dnn
 from facesocial.models.manifest import ModelInfo
 
 PACKAGE = "face_recognition_models"
@@ -42,6 +52,16 @@ _PINNED: dict[str, tuple[str, str, str, str]] = {
 }
 
 _HOG_INFO_TASK = "face_detection"
+
+# dlib-models' README (Davis King): the model files are released into the public domain.
+# The PyPI package's own metadata says MIT. Training data: VGG-Face, FaceScrub, web images.
+_LICENCE = "public domain (dlib-models README, Davis King); face_recognition_models metadata: MIT"
+
+# The ONNX conversion of dlib_resnet_v1 in the model cache (same name: same model, same
+# vectors up to float rounding, so galleries and thresholds stay valid).
+ONNX_NAME = "dlib_resnet_v1"
+ONNX_FILE = "dlib_resnet_v1.onnx"
+ONNX_CONVERTER = f"facesocial dlib2onnx v{CONVERTER_VERSION}"
 
 
 def _package_dir() -> Path:
@@ -83,7 +103,7 @@ def model_info(name: str) -> ModelInfo:
         task=task,
         source_package=PACKAGE,
         source_version=_version(PACKAGE),
-        licence="CC0-1.0 (dlib model files; package metadata: MIT)",
+        licence=_LICENCE,
         upstream="dlib-models by Davis King",
         filename=filename,
         sha256=sha256,
@@ -111,3 +131,61 @@ def verified_path(name: str) -> Path:
             f"{filename}: sha256 {digest.hexdigest()} does not match the pinned {expected}"
         )
     return path
+
+
+def resnet_onnx_is_current(model_dir: Path) -> bool:
+    """The cache holds an ONNX conversion of the pinned .dat by this converter version."""
+    manifest = Manifest.load(model_dir)
+    entry = manifest.models.get(ONNX_NAME)
+    filename, sha256, _, _ = _PINNED[ONNX_NAME]
+    return (
+        entry is not None
+        and manifest.is_complete(model_dir, [ONNX_NAME])
+        and entry.converter == ONNX_CONVERTER
+        and entry.source_files.get(filename) == sha256
+    )
+
+
+def ensure_resnet_onnx(model_dir: Path, *, log: Callable[[str], None] = lambda _msg: None) -> bool:
+    """Convert dlib_resnet_v1 to ``model_dir/dlib_resnet_v1.onnx`` unless it is current.
+
+    Verifies the .dat's pinned sha256 first (ModelChecksumError / ModelUnavailableError),
+    converts (ConversionError on a malformed file), writes atomically and records a manifest
+    entry with the source package and version, licence, source and ONNX sha256 and the
+    converter version. Returns True when it converted, False when it was already current.
+    """
+    if resnet_onnx_is_current(model_dir):
+        return False
+    source = verified_path(ONNX_NAME)
+    info = model_info(ONNX_NAME)
+    log(f"converting {ONNX_NAME} ({source.name}) to ONNX ...")
+    model = convert_dlib_dnn(
+        source.read_bytes(), doc=f"{ONNX_NAME} from {PACKAGE}=={info.source_version} ({source.name})"
+    )
+    io = describe_io(model)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    target = model_dir / ONNX_FILE
+    temporary = target.with_suffix(".onnx.tmp")
+    onnx.save(model, temporary)
+    temporary.replace(target)
+    manifest = Manifest.load(model_dir)  # re-read: keep whatever else is listed
+    manifest.models[ONNX_NAME] = ManifestEntry(
+        name=ONNX_NAME,
+        version=info.version,  # the version galleries were written with (see vision/ports.py)
+        task=info.task,
+        file=target.name,
+        sha256=sha256_file(target),
+        size_bytes=target.stat().st_size,
+        source_package=PACKAGE,
+        source_version=info.source_version,
+        source_files={source.name: info.sha256},
+        upstream=f"{info.upstream} (dlib DNN .dat, run by onnxruntime)",
+        licence=_LICENCE,
+        input_spec=f"{INPUT_NAME}: float32 (N, 150, 150, 3) RGB 0..255 aligned chips (padding 0.25)",
+        outputs=f"{OUTPUT_NAME}: float32 (N, 128) raw descriptor (L2-normalise for cosine)",
+        inputs=io["inputs"],
+        output_tensors=io["outputs"],
+        converter=ONNX_CONVERTER,
+    )
+    manifest.save(model_dir)
+    return True

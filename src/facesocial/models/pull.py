@@ -4,6 +4,9 @@ The tarball comes from the npm client by package name and pinned version (``npm 
 never from a hard-coded address, and must match the pinned sha256. Each model is converted
 from TF.js to ONNX by our own converter and recorded in the cache manifest with the sha256
 of its source files and of the ONNX file written.
+
+dlib's face ResNet (``dlib_resnet_v1``) is converted first, from the installed
+``face_recognition_models`` package (no download, no npm): see :mod:`.dlib_pack`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from pathlib import Path
 import onnx
 
 from facesocial import errors
-from facesocial.models import pack
+from facesocial.models import dlib_pack, pack
 from facesocial.models.cache import Manifest, ManifestEntry, sha256_file
-from facesocial.models.convert import convert_tfjs_graph_model, describe_io
+from facesocial.models.convert import ConversionError, convert_tfjs_graph_model, describe_io
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +71,43 @@ def pull(
     names: list[str] | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> PullReport:
-    """Make sure every model of the pack is converted in ``model_dir``; a no-op when it is."""
+    """Make sure every model of the pack is converted in ``model_dir``; a no-op when it is.
+
+    dlib's ResNet is converted first and on its own: it needs neither npm nor the tarball, so
+    a machine without npm still gets it (the manifest then lists only it). A failure there is
+    logged and leaves the dlib runtime in charge; it does not stop the pack.
+    """
+    dlib_done = _pull_dlib_resnet(model_dir, log)
+    report = _pull_pack(model_dir, tarball=tarball, download_dir=download_dir, names=names, log=log)
+    if dlib_done is True:
+        report.converted.insert(0, dlib_pack.ONNX_NAME)
+    elif dlib_done is False:
+        report.already_present.insert(0, dlib_pack.ONNX_NAME)
+    return report
+
+
+def _pull_dlib_resnet(model_dir: Path, log: Callable[[str], None]) -> bool | None:
+    """True: converted now; False: already there; None: not possible here (logged)."""
+    try:
+        return dlib_pack.ensure_resnet_onnx(model_dir, log=log)
+    except (errors.FaceSocialError, ConversionError) as exc:
+        log(f"{dlib_pack.ONNX_NAME} not converted ({exc}); the dlib runtime stays in use")
+        return None
+
+
+def _pull_pack(
+    model_dir: Path,
+    *,
+    tarball: Path | None,
+    download_dir: Path | None,
+    names: list[str] | None,
+    log: Callable[[str], None],
+) -> PullReport:
     wanted = names or [m.name for m in pack.PACK]
     manifest = Manifest.load(model_dir)
     if manifest.is_complete(model_dir, wanted):
         return PullReport(
-            converted=[], already_present=wanted, tarball=manifest.pack.get("tarball_sha256", "")
+            converted=[], already_present=list(wanted), tarball=manifest.pack.get("tarball_sha256", "")
         )
     if tarball is None:
         cached = (download_dir or model_dir / "downloads") / pack.TARBALL_NAME

@@ -115,7 +115,7 @@ class FaceWriter:
                 # An erasure of this id was interrupted: finish it before the id is reused.
                 self.finish_erasure(stale)
             user_id = self._insert_pending(tenant_id, external_id, face, group_id)
-            self._write_vector(face)
+            self._write_vector(face, tenant_id)
             if not self._activate(face.face_id):
                 # The reconciler rolled the row back (it outlived its grace period): undo ours.
                 self._delete_vectors({face.collection: [str(face.face_id)]})
@@ -138,7 +138,7 @@ class FaceWriter:
             ).all()
         with self._locks.hold(tenant_id, external_id):
             self._insert_pending(tenant_id, external_id, face, None, also_groups=list(groups))
-            self._write_vector(face)
+            self._write_vector(face, tenant_id)
             self._activate(face.face_id)
         self._cache.drop(user_id)
 
@@ -185,9 +185,12 @@ class FaceWriter:
             # rules out every race on the user itself.
             raise errors.GroupNotFoundError(f"No face group {group_id}") from exc
 
-    def _write_vector(self, face: NewFace) -> None:
+    def _write_vector(self, face: NewFace, tenant_id: uuid.UUID) -> None:
         try:
-            self._index.upsert(face.collection, [str(face.face_id)], face.embedding[None, :])
+            # The tenant is the vector's partition: a tenant's searches never see another's faces.
+            self._index.upsert(
+                face.collection, [str(face.face_id)], face.embedding[None, :], partitions=[str(tenant_id)]
+            )
         except Exception:
             self._discard_pending(face)
             raise

@@ -56,7 +56,43 @@ def rebuild_index(database: Database, index: VectorIndex) -> list[RebuildReport]
     return reports
 
 
-Batch = tuple[list[str], npt.NDArray[np.float32]]
+# (face ids, their (n, dimension) embeddings, each face's tenant id as text: its partition)
+def rebuild_unpartitioned(database: Database, index: VectorIndex) -> list[RebuildReport]:
+    """Rebuild from SQL each face collection an older version wrote without partitions.
+
+    Run at start-up (container.py): until then a tenant's partitioned search would not find
+    that collection's faces. Collections no active face names are emptied instead. Returns one
+    report per collection rebuilt; none when everything is partitioned already (the usual case).
+    """
+    stale = [
+        name
+        for name in index.collections()
+        if name not in NOT_FACE_COLLECTIONS and index.needs_partition_rebuild(name)
+    ]
+    if not stale:
+        return []
+    with database.session(readonly=True) as session:
+        dimensions = dict(
+            session.execute(
+                select(FaceData.milvus_collection, FaceData.embedding_dimension)
+                .where(FaceData.milvus_collection.in_(stale))
+                .distinct()
+            ).all()
+        )
+    reports = []
+    for name in stale:
+        dimension = dimensions.get(name)
+        if dimension is None:
+            index.delete(name, list(index.ids(name)))
+            reports.append(RebuildReport(name, 0))
+            continue
+        counter = _Counter()
+        index.replace_collection(name, dimension, counter.wrap(_active_batches(database, name)))
+        reports.append(RebuildReport(name, counter.rows))
+    return reports
+
+
+Batch = tuple[list[str], npt.NDArray[np.float32], list[str]]
 
 
 class _Counter:
@@ -64,28 +100,30 @@ class _Counter:
         self.rows = 0
 
     def wrap(self, batches: Iterator[Batch]) -> Iterator[Batch]:
-        for ids, vectors in batches:
+        for ids, vectors, partitions in batches:
             self.rows += len(ids)
-            yield ids, vectors
+            yield ids, vectors, partitions
 
 
 def _active_batches(database: Database, collection: str) -> Iterator[Batch]:
     with database.session(readonly=True) as session:
         rows = session.execute(
-            select(FaceData.face_id, FaceData.embedding)
+            select(FaceData.face_id, FaceData.embedding, FaceData.tenant_id)
             .where(FaceData.milvus_collection == collection, FaceData.status == FACE_ACTIVE)
             .execution_options(yield_per=_BATCH)
         )
         batch_ids: list[str] = []
         batch_vectors: list[npt.NDArray[np.float32]] = []
-        for face_id, blob in rows:
+        batch_tenants: list[str] = []
+        for face_id, blob, tenant_id in rows:
             batch_ids.append(face_id)
             batch_vectors.append(np.frombuffer(blob, dtype=np.float32))
+            batch_tenants.append(str(tenant_id))
             if len(batch_ids) == _BATCH:
-                yield batch_ids, np.stack(batch_vectors)
-                batch_ids, batch_vectors = [], []
+                yield batch_ids, np.stack(batch_vectors), batch_tenants
+                batch_ids, batch_vectors, batch_tenants = [], [], []
         if batch_ids:
-            yield batch_ids, np.stack(batch_vectors)
+            yield batch_ids, np.stack(batch_vectors), batch_tenants
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ an operator can see in SQL which model and version each service uses by default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,21 @@ def registry_entries(model_dir: Path) -> list[RegistryEntry]:
             )
         )  # fmt: skip
     entries.extend(_packaged_entries())
-    return entries
+    return _one_per_key(entries)
+
+
+def _one_per_key(entries: list[RegistryEntry]) -> list[RegistryEntry]:
+    """One entry per (service, model, version): a model in two files (dlib_resnet_v1 as dlib's
+    .dat and as our ONNX conversion of it, which gives the same vectors) is one model with two
+    runtimes; the later file (the converted one) gives the path, both describe it."""
+    merged: dict[tuple[str, str, str], RegistryEntry] = {}
+    for entry in entries:
+        key = (entry.service_name, entry.model_name, entry.model_version)
+        earlier = merged.get(key)
+        if earlier is not None:
+            entry = replace(entry, description=f"{entry.description} | also {earlier.description}")
+        merged[key] = entry
+    return list(merged.values())
 
 
 def sync_registry(database: Database, model_dir: Path, defaults: set[str]) -> int:

@@ -329,13 +329,16 @@ class RecognitionService:
         try:
             embedder = self.embedder(model)
             used_threshold = threshold if threshold is not None else self.thresholds(embedder).identify
-            allowed = self._searchable(embedder, group_id, caller)
+            allowed = self._group_faces(embedder, group_id, caller)
             probe = self.probe(data, face_index, require_single=False, model=model)
         except errors.FaceSocialError as exc:
             self._log_failure("identify", None, data, exc, started, ctx)
             raise
         # A person may have several faces: over-fetch, then keep each person's best face.
-        hits = self._index.search(embedder.collection, probe.embedding[None, :], top_k * 5, allowed)[0]
+        partition = str(caller.tenant_id)  # the tenant's partition: no other tenant's faces
+        hits = self._index.search(
+            embedder.collection, probe.embedding[None, :], top_k * 5, allowed, partition=partition
+        )[0]
         candidates = self._rank_people(caller.tenant_id, hits, used_threshold, top_k)
         best = candidates[0] if candidates else None
         self._record(
@@ -353,7 +356,7 @@ class RecognitionService:
             "threshold": used_threshold,
             "top_k": top_k,
             "group_id": str(group_id) if group_id else None,
-            "gallery_size": self._gallery_size(embedder, allowed),
+            "gallery_size": self._gallery_size(embedder, allowed, partition),
             "face": probe.describe(),
             "faces_detected": probe.faces_detected,
             "embedding_model": embedder.model.as_dict(),
@@ -364,21 +367,24 @@ class RecognitionService:
             model_version=embedder.model.tag,
         )
 
-    def _searchable(
+    def _group_faces(
         self, embedder: Embedder, group_id: uuid.UUID | None, caller: Principal
     ) -> list[str] | None:
-        """Face ids the search may return: the caller's tenant, narrowed to a group if given.
+        """The group's face ids when a group is given (None: the whole tenant partition).
 
-        None: no restriction is needed (no other tenant has faces in the collection).
+        The tenant itself needs no id list: it is the index partition searched. Raises
+        GroupNotFoundError for a group that is not the caller tenant's.
         """
+        if group_id is None:
+            return None
         with self._db.session(readonly=True) as session:
-            if group_id is not None:
-                repo.require_group(session, caller.tenant_id, group_id)
-                return repo.group_face_ids(session, group_id, embedder.collection)
-            return repo.tenant_face_ids(session, caller.tenant_id, embedder.collection)
+            repo.require_group(session, caller.tenant_id, group_id)
+            return repo.group_face_ids(session, group_id, embedder.collection)
 
-    def _gallery_size(self, embedder: Embedder, allowed: list[str] | None) -> int:
-        return len(allowed) if allowed is not None else self._index.count(embedder.collection)
+    def _gallery_size(self, embedder: Embedder, allowed: list[str] | None, partition: str) -> int:
+        if allowed is not None:
+            return len(allowed)
+        return self._index.count(embedder.collection, partition=partition)
 
     def _rank_people(
         self, tenant_id: uuid.UUID, hits: Sequence[Hit], threshold: float, top_k: int

@@ -248,9 +248,9 @@ class Reconciler:
         for chunk in _chunks(missing):
             with self._db.session() as session:
                 rows = session.execute(
-                    select(FaceData.face_id, FaceData.embedding, FaceData.embedding_dimension).where(
-                        FaceData.face_id.in_(chunk), FaceData.status == FACE_ACTIVE
-                    )
+                    select(
+                        FaceData.face_id, FaceData.embedding, FaceData.embedding_dimension, FaceData.tenant_id
+                    ).where(FaceData.face_id.in_(chunk), FaceData.status == FACE_ACTIVE)
                 ).all()
             if not rows:
                 continue
@@ -258,7 +258,7 @@ class Reconciler:
             self._index.ensure_collection(name, dimension)
             ids = [row.face_id for row in rows]
             vectors = np.stack([np.frombuffer(row.embedding, dtype=np.float32) for row in rows])
-            self._index.upsert(name, ids, vectors)
+            self._index.upsert(name, ids, vectors, partitions=[str(row.tenant_id) for row in rows])
             # An erasure may have marked some of these between our read and our write.
             with self._db.session() as session:
                 still_active = set(

@@ -1,18 +1,30 @@
-"""An in-process exact cosine index persisted on disk (the embedded profile's VectorIndex).
+"""An in-process cosine index persisted on disk (the embedded profile's VectorIndex).
 
-Exact search is a matrix product (`facesocial bench`: 1.2 ms for top-10 of 100k 128-D faces).
-Every change is appended to the collection's journal and fsynced before it is applied in
-memory, so memory is never ahead of disk; the journal is folded into a new snapshot when it
-grows past the snapshot's size, so enrolment cost does not grow with the gallery.
+The truth is an exact store: ids and a float32 matrix (store/local_collection.py). Each vector
+belongs to a partition (a tenant); each partition holding ``ann_min_vectors`` or more gets an
+HNSW graph (store/local_graphs.py, hnswlib) whose candidates are reranked exactly, smaller ones
+are searched exactly over their own rows. At 1 M faces exact search takes ~70 ms per query, a
+graph ~2 ms (docs/benchmarks.md "Vector index"). Graphs are derived data: saved beside the
+snapshot at compaction, rebuilt in a background thread when missing, stale or unreadable
+(searches run exactly meanwhile). Every change is appended to the collection's journal and
+fsynced before it is applied in memory (matrix and graph alike), so memory is never ahead of
+disk; the journal is folded into a new snapshot when it grows past the snapshot's size, so
+enrolment cost does not grow with the gallery.
 
 Local index on-disk format
 --------------------------
 ::
 
     <root>/.lock                  flock()ed by the owning process; holds "<pid> <command>"
-    <root>/<name>/meta.json       {"dimension": D}
-    <root>/<name>/snapshot.npz    ids (str) + matrix (n x D float32), absent until the first compaction
-    <root>/<name>/journal.bin     format v2, see store/local_journal.py: magic, then records of
+    <root>/<name>/meta.json       {"dimension": D, "partitioned": true} (no flag: written by a
+                                  version without partitions; see needs_partition_rebuild)
+    <root>/<name>/snapshot.npz    ids (str) + matrix (n x D float32) + partitions, graph keys and
+                                  generation (store/local_collection.py); absent until the first
+                                  compaction
+    <root>/<name>/graphs.json     the snapshot generation the graph files match, and which file
+                                  holds which partition's graph
+    <root>/<name>/graph-*.hnsw    one partition's HNSW graph
+    <root>/<name>/journal.bin     format v3, see store/local_journal.py: magic, then records of
                                   length | crc32 | payload, one record per upsert/delete call
     <root>/.<name>.new            replace_collection() building the next content (temporary)
     <root>/.<name>.old            the content it replaced, until removed (temporary)
@@ -25,8 +37,11 @@ folder); journal appends are fsynced at the end of the last good record. On load
 
 * a journal whose tail is torn (crash mid-append) or damaged (a record failing its CRC) is
   replayed up to the last good record and truncated there, with a warning giving the bytes
-  dropped; a v1 journal (no magic) is read with the old parser and at once compacted into a
-  snapshot plus an empty v2 journal;
+  dropped; a v1 journal (no magic) or a v2 one (no partitions) is read with its parser and at
+  once compacted into a snapshot plus an empty v3 journal;
+* graph files are checked against the snapshot (generation, keys); a graph that does not
+  match is ignored and rebuilt in the background, and the journal replay updates the graphs
+  that do match, exactly as it updates the matrix;
 * an unreadable ``meta.json``, snapshot or journal header quarantines the collection (its
   folder is renamed ``<name>.corrupt-<UTC time>``) and, when the dimension is known, the
   collection restarts empty. SQL is the source of truth: the reconciler re-adds what is missing.
@@ -59,20 +74,22 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 from facesocial.errors import IndexInUseError, VectorIndexUnavailableError
+from facesocial.settings import VectorIndexSettings
+from facesocial.store.local_collection import DamagedError as _DamagedError
+from facesocial.store.local_collection import StoredCollection
+from facesocial.store.local_graphs import Graph, Partition
 from facesocial.store.local_journal import (
     DELETE,
     MAGIC,
     UPSERT,
     ReadResult,
     Record,
-    append_at,
-    encode_all,
     fsync_dir,
     journal_format,
     read_v1,
@@ -80,7 +97,7 @@ from facesocial.store.local_journal import (
     truncate,
     write_atomic,
 )
-from facesocial.store.vector_index import Hit, VectorIndexError
+from facesocial.store.vector_index import Hit, IndexBatch, VectorIndexError
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +105,6 @@ _NAME = re.compile(r"[A-Za-z0-9_]{1,100}")
 _TEMPORARY = re.compile(r"\.(?P<name>[A-Za-z0-9_]{1,100})\.(?P<kind>new|old|dropped|created)")
 _META, _SNAPSHOT, _JOURNAL = "meta.json", "snapshot.npz", "journal.bin"
 _LOCK_FILE = ".lock"
-
-
-class _DamagedError(Exception):
-    """A collection file that cannot be read; the collection is quarantined."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,149 +117,24 @@ class LoadIssue:
     quarantined_as: str | None = None
 
 
-class _Collection:
-    """One collection in memory: ids, their rows, and a matrix that grows by doubling."""
-
-    def __init__(self, folder: Path, dimension: int) -> None:
-        self.folder = folder
-        self.dimension = dimension
-        self.ids: list[str] = []
-        self.rows: dict[str, int] = {}
-        self._buffer = np.zeros((0, dimension), dtype=np.float32)
-        self.journal_end = len(MAGIC)  # the journal's bytes up to the end of its last good record
-        self.journal_rows = 0  # ids journalled since the snapshot
-        self.snapshot_rows = 0
-
-    @property
-    def matrix(self) -> npt.NDArray[np.float32]:
-        return self._buffer[: len(self.ids)]
-
-    # --- in-memory operations -----------------------------------------------------------------
-    def _reserve(self, rows: int) -> None:
-        if rows > len(self._buffer):
-            # Doubling keeps a stream of single-face upserts (and a journal replay) linear.
-            grown = np.empty((max(rows, 2 * len(self._buffer), 64), self.dimension), dtype=np.float32)
-            grown[: len(self.ids)] = self.matrix
-            self._buffer = grown
-
-    def apply_upsert(self, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
-        self._reserve(len(self.ids) + len(ids))
-        for face_id, vector in zip(ids, vectors, strict=True):
-            row = self.rows.get(face_id)
-            if row is None:
-                row = len(self.ids)
-                self.rows[face_id] = row
-                self.ids.append(face_id)
-            self._buffer[row] = vector
-
-    def apply_delete(self, ids: Sequence[str]) -> int:
-        removed = 0
-        for face_id in ids:
-            row = self.rows.pop(face_id, None)
-            if row is None:
-                continue
-            last = len(self.ids) - 1
-            if row != last:  # move the last row into the hole
-                moved = self.ids[last]
-                self.ids[row] = moved
-                self._buffer[row] = self._buffer[last]
-                self.rows[moved] = row
-            self.ids.pop()
-            removed += 1
-        return removed
-
-    def apply(self, record: Record) -> int:
-        if record.vectors is not None:  # an upsert (the decoder gives deletes no vectors)
-            self.apply_upsert(record.ids, record.vectors)
-            return len(record.ids)
-        return self.apply_delete(record.ids)
-
-    def load_rows(self, ids: list[str], matrix: npt.NDArray[np.float32]) -> None:
-        """Fill an empty collection with distinct ``ids`` at once (snapshots, rebuilds)."""
-        self.ids = ids
-        self.rows = {face_id: row for row, face_id in enumerate(ids)}
-        self._buffer = np.array(matrix, dtype=np.float32).reshape(len(ids), self.dimension)
-
-    # --- persistence -----------------------------------------------------------------------------
-    @property
-    def snapshot_path(self) -> Path:
-        return self.folder / _SNAPSHOT
-
-    @property
-    def journal_path(self) -> Path:
-        return self.folder / _JOURNAL
-
-    def append(self, records: list[Record]) -> None:
-        """Journal ``records`` durably (OSError: nothing was journalled)."""
-        data = encode_all(records)
-        append_at(self.journal_path, self.journal_end, data)
-        self.journal_end += len(data)
-        self.journal_rows += sum(len(r.ids) for r in records)
-
-    def write_files(self) -> None:
-        """Snapshot the content, then empty the journal (replaying it again would be harmless).
-
-        Each step is atomic. A crash between them leaves the new snapshot and the old journal,
-        whose replay is idempotent: every id ends in the state its last record gives it.
-        """
-        ids, matrix = np.array(self.ids, dtype=str), self.matrix
-
-        def snapshot(handle: BinaryIO) -> None:
-            np.savez(handle, ids=ids, matrix=matrix)
-
-        write_atomic(self.snapshot_path, snapshot)
-        write_atomic(self.journal_path, MAGIC)
-        self.journal_end = len(MAGIC)
-        self.journal_rows = 0
-        self.snapshot_rows = len(self.ids)
-
-    def maybe_compact(self) -> None:
-        # Snapshot when the journal outgrows the last snapshot: replay stays short and the
-        # rewrite cost is amortised (each snapshot at least doubles the one before).
-        if self.journal_rows > max(1000, self.snapshot_rows):
-            try:
-                self.write_files()
-            except OSError as exc:
-                # The change itself is journalled and durable; compaction is retried next time.
-                log.warning(
-                    "local index: compacting %s failed (%s); the journal keeps growing", self.folder, exc
-                )
-
-
 def _meta_bytes(dimension: int) -> bytes:
-    return json.dumps({"dimension": dimension}).encode()
+    return json.dumps({"dimension": dimension, "partitioned": True}).encode()
 
 
-def _read_meta(folder: Path) -> int:
+def _read_meta(folder: Path) -> tuple[int, bool]:
+    """(dimension, whether the collection was written with partitions). Raises _DamagedError."""
     try:
         info = json.loads((folder / _META).read_text())
         dimension = info["dimension"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        partitioned = info.get("partitioned") is True
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _DamagedError(f"unreadable {_META}: {exc}") from exc
     if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension < 1:
         raise _DamagedError(f"{_META} gives an invalid dimension {dimension!r}")
-    return dimension
+    return dimension, partitioned
 
 
-def _read_snapshot(collection: _Collection) -> None:
-    try:
-        with np.load(collection.snapshot_path, allow_pickle=False) as data:
-            ids = data["ids"]
-            matrix = np.asarray(data["matrix"], dtype=np.float32)
-    except Exception as exc:  # zip, CRC, format and I/O errors alike: the file is not usable
-        raise _DamagedError(f"unreadable {_SNAPSHOT}: {type(exc).__name__}: {exc}") from exc
-    if (
-        ids.ndim != 1
-        or ids.dtype.kind != "U"
-        or matrix.shape != (len(ids), collection.dimension)
-        or len(set(ids.tolist())) != len(ids)
-    ):
-        raise _DamagedError(f"{_SNAPSHOT} has ids {ids.shape} and a matrix {matrix.shape}")
-    collection.load_rows([str(i) for i in ids], matrix)
-    collection.snapshot_rows = len(ids)
-
-
-def _replay(collection: _Collection, name: str) -> list[LoadIssue]:
+def _replay(collection: StoredCollection, name: str) -> list[LoadIssue]:
     """Apply the journal; truncate a damaged tail (v2) or convert a v1 journal. Raises _DamagedError."""
     path = collection.journal_path
     if not path.exists():
@@ -259,7 +147,7 @@ def _replay(collection: _Collection, name: str) -> list[LoadIssue]:
     version = journal_format(data)
     if version is None:
         raise _DamagedError(f"{_JOURNAL} starts with {data[:8]!r}, neither format v1 nor v2")
-    result: ReadResult = (read_v2 if version == 2 else read_v1)(data, collection.dimension)
+    result: ReadResult = (read_v1 if version == 1 else read_v2)(data, collection.dimension)
     for record in result.records:
         collection.apply(record)
     collection.journal_rows = sum(len(r.ids) for r in result.records)
@@ -275,8 +163,10 @@ def _replay(collection: _Collection, name: str) -> list[LoadIssue]:
             dropped,
         )
         issues.append(LoadIssue(name, problem, dropped))
-    if version == 1 or len(data) < len(MAGIC):
-        collection.write_files()  # v1 (or a header-less file) becomes snapshot + empty v2 journal
+    if version < 3 or len(data) < len(MAGIC):
+        # v1/v2 (or a header-less file) becomes snapshot + empty v3 journal: v3 records must
+        # never be appended behind an older magic.
+        collection.write_files()
     elif dropped:
         truncate(path, result.good_end)  # later appends must not land after the garbage
         collection.journal_end = result.good_end
@@ -293,10 +183,14 @@ class LocalVectorIndex:
     damaged collection: see the module docstring, ``damaged`` and ``load_issues``.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, settings: VectorIndexSettings | None = None) -> None:
         self.root = root
+        self.settings = settings or VectorIndexSettings()
         self._lock = threading.RLock()
-        self._collections: dict[str, _Collection] = {}
+        # Signalled whenever a background graph build ends (wait_for_graphs).
+        self._built = threading.Condition(self._lock)
+        self._builders: set[threading.Thread] = set()
+        self._collections: dict[str, StoredCollection] = {}
         # Collections being rebuilt by replace_collection, and the changes made meanwhile.
         self._rebuilding: dict[str, list[Record]] = {}
         self.load_issues: list[LoadIssue] = []
@@ -311,6 +205,9 @@ class LocalVectorIndex:
             self._settle_temporary_folders()
             for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name)):
                 self._load(folder)
+            with self._lock:
+                for name, collection in self._collections.items():
+                    self._schedule_graphs(name, collection)
         except OSError as exc:
             self.close()
             raise VectorIndexUnavailableError(f"The vector index in {root} cannot be loaded: {exc}") from exc
@@ -347,11 +244,20 @@ class LocalVectorIndex:
             leftover.unlink(missing_ok=True)
         dimension: int | None = None
         try:
-            dimension = _read_meta(folder)
-            collection = _Collection(folder, dimension)
+            dimension, partitioned = _read_meta(folder)
+            collection = StoredCollection(folder, dimension, self.settings)
+            collection.partitioned = partitioned
             if collection.snapshot_path.exists():
-                _read_snapshot(collection)
+                collection.read_snapshot()
+            if self.settings.ann:
+                for problem in collection.read_graphs():
+                    # Derived data: the graph is rebuilt in the background; nothing is lost.
+                    log.warning("local index: collection %s: %s; rebuilding its graphs", name, problem)
             self.load_issues.extend(_replay(collection, name))
+            if not partitioned and not collection.ids:
+                # Empty: nothing was written without partitions, so it counts as partitioned.
+                write_atomic(folder / _META, _meta_bytes(dimension))
+                collection.partitioned = True
             self._collections[name] = collection
         except _DamagedError as exc:
             if dimension is None and not any(folder.iterdir()):
@@ -381,7 +287,7 @@ class LocalVectorIndex:
         if dimension is not None:
             self._collections[name] = self._create(name, dimension)
 
-    def _create(self, name: str, dimension: int) -> _Collection:
+    def _create(self, name: str, dimension: int) -> StoredCollection:
         """A new empty collection folder, made complete in a temporary folder and renamed in.
 
         Its own temporary name (not ``.<name>.new``): a rebuild of ``name`` may be writing that.
@@ -389,7 +295,7 @@ class LocalVectorIndex:
         staging, final = self.root / f".{name}.created", self.root / name
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        collection = _Collection(staging, dimension)
+        collection = StoredCollection(staging, dimension, self.settings)
         write_atomic(staging / _JOURNAL, MAGIC)
         write_atomic(staging / _META, _meta_bytes(dimension))
         os.rename(staging, final)
@@ -399,12 +305,16 @@ class LocalVectorIndex:
 
     # --- ownership -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the folder (other processes may open it afterwards); safe to call twice."""
+        """Release the folder (other processes may open it afterwards); safe to call twice.
+
+        Background graph builds still running finish in their thread and are discarded.
+        """
         with self._lock:
             owner, self._owner = self._owner, None
             if owner is not None:
                 fcntl.flock(owner.fileno(), fcntl.LOCK_UN)
                 owner.close()
+            self._built.notify_all()
 
     def ping(self) -> None:
         """Raise VectorIndexUnavailableError unless the index is open and its folder is there."""
@@ -442,14 +352,14 @@ class LocalVectorIndex:
             with self._disk(f"creating collection {name}"):
                 self._collections[name] = self._create(name, dimension)
 
-    def _get(self, name: str) -> _Collection:
+    def _get(self, name: str) -> StoredCollection:
         self._check_open()
         collection = self._collections.get(name)
         if collection is None:
             raise VectorIndexError(f"no collection named {name}")
         return collection
 
-    def _write(self, name: str, collection: _Collection, record: Record) -> int:
+    def _write(self, name: str, collection: StoredCollection, record: Record) -> int:
         """Journal, then apply; a failed append changes nothing (memory never gets ahead of disk)."""
         try:
             with self._disk(f"journal append to {name}"):
@@ -461,18 +371,28 @@ class LocalVectorIndex:
         if pending is not None:
             pending.append(record)
         collection.maybe_compact()
+        self._schedule_graphs(name, collection)
         return changed
 
-    def upsert(self, name: str, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: npt.NDArray[np.float32],
+        partitions: Sequence[str] | None = None,
+    ) -> None:
         with self._lock:
             collection = self._get(name)
             matrix = np.asarray(vectors, dtype=np.float32)
             if matrix.size != len(ids) * collection.dimension:
                 raise VectorIndexError(f"{name} expects {len(ids)} x {collection.dimension}-D vectors")
+            if partitions is not None and len(partitions) != len(ids):
+                raise VectorIndexError(f"{len(ids)} ids need {len(ids)} partitions, not {len(partitions)}")
             if not ids:
                 return
             matrix = matrix.reshape(len(ids), collection.dimension)
-            self._write(name, collection, Record(UPSERT, list(ids), matrix))
+            parts = [str(p) for p in partitions] if partitions is not None else None
+            self._write(name, collection, Record(UPSERT, list(ids), matrix, parts))
 
     def delete(self, name: str, ids: Sequence[str]) -> int:
         with self._lock:
@@ -488,7 +408,13 @@ class LocalVectorIndex:
         vectors: npt.NDArray[np.float32],
         k: int,
         allowed_ids: Collection[str] | None = None,
+        partition: str | None = None,
     ) -> list[list[Hit]]:
+        """Top-``k`` hits per query row among ``partition`` (None: all) and ``allowed_ids``.
+
+        Partitions with a graph answer from it (candidates reranked exactly); the others,
+        small groups and collections whose graph is still being built are searched exactly.
+        """
         queries = np.asarray(vectors, dtype=np.float32)
         queries = queries.reshape(-1, queries.shape[-1])
         with self._lock:
@@ -496,32 +422,26 @@ class LocalVectorIndex:
             collection = self._collections.get(name)
             if collection is None or not collection.ids or k <= 0:
                 return [[] for _ in range(len(queries))]
-            ids = collection.ids
-            matrix = collection.matrix
-            if allowed_ids is not None:
-                rows = np.array(
-                    sorted(collection.rows[i] for i in allowed_ids if i in collection.rows),
-                    dtype=np.int64,
-                )
-                if rows.size == 0:
-                    return [[] for _ in range(len(queries))]
-                ids = [collection.ids[r] for r in rows]
-                matrix = matrix[rows]
-            scores = queries @ matrix.T
-            # Ids are read under the lock: a concurrent delete moves rows around.
-            results = []
-            top = min(k, scores.shape[1])
-            for row_scores in scores:
-                best = np.argpartition(-row_scores, top - 1)[:top]
-                best = best[np.argsort(-row_scores[best], kind="stable")]
-                results.append([Hit(ids[i], float(row_scores[i])) for i in best])
-        return results
+            # Under the lock: a concurrent delete moves rows around.
+            return collection.search(queries, k, allowed_ids, partition)
 
-    def count(self, name: str) -> int:
+    def count(self, name: str, partition: str | None = None) -> int:
         with self._lock:
             self._check_open()
             collection = self._collections.get(name)
-            return 0 if collection is None else len(collection.ids)
+            if collection is None:
+                return 0
+            if partition is None:
+                return len(collection.ids)
+            part = collection.partitions.get(partition)
+            return 0 if part is None else part.size
+
+    def needs_partition_rebuild(self, name: str) -> bool:
+        """True when ``name`` holds vectors written before partitions existed (rebuild from SQL)."""
+        with self._lock:
+            self._check_open()
+            collection = self._collections.get(name)
+            return collection is not None and not collection.partitioned and bool(collection.ids)
 
     def ids(self, name: str) -> Iterator[str]:
         """Every id in ``name`` (none for an unknown collection), as of this call."""
@@ -554,7 +474,7 @@ class LocalVectorIndex:
         self,
         name: str,
         dimension: int,
-        batches: Iterable[tuple[Sequence[str], npt.NDArray[np.float32]]],
+        batches: Iterable[IndexBatch],
     ) -> int:
         """Make ``name`` hold exactly the vectors in ``batches`` (the last of a repeated id wins).
 
@@ -562,6 +482,8 @@ class LocalVectorIndex:
         while searches and writes go on against the current content; the swap takes two
         renames under the index lock. Changes made to ``name`` while building are replayed on
         the new content before the swap (they are newer than what ``batches`` was read from).
+        Graphs of partitions big enough are built before the swap (in this thread, with
+        ``settings.build_threads``), so the new content is fast from its first search.
         Returns the number of vectors. Raises VectorIndexError for a bad batch (the old content
         is then untouched) and VectorIndexUnavailableError when the disk fails.
         """
@@ -573,7 +495,8 @@ class LocalVectorIndex:
             self._rebuilding[name] = []
         staging = self.root / f".{name}.new"
         try:
-            built = _build(staging, dimension, batches)
+            built = _build(staging, dimension, batches, self.settings)
+            built.build_graphs_now()
             with self._disk(f"writing the new content of {name}"):
                 shutil.rmtree(staging, ignore_errors=True)
                 staging.mkdir()
@@ -591,6 +514,7 @@ class LocalVectorIndex:
                     built.apply(record)
                 built.folder = self.root / name
                 self._collections[name] = built
+                self._schedule_graphs(name, built)
                 shutil.rmtree(self.root / f".{name}.old", ignore_errors=True)
             return len(built.ids)
         except BaseException:
@@ -624,24 +548,104 @@ class LocalVectorIndex:
                 with self._disk(f"compacting {name}"):
                     collection.write_files()
 
+    # --- graphs (beyond the port) ---------------------------------------------------------------
+    def _schedule_graphs(self, name: str, collection: StoredCollection) -> None:
+        """Start a background build for each partition that wants a graph (caller holds the lock)."""
+        for part in collection.graphs_wanted():
+            token = object()
+            part.building, part.dirty = token, set()
+            keys, vectors = collection.graph_input(part)
+            thread = threading.Thread(
+                target=self._build_graph,
+                args=(name, collection, part, token, keys, vectors),
+                name=f"index-graph-{name}",
+                daemon=True,
+            )
+            self._builders.add(thread)
+            thread.start()
+
+    def _build_graph(
+        self,
+        name: str,
+        collection: StoredCollection,
+        part: Partition,
+        token: object,
+        keys: npt.NDArray[np.int64],
+        vectors: npt.NDArray[np.float32],
+    ) -> None:
+        """Build outside the lock; install under it, after applying the changes made meanwhile."""
+        try:
+            graph: Graph | None = Graph.build(collection.dimension, self.settings, keys, vectors)
+        except Exception:  # searches stay exact (correct); the next write retries
+            log.exception("local index: building a graph of %s failed", name)
+            graph = None
+        with self._lock:
+            try:
+                current = self._owner is not None and self._collections.get(name) is collection
+                if part.building is token:
+                    if graph is not None and current:
+                        collection.install_graph(part, graph)
+                        log.info("local index: %s partition %r graph of %d vectors ready in %.1f s",
+                                 name, part.name, graph.size, graph.build_seconds)  # fmt: skip
+                    else:
+                        part.building, part.dirty = None, set()
+            finally:
+                self._builders.discard(threading.current_thread())
+                self._built.notify_all()
+
+    def wait_for_graphs(self, timeout: float | None = None) -> bool:
+        """Block until no graph build runs; False if ``timeout`` seconds passed first."""
+        with self._built:
+            return self._built.wait_for(lambda: not self._builders, timeout)
+
+    def graph_stats(self, name: str) -> list[dict[str, Any]]:
+        """Per partition with a graph: vectors, build seconds, memory bytes."""
+        with self._lock:
+            return self._get(name).graph_stats()
+
+    def set_expansion_search(self, expansion: int) -> None:
+        """Change ef_search of every graph now (tuning recall against latency without a rebuild)."""
+        with self._lock:
+            self.settings = self.settings.model_copy(update={"expansion_search": expansion})
+            for collection in self._collections.values():
+                collection.settings = self.settings
+                for part in collection.partitions.values():
+                    if part.graph is not None:
+                        part.graph.index.set_ef(expansion)
+
+    def exact_matrix(self, name: str) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """Copies of the ids and matrix of ``name`` (benchmarks compare with exact search)."""
+        with self._lock:
+            collection = self._get(name)
+            return list(collection.ids), collection.matrix.copy()
+
 
 def _build(
-    folder: Path, dimension: int, batches: Iterable[tuple[Sequence[str], npt.NDArray[np.float32]]]
-) -> _Collection:
+    folder: Path, dimension: int, batches: Iterable[IndexBatch], settings: VectorIndexSettings
+) -> StoredCollection:
     """A collection holding ``batches`` (in memory only; ``folder`` is where it will be written)."""
     all_ids: list[str] = []
+    all_partitions: list[str] = []
     chunks: list[npt.NDArray[np.float32]] = []
-    for ids, vectors in batches:
+    for ids, vectors, partitions in batches:
         matrix = np.asarray(vectors, dtype=np.float32)
         if matrix.size != len(ids) * dimension:
             raise VectorIndexError(f"a batch of {len(ids)} ids needs {len(ids)} x {dimension}-D vectors")
+        if partitions is not None and len(partitions) != len(ids):
+            raise VectorIndexError(f"a batch of {len(ids)} ids has {len(partitions)} partitions")
         all_ids.extend(ids)
+        all_partitions.extend([str(p) for p in partitions] if partitions is not None else [""] * len(ids))
         chunks.append(matrix.reshape(len(ids), dimension))
     last_row = {face_id: row for row, face_id in enumerate(all_ids)}
-    collection = _Collection(folder, dimension)
+    collection = StoredCollection(folder, dimension, settings)
     if chunks:
-        rows = np.fromiter(last_row.values(), dtype=np.int64, count=len(last_row))
-        collection.load_rows(list(last_row), np.concatenate(chunks)[rows])
+        matrix = np.concatenate(chunks)
+        del chunks[:]  # let the batches go before the rows are picked (memory at 1 M faces)
+        if len(last_row) == len(all_ids):  # no repeated id: every row is its id's last
+            collection.load_rows(all_ids, matrix, all_partitions)
+        else:
+            rows = np.fromiter(last_row.values(), dtype=np.int64, count=len(last_row))
+            collection.load_rows(list(last_row), matrix[rows], [all_partitions[r] for r in rows])
     return collection
 
 

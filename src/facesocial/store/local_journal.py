@@ -1,11 +1,16 @@
 """On-disk primitives of the local vector index: the checksummed journal and crash-safe writes.
 
-Journal format v2 (``journal.bin``)::
+Journal format v3 (``journal.bin``, written since partitions exist)::
 
-    magic    8 bytes   b"FSJRNL\\x00\\x02"
+    magic    8 bytes   b"FSJRNL\\x00\\x03"
     record*  length u32 LE | crc32 u32 LE | payload (length bytes)
     payload  op (b"U" | b"D") | count u32 LE | count x (id_length u16 LE | UTF-8 id)
-             | count x dimension float32 LE (upserts only)
+             | count x (partition_length u16 LE | UTF-8 partition)   (upserts only)
+             | count x dimension float32 LE                          (upserts only)
+
+Format v2 (magic ``b"FSJRNL\\x00\\x02"``) is v3 without the partitions: its upserts are read
+with partition ``""``. The index reads it and at once compacts it into a snapshot plus an empty
+v3 journal, so v3 records are never appended behind a v2 magic.
 
 One record holds one ``upsert``/``delete`` call, so a batch is applied whole or not at all.
 The CRC-32 covers the length field and the payload. CRC-32 detects every burst error of up
@@ -30,7 +35,8 @@ from typing import BinaryIO, Literal
 import numpy as np
 import numpy.typing as npt
 
-MAGIC = b"FSJRNL\x00\x02"
+MAGIC = b"FSJRNL\x00\x03"
+MAGIC_V2 = b"FSJRNL\x00\x02"
 UPSERT, DELETE = b"U", b"D"
 _HEADER = struct.Struct("<II")  # payload length, crc32
 _COUNT = struct.Struct("<I")
@@ -42,11 +48,19 @@ Problem = Literal["torn", "corrupt"]
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One journalled call: ``vectors`` is (len(ids), dimension) float32 for upserts, else None."""
+    """One journalled call: ``vectors`` is (len(ids), dimension) float32 for upserts, else None.
+
+    ``partitions`` gives each upserted id's partition (None: ``""`` for all; deletes: None).
+    """
 
     op: bytes
     ids: list[str]
     vectors: npt.NDArray[np.float32] | None
+    partitions: list[str] | None = None
+
+    def partition_list(self) -> list[str]:
+        """Each id's partition (``""`` where none was given)."""
+        return self.partitions if self.partitions is not None else [""] * len(self.ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +72,15 @@ class ReadResult:
 
 
 def encode(record: Record) -> bytes:
-    """The v2 bytes of ``record``, header included. Raises ValueError for an id over 64 KiB."""
+    """The v3 bytes of ``record``, header included. Raises ValueError for an id over 64 KiB."""
     parts = [record.op, _COUNT.pack(len(record.ids))]
-    for face_id in record.ids:
-        encoded = face_id.encode()
+    names = list(record.ids)
+    if record.vectors is not None:
+        names += record.partition_list()
+    for name in names:
+        encoded = name.encode()
         if len(encoded) > MAX_ID_BYTES:
-            raise ValueError(f"id of {len(encoded)} bytes exceeds {MAX_ID_BYTES}")
+            raise ValueError(f"id or partition of {len(encoded)} bytes exceeds {MAX_ID_BYTES}")
         parts += [_ID_LENGTH.pack(len(encoded)), encoded]
     if record.vectors is not None:
         parts.append(np.ascontiguousarray(record.vectors, dtype="<f4").tobytes())
@@ -72,7 +89,7 @@ def encode(record: Record) -> bytes:
     return _HEADER.pack(len(payload), zlib.crc32(payload, zlib.crc32(length))) + payload
 
 
-def _decode_payload(payload: bytes, dimension: int) -> Record | None:
+def _decode_payload(payload: bytes, dimension: int, version: int) -> Record | None:
     """The record in a checksummed payload, or None if its structure is inconsistent."""
     op = payload[:1]
     if op not in (UPSERT, DELETE) or len(payload) < 1 + _COUNT.size:
@@ -80,8 +97,9 @@ def _decode_payload(payload: bytes, dimension: int) -> Record | None:
     (count,) = _COUNT.unpack_from(payload, 1)
     offset = 1 + _COUNT.size
     ids = []
+    strings = 2 * count if op == UPSERT and version >= 3 else count
     try:
-        for _ in range(count):
+        for _ in range(strings):
             (length,) = _ID_LENGTH.unpack_from(payload, offset)
             offset += _ID_LENGTH.size
             if offset + length > len(payload):
@@ -94,14 +112,16 @@ def _decode_payload(payload: bytes, dimension: int) -> Record | None:
     if len(payload) - offset != vector_bytes:
         return None
     vectors = None
+    partitions = ids[count:] if strings > count else None
     if op == UPSERT:
         vectors = np.frombuffer(payload, dtype="<f4", offset=offset).astype(np.float32)
         vectors = vectors.reshape(count, dimension)
-    return Record(op, ids, vectors)
+    return Record(op, ids[:count], vectors, partitions)
 
 
 def read_v2(data: bytes, dimension: int) -> ReadResult:
-    """Every record up to the first torn or corrupt one (``data`` starts with MAGIC)."""
+    """Every record up to the first torn or corrupt one (``data`` starts with MAGIC or MAGIC_V2)."""
+    version = 2 if data.startswith(MAGIC_V2) else 3
     records: list[Record] = []
     offset = len(MAGIC) if len(data) >= len(MAGIC) else len(data)
     problem: Problem | None = None
@@ -118,7 +138,7 @@ def read_v2(data: bytes, dimension: int) -> ReadResult:
         payload = data[start:end]
         record = None
         if zlib.crc32(payload, zlib.crc32(data[offset : offset + 4])) == checksum:
-            record = _decode_payload(payload, dimension)
+            record = _decode_payload(payload, dimension, version)
         if record is None:
             # A bad final record is what a crash mid-write leaves (the length reached the disk,
             # not all of the payload); a bad record with more after it is damage.
@@ -160,8 +180,13 @@ def read_v1(data: bytes, dimension: int) -> ReadResult:
 
 
 def journal_format(data: bytes) -> int | None:
-    """2 for a v2 journal, 1 for a v1 one (or an empty file), None for neither."""
+    """3 or 2 for those formats, 1 for a v1 journal (or an empty file), None for neither.
+
+    A magic cut short by a crash (a prefix of it) counts as an empty v3 journal.
+    """
     if data.startswith(MAGIC) or (len(data) < len(MAGIC) and data and MAGIC.startswith(data)):
+        return 3
+    if data.startswith(MAGIC_V2):
         return 2
     if not data or data[:1] in (UPSERT, DELETE):
         return 1

@@ -66,31 +66,6 @@ def active_faces(session: Session, user_id: uuid.UUID) -> Sequence[Any]:
     ).all()
 
 
-def tenant_face_ids(session: Session, tenant_id: uuid.UUID, collection: str) -> list[str] | None:
-    """The tenant's active face ids in one collection; None when no other tenant has faces there.
-
-    None lets the search run unrestricted (cheaper than an id filter) when the tenant owns the
-    whole collection, which is the common single-tenant deployment.
-    """
-    # Owner checks on the hits (face_owners) keep other tenants out either way; this only
-    # decides whether the index must be given an id filter.
-    other = session.scalar(
-        select(FaceData.id)
-        .where(FaceData.milvus_collection == collection, FaceData.tenant_id != tenant_id)
-        .limit(1)
-    )
-    if other is None:
-        return None
-    ids = session.scalars(
-        select(FaceData.face_id).where(
-            FaceData.tenant_id == tenant_id,
-            FaceData.milvus_collection == collection,
-            FaceData.status == FACE_ACTIVE,
-        )
-    ).all()
-    return list(ids)
-
-
 def group_face_ids(session: Session, group_id: uuid.UUID, collection: str) -> list[str]:
     """The group's active faces that live in one embedding model's collection."""
     ids = session.scalars(

@@ -20,6 +20,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+# (ids, (len(ids), dimension) float32 vectors, each id's partition or None for "" throughout)
+IndexBatch = tuple[Sequence[str], npt.NDArray[np.float32], Sequence[str] | None]
+
 
 class VectorIndexError(Exception):
     """Misuse of an index (unknown collection, wrong dimension): a programming error."""
@@ -36,8 +39,18 @@ class VectorIndex(Protocol):
         """Create ``name`` for ``dimension``-D vectors, or check an existing one has that dimension."""
         ...
 
-    def upsert(self, name: str, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
-        """Store (len(ids), dimension) ``vectors`` under ``ids``; a repeated id keeps its last vector."""
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: npt.NDArray[np.float32],
+        partitions: Sequence[str] | None = None,
+    ) -> None:
+        """Store (len(ids), dimension) ``vectors`` under ``ids``; a repeated id keeps its last vector.
+
+        ``partitions`` gives each id's partition (face collections: the tenant id as text);
+        None puts every id in partition ``""``. A repeated upsert of an id may move it.
+        """
         ...
 
     def delete(self, name: str, ids: Sequence[str]) -> int:
@@ -50,12 +63,25 @@ class VectorIndex(Protocol):
         vectors: npt.NDArray[np.float32],
         k: int,
         allowed_ids: Collection[str] | None = None,
+        partition: str | None = None,
     ) -> list[list[Hit]]:
-        """Top-``k`` hits per query row, best first, optionally only among ``allowed_ids``."""
+        """Top-``k`` hits per query row, best first.
+
+        Only vectors of ``partition`` when given (None: every partition), narrowed further to
+        ``allowed_ids`` when given (a group). Scores are exact cosine similarities.
+        """
         ...
 
-    def count(self, name: str) -> int:
-        """Vectors in ``name`` (0 for an unknown collection)."""
+    def count(self, name: str, partition: str | None = None) -> int:
+        """Vectors in ``name``, or in one of its partitions (0 for an unknown collection)."""
+        ...
+
+    def needs_partition_rebuild(self, name: str) -> bool:
+        """True when ``name`` holds vectors an older version wrote without partitions.
+
+        Such a face collection must be rebuilt from SQL (services/index_maintenance.py) before
+        partitioned searches can find its faces.
+        """
         ...
 
     def ids(self, name: str) -> Iterator[str]:
@@ -74,15 +100,15 @@ class VectorIndex(Protocol):
         self,
         name: str,
         dimension: int,
-        batches: Iterable[tuple[Sequence[str], npt.NDArray[np.float32]]],
+        batches: Iterable[IndexBatch],
     ) -> int:
         """Make ``name`` hold exactly the vectors of ``batches``, built without reading the old content.
 
-        ``batches`` yields (ids, (len(ids), dimension) vectors) and is consumed once; a repeated id
-        keeps its last vector. Searches keep answering from the old content until the new one is
-        switched in at once; a failure or crash leaves the old content or the new one, never a mix.
-        Creates ``name`` if absent; the dimension may differ from the old one. Returns the
-        number of vectors stored.
+        ``batches`` yields (ids, (len(ids), dimension) vectors, partitions or None) and is consumed
+        once; a repeated id keeps its last vector and partition. Searches keep answering from
+        the old content until the new one is switched in at once; a failure or crash leaves the
+        old content or the new one, never a mix. Creates ``name`` if absent; the dimension may
+        differ from the old one. Returns the number of vectors stored.
         """
         ...
 

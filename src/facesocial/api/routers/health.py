@@ -56,8 +56,12 @@ def readiness_checks(container: Container) -> list[ReadinessCheck]:
 
 
 @router.get("/health", name="health")
-def health() -> dict[str, Any]:
-    """Alive: the process answers (``pid`` tells server processes apart behind one port)."""
+async def health() -> dict[str, Any]:
+    """Alive: the process answers (``pid`` tells server processes apart behind one port).
+
+    Answered on the event loop, never in the worker-thread pool: requests queued for model time
+    (vision/decode_gate.py) hold pool threads, and liveness must not wait behind them.
+    """
     return {"status": "ok", "version": __version__, "pid": os.getpid()}
 
 
@@ -87,7 +91,8 @@ def ready(container: ContainerDep) -> JSONResponse:
 
 
 @router.get("/metrics", name="metrics", include_in_schema=False)
-def metrics() -> Response:
+async def metrics() -> Response:
+    # On the event loop for the same reason as /health: a scrape under load must not queue.
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
