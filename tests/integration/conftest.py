@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +26,7 @@ from facesocial.store.tables import (
     RecognitionSession,
     User,
 )
-from tests.services import require_milvus_lite, scratch_postgres, scratch_redis
+from tests.services import free_port, require_milvus_lite, scratch_postgres, scratch_redis, wait_healthy
 
 
 @dataclass
@@ -73,6 +76,47 @@ def make_settings(data_dir: Path, model_dir: Path | None) -> Settings:
     settings.rate_limits.enabled = False
     settings.models.model_dir = model_dir or data_dir / "no-models"
     return settings
+
+
+@dataclass(frozen=True, slots=True)
+class RunningServer:
+    port: int
+    key: str
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def running_server(data_dir: Path, model_dir: Path, **env: str) -> Iterator[RunningServer]:
+    """A real ``facesocial serve`` (uvicorn child process) on a free loopback port, embedded
+    profile in ``data_dir``, with one API key; ``env`` adds FACESOCIAL_* settings by name."""
+    settings = make_settings(data_dir, model_dir)
+    container = Container(settings)
+    container.prepare()
+    key = container.keys.create("test").secret
+    container.close()
+    port = free_port()
+    environment = {
+        **os.environ,
+        "FACESOCIAL_DATA_DIR": str(settings.data_dir),
+        "FACESOCIAL_MODELS__MODEL_DIR": str(model_dir),
+        "FACESOCIAL_MODELS__AUTO_PULL": "false",
+        **env,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "facesocial", "serve", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_healthy(port)
+        yield RunningServer(port, key)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @contextmanager

@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,10 +19,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from facesocial.container import Container
 from tests.conftest import shared_path
-from tests.integration.conftest import make_settings
-from tests.services import free_port, wait_healthy
+from tests.integration.conftest import running_server
 
 websockets = pytest.importorskip("websockets", reason="websockets is a runtime dependency: pip install -e .")
 
@@ -78,26 +73,8 @@ async def _refused(url: str) -> int:
 
 def test_a_real_server_streams_a_liveness_session_over_a_websocket(tmp_path: Path, model_dir: Path) -> None:
     frames = _blink_jpegs(2.6)
-    settings = make_settings(tmp_path / "data", model_dir)
-    container = Container(settings)
-    container.prepare()
-    key = container.keys.create("ws").secret
-    container.close()
-    port = free_port()
-    env = {
-        **os.environ,
-        "FACESOCIAL_DATA_DIR": str(settings.data_dir),
-        "FACESOCIAL_MODELS__MODEL_DIR": str(model_dir),
-        "FACESOCIAL_MODELS__AUTO_PULL": "false",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "facesocial", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_healthy(port)
+    with running_server(tmp_path / "data", model_dir) as server:
+        port, key = server.port, server.key
         created = httpx.post(
             f"http://127.0.0.1:{port}{SESSIONS}",
             json={"challenges": ["blink"]},
@@ -112,6 +89,3 @@ def test_a_real_server_streams_a_liveness_session_over_a_websocket(tmp_path: Pat
             -1
         ]
         assert asyncio.run(_refused(f"ws://127.0.0.1:{port}{SESSIONS}/{'x' * 43}/ws")) == 403
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

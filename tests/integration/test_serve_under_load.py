@@ -10,20 +10,15 @@ and the gauge never shows more images in flight than the bound.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from facesocial.container import Container
 from tests.conftest import shared_path
-from tests.integration.conftest import make_settings
-from tests.services import free_port, wait_healthy
+from tests.integration.conftest import running_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.shared_data]
 
@@ -38,49 +33,30 @@ def _gauge(metrics: str, name: str) -> float:
 
 def test_health_answers_while_requests_queue_for_model_time(tmp_path: Path, model_dir: Path) -> None:
     photo = shared_path("dlib_faces_detection", "2008_002079.jpg").read_bytes()
-    settings = make_settings(tmp_path / "data", model_dir)
-    container = Container(settings)
-    container.prepare()
-    key = container.keys.create("load").secret
-    container.close()
-    port = free_port()
-    env = {
-        **os.environ,
-        "FACESOCIAL_DATA_DIR": str(settings.data_dir),
-        "FACESOCIAL_MODELS__MODEL_DIR": str(model_dir),
-        "FACESOCIAL_MODELS__AUTO_PULL": "false",
-        "FACESOCIAL_RATE_LIMITS__ENABLED": "false",
-        "FACESOCIAL_LIMITS__MAX_CONCURRENT_IMAGES": "1",
-        "FACESOCIAL_LIMITS__DECODE_WAIT_SECONDS": "300",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "facesocial", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     statuses: list[int] = []
     done = threading.Event()
-    finished = [0]
     lock = threading.Lock()
+    with running_server(
+        tmp_path / "data",
+        model_dir,
+        FACESOCIAL_RATE_LIMITS__ENABLED="false",
+        FACESOCIAL_LIMITS__MAX_CONCURRENT_IMAGES="1",
+        FACESOCIAL_LIMITS__DECODE_WAIT_SECONDS="300",
+    ) as server:
 
-    def client() -> None:
-        with httpx.Client(timeout=300) as http:
-            reply = http.post(
-                f"{base}/api/v1/face-recognition/identify",
-                headers={"X-API-Key": key},
-                files={"image": ("group.jpg", photo, "image/jpeg")},
-                data={"face_index": "0"},
-            )
-        with lock:
-            statuses.append(reply.status_code)
-            finished[0] += 1
-            if finished[0] == CLIENTS:
-                done.set()
+        def client() -> None:
+            with httpx.Client(timeout=300) as http:
+                reply = http.post(
+                    f"{server.base}/api/v1/face-recognition/identify",
+                    headers={"X-API-Key": server.key},
+                    files={"image": ("group.jpg", photo, "image/jpeg")},
+                    data={"face_index": "0"},
+                )
+            with lock:
+                statuses.append(reply.status_code)
+                if len(statuses) == CLIENTS:
+                    done.set()
 
-    try:
-        wait_healthy(port)
         threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
         for thread in threads:
             thread.start()
@@ -88,21 +64,16 @@ def test_health_answers_while_requests_queue_for_model_time(tmp_path: Path, mode
         peak_in_flight = 0.0
         with httpx.Client(timeout=30) as http:
             while not done.is_set():
-                metrics = http.get(f"{base}/metrics").text
-                in_flight = _gauge(metrics, "facesocial_images_in_flight")
-                waiting = _gauge(metrics, "facesocial_images_waiting")
-                peak_in_flight = max(peak_in_flight, in_flight)
-                if waiting >= 1:
-                    health = http.get(f"{base}/health")
+                metrics = http.get(f"{server.base}/metrics").text
+                peak_in_flight = max(peak_in_flight, _gauge(metrics, "facesocial_images_in_flight"))
+                if _gauge(metrics, "facesocial_images_waiting") >= 1:
+                    health = http.get(f"{server.base}/health")
                     assert health.status_code == 200 and health.json()["status"] == "ok"
                     healthy_while_queued += 1
                 done.wait(0.05)
         for thread in threads:
             thread.join(60)
-        assert statuses == [200] * CLIENTS, statuses
-        # Requests really queued for model time, and /health answered meanwhile.
-        assert healthy_while_queued >= 1
-        assert peak_in_flight == 1.0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    assert statuses == [200] * CLIENTS, statuses
+    # Requests really queued for model time, and /health answered meanwhile.
+    assert healthy_while_queued >= 1
+    assert peak_in_flight == 1.0

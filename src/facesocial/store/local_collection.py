@@ -218,13 +218,22 @@ class StoredCollection:
             self.partitions[name] = part
 
     # --- graphs ----------------------------------------------------------------------------------
-    def graphs_wanted(self) -> list[Partition]:
-        """Partitions big enough for a graph that have none (or a worn one) and no build running."""
+    def graphs_wanted(self, only: Collection[str] | None = None) -> list[Partition]:
+        """Partitions big enough for a graph that have none (or a worn one) and no build running.
+
+        ``only``: look at these partitions alone (those an upsert touched), so a write does not
+        walk every tenant's partition; None looks at all (after deletes, loads, rebuilds).
+        """
         if not self.settings.ann:
             return []
+        candidates = (
+            self.partitions.values()
+            if only is None
+            else [part for name in only if (part := self.partitions.get(name)) is not None]
+        )
         return [
             part
-            for part in self.partitions.values()
+            for part in candidates
             if part.building is None
             and part.size >= self.settings.ann_min_vectors
             and (part.graph is None or part.graph.worn())

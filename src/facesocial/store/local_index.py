@@ -371,7 +371,11 @@ class LocalVectorIndex:
         if pending is not None:
             pending.append(record)
         collection.maybe_compact()
-        self._schedule_graphs(name, collection)
+        # An upsert grows only the partitions it names; a delete can wear any graph. (A graph worn
+        # by upserts moving ids to another partition waits for the next delete's full look:
+        # tombstones cost search time, never correctness.)
+        touched = set(record.partition_list()) if record.vectors is not None else None
+        self._schedule_graphs(name, collection, touched)
         return changed
 
     def upsert(
@@ -549,9 +553,14 @@ class LocalVectorIndex:
                     collection.write_files()
 
     # --- graphs (beyond the port) ---------------------------------------------------------------
-    def _schedule_graphs(self, name: str, collection: StoredCollection) -> None:
-        """Start a background build for each partition that wants a graph (caller holds the lock)."""
-        for part in collection.graphs_wanted():
+    def _schedule_graphs(
+        self, name: str, collection: StoredCollection, only: Collection[str] | None = None
+    ) -> None:
+        """Start a background build for each partition that wants a graph (caller holds the lock).
+
+        ``only``: consider these partitions alone (see StoredCollection.graphs_wanted).
+        """
+        for part in collection.graphs_wanted(only):
             token = object()
             part.building, part.dirty = token, set()
             keys, vectors = collection.graph_input(part)

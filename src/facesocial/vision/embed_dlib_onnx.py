@@ -18,23 +18,21 @@ from facesocial import errors
 from facesocial.models.batcher import CrossRequestBatcher
 from facesocial.models.dlib_pack import ONNX_NAME, model_info
 from facesocial.models.runtime import ModelCache, OnnxModel
-from facesocial.vision.align import DLIB_CHIP_SIZE, dlib_chips
-from facesocial.vision.embed_dlib import DlibResnetEmbedder
-from facesocial.vision.faces import Faces
+from facesocial.vision.align import DLIB_CHIP_SIZE
+from facesocial.vision.embed_dlib import DlibChipEmbedder, DlibResnetEmbedder
 from facesocial.vision.geometry import l2_normalise
-from facesocial.vision.ports import Embedder, collection_name
+from facesocial.vision.ports import Embedder
 
 log = logging.getLogger(__name__)
 
 
-class DlibResnetOnnxEmbedder:
+class DlibResnetOnnxEmbedder(DlibChipEmbedder):
     """Same interface and vectors as :class:`DlibResnetEmbedder`; one ORT run per chunk.
 
     ``max_batch`` caps the chips per ONNX Runtime run (memory: ~0.5 MB of activations per
     chip at the widest layer); a call with more faces runs in chunks of that size.
     """
 
-    dimension = 128
     runtime = "onnxruntime"
 
     def __init__(self, onnx_model: OnnxModel, *, max_batch: int = 16, cross_request: bool = True) -> None:
@@ -47,14 +45,6 @@ class DlibResnetOnnxEmbedder:
         self.batcher = CrossRequestBatcher(self._run, max_batch) if cross_request else None
         # dlib's name and version, not the file's: the vectors are the same model's.
         self.model = model_info(ONNX_NAME).ref
-
-    @property
-    def collection(self) -> str:
-        return collection_name(self.model, self.dimension)
-
-    def embed(self, rgb: npt.NDArray[np.uint8], faces: Faces) -> npt.NDArray[np.float32]:
-        """(N, 128) unit vectors for the N faces of ``rgb`` (needs 5-point landmarks)."""
-        return self.embed_chips(dlib_chips(rgb, faces))
 
     def embed_chips(self, chips: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
         """(N, 128) unit vectors of N aligned 150x150x3 RGB uint8 chips (``dlib_chips``).
