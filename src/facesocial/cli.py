@@ -481,8 +481,12 @@ def models_list() -> None:
                 "sha256": entry.sha256,
                 "source": f"{entry.source_package}@{entry.source_version}",
                 "licence": entry.licence,
-                # dlib_resnet_v1 appears twice: dlib's file and our ONNX conversion of it.
+                # dlib_resnet_v1 appears twice: dlib's file and our ONNX conversion of it (which
+                # runs unless FACESOCIAL_MODELS__DLIB_RUNTIME=dlib); the conversion names its
+                # converter and the sha256 of the files it was made from.
                 "file": entry.file,
+                "converter": entry.converter,
+                "source_files": entry.source_files,
             }
         )
     _print_json(rows)

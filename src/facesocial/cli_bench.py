@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from facesocial.settings import Settings
+
 bench_app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=False,
@@ -196,15 +198,46 @@ def bench_index(
     samples_per_identity: Annotated[int, typer.Option(min=1, help="Faces per synthetic identity")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic gallery")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="Build and search threads")] = 2,
+    tenants: Annotated[
+        int, typer.Option(min=1, help="Spread the faces over this many tenant partitions; query the first")
+    ] = 1,
+    connectivity: Annotated[
+        int | None, typer.Option(min=2, help="HNSW M (default: FACESOCIAL_VECTOR_INDEX__CONNECTIVITY)")
+    ] = None,
+    expansion_search: Annotated[
+        int | None, typer.Option(min=1, help="HNSW ef_search (default: ..._EXPANSION_SEARCH)")
+    ] = None,
+    sweep: Annotated[
+        list[int] | None, typer.Option(help="More ef_search values measured on the same graph (repeatable)")
+    ] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="No graph: exact search, for comparison")] = False,
 ) -> None:
-    """Vector index build time, memory, query p50/p95 and recall at SIZE faces."""
+    """Vector index build time, memory, query p50/p95 and recall at SIZE faces.
+
+    The index settings are the server's (FACESOCIAL_VECTOR_INDEX__*), overridden by the options.
+    Prints nothing until done: 1 M faces take about 6 minutes on 2 cores.
+    """
     try:
         from facesocial.evaluation.bench_index import run_bench_index
     except ImportError as exc:
         typer.echo(f"bench index is not available in this build: {exc}", err=True)
         raise typer.Exit(2) from exc
+    chosen = Settings().vector_index
+    overrides: dict[str, object] = {"ann": not exact}
+    if connectivity is not None:
+        overrides["connectivity"] = connectivity
+    if expansion_search is not None:
+        overrides["expansion_search"] = expansion_search
     _print_json(
         run_bench_index(
-            size, queries=queries, k=k, samples_per_identity=samples_per_identity, seed=seed, threads=threads
+            size,
+            queries=queries,
+            k=k,
+            samples_per_identity=samples_per_identity,
+            seed=seed,
+            threads=threads,
+            settings=chosen.model_copy(update=overrides),
+            tenants=tenants,
+            sweep=tuple(sweep or ()),
         )
     )

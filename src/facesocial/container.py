@@ -119,6 +119,7 @@ class Container:
                 intra_op_threads=models.intra_op_threads,
                 inter_op_threads=models.inter_op_threads,
                 use_cuda=models.use_cuda,
+                spin=models.ort_spin_wait,
             ),
         )
 

@@ -116,6 +116,11 @@ class ModelSettings(BaseModel):
     # keeps the product of the two near the core count.
     intra_op_threads: int = Field(default=2, ge=1)
     inter_op_threads: int = Field(default=1, ge=1)
+    # ONNX Runtime's worker threads spin while waiting for work by default: on 2 cores shared by
+    # concurrent requests, the job queue, or another process, a spinning thread burns the core
+    # the other one needs (docs/benchmarks.md "Admission and batching": detection + embedding
+    # ~20 % faster without spinning on a loaded machine).
+    ort_spin_wait: bool = False
     use_cuda: bool = True
     # Opened at start-up so the first request does not pay for it.
     preload: list[str] = Field(default_factory=lambda: ["blazeface_full"])

@@ -70,6 +70,9 @@ def test_register_verify_identify_erase(
     body = response.json()
     assert body["success"] and body["user_id"] == str(user)
     assert body["embedding_model"]["name"] == "dlib_resnet_v1"
+    # Which runtime made the vector: our ONNX conversion whenever the model pack is pulled.
+    model_pack = api.container.model_cache.has("dlib_resnet_v1")
+    assert body["embedding_model"]["runtime"] == ("onnxruntime" if model_pack else "dlib")
     assert body["collection"] == "face_embeddings_128d_dlib_resnet_v1"
     face_id = body["face_id"]
 

@@ -47,6 +47,11 @@ class ModelRef(Public):
     version: str
 
 
+class EmbeddingModelRef(ModelRef):
+    # "onnxruntime", or "dlib" when dlib_resnet_v1 runs in dlib itself (the same vectors).
+    runtime: str
+
+
 class BBox(Public):
     x: int
     y: int
@@ -138,7 +143,7 @@ class RegisterResponse(Success):
     face_id: str
     faces_detected: int
     face: Face
-    embedding_model: ModelRef
+    embedding_model: EmbeddingModelRef
     collection: str
     group_id: str | None
     face_chip_kept: bool
@@ -152,7 +157,7 @@ class VerifyResponse(Success):
     threshold_mode: Literal["balanced", "strict", "custom"]
     face: Face
     faces_detected: int
-    embedding_model: ModelRef
+    embedding_model: EmbeddingModelRef
     user_id: str | None = Field(default=None, description="Against a user: the user and faces compared")
     faces_compared: int | None = None
     face2: Face | None = Field(default=None, description="Against image2: its face")
@@ -177,7 +182,7 @@ class IdentifyResponse(Success):
     gallery_size: int
     face: Face
     faces_detected: int
-    embedding_model: ModelRef
+    embedding_model: EmbeddingModelRef
 
 
 class AnalyzedFace(Face, Attributes):

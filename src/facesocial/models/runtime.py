@@ -25,6 +25,8 @@ class RuntimeOptions:
     intra_op_threads: int = 2
     inter_op_threads: int = 1
     use_cuda: bool = True
+    # False: intra-op threads sleep instead of spinning while they wait (shared cores).
+    spin: bool = True
 
 
 class OnnxModel:
@@ -103,5 +105,7 @@ class ModelCache:
         options.intra_op_num_threads = self.options.intra_op_threads
         options.inter_op_num_threads = self.options.inter_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not self.options.spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers())
         return OnnxModel(entry, session)

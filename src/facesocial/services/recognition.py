@@ -36,7 +36,7 @@ from facesocial.store.types import utcnow
 from facesocial.store.vector_index import Hit, VectorIndex
 from facesocial.vision.faces import Faces
 from facesocial.vision.pipeline import DetectOptions, FacePipeline, face_to_dict
-from facesocial.vision.ports import Embedder
+from facesocial.vision.ports import Embedder, embedder_description
 from facesocial.vision.probe import ProbeFace, probe_face
 
 VerifyMode = Literal["balanced", "strict"]
@@ -204,7 +204,7 @@ class RecognitionService:
             "face_id": str(face.face_id),
             "faces_detected": probe.faces_detected,
             "face": probe.describe(),
-            "embedding_model": embedder.model.as_dict(),
+            "embedding_model": embedder_description(embedder),
             "collection": embedder.collection,
             "group_id": str(group_id) if group_id else None,
             "face_chip_kept": self._vault is not None,
@@ -272,7 +272,7 @@ class RecognitionService:
             "threshold_mode": "custom" if threshold is not None else mode,
             "face": probe.describe(),
             "faces_detected": probe.faces_detected,
-            "embedding_model": embedder.model.as_dict(),
+            "embedding_model": embedder_description(embedder),
             "liveness": liveness,
             **compared,
         }
@@ -359,7 +359,7 @@ class RecognitionService:
             "gallery_size": self._gallery_size(embedder, allowed, partition),
             "face": probe.describe(),
             "faces_detected": probe.faces_detected,
-            "embedding_model": embedder.model.as_dict(),
+            "embedding_model": embedder_description(embedder),
         }
         return Outcome(
             body,

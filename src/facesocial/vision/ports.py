@@ -29,6 +29,15 @@ class Embedder(Protocol):
     def embed(self, rgb: npt.NDArray[np.uint8], faces: Faces) -> npt.NDArray[np.float32]: ...
 
 
+def embedder_description(embedder: Embedder) -> dict[str, str]:
+    """``{"name", "version", "runtime"}``: which model and which runtime produced a vector.
+
+    ``runtime`` is ``"onnxruntime"`` unless the embedder names another (dlib_resnet_v1 may run
+    in ``"dlib"``: the same vectors either way).
+    """
+    return {**embedder.model.as_dict(), "runtime": str(getattr(embedder, "runtime", "onnxruntime"))}
+
+
 def collection_name(model: ModelRef, dimension: int) -> str:
     """Vector collection of one embedding model: named by model and dimension."""
     return f"face_embeddings_{dimension}d_{model.name}"

@@ -20,6 +20,7 @@ from facesocial.api.deps import ContainerDep
 from facesocial.api.errors import describe
 from facesocial.api.routing import ApiRoute
 from facesocial.container import Container
+from facesocial.vision.ports import embedder_description
 
 router = APIRouter(tags=["health"], route_class=ApiRoute, redirect_slashes=False)
 
@@ -121,6 +122,10 @@ def _models(container: Container) -> dict[str, Any]:
         "status": "ok",
         "detector": pipeline.detector.model.tag,
         "embedders": sorted(e.model.tag for e in pipeline.embedders.values()),
+        # Which runtime each embedder runs on (dlib_resnet_v1: our ONNX conversion, or dlib).
+        "embedder_runtimes": {
+            e.model.name: embedder_description(e)["runtime"] for e in pipeline.embedders.values()
+        },
         # Packaged with the code and checksummed on load: a mismatch makes the check fail.
         "liveness": container.passive_liveness.model.tag,
     }
