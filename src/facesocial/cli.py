@@ -448,7 +448,7 @@ def models_list() -> None:
     from facesocial.models.packaged import packaged_manifests
 
     settings = Settings()
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "name": info.name,
             "version": info.version,

@@ -143,6 +143,9 @@ def bench_compare(
     limit: LimitOption = None,
     runtime: RuntimeOption = None,
     min_iou: Annotated[float, typer.Option(help="Box IoU for a face both pipelines found")] = 0.5,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds of both sides, alternating; the ratio is their median")
+    ] = 1,
 ) -> None:
     """Our pipeline beside face_recognition's (HOG 1 upsample, 5 points, ResNet, 1 jitter), each in
     a fresh process in turn: images/s, faces/s, faces found, the ratio ours/theirs and the cosine
@@ -150,7 +153,7 @@ def bench_compare(
     from facesocial.evaluation.bench_compare import run_bench_compare
 
     _check_runtime(runtime)
-    _print_json(run_bench_compare(images, limit=limit, runtime=runtime, min_iou=min_iou))
+    _print_json(run_bench_compare(images, rounds=rounds, limit=limit, runtime=runtime, min_iou=min_iou))
 
 
 @bench_app.command("api")

@@ -219,14 +219,23 @@ def _in_fresh_process(function: Callable[..., T], *args: Any) -> T:
 
 
 def run_bench_compare(
-    folders: Sequence[Path], *, limit: int | None = None, runtime: str | None = None, min_iou: float = 0.5
+    folders: Sequence[Path],
+    *,
+    limit: int | None = None,
+    runtime: str | None = None,
+    min_iou: float = 0.5,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     """``facesocial bench compare``: both pipelines on the same images, one process each, in turn.
 
-    Returns both reports, ``ratio_images_per_s`` (ours / theirs), faces found by each, and the
-    descriptor cosines of faces both found (IoU ≥ ``min_iou``) and of the library's own faces
-    embedded by us. Raises ``ValueError`` without images.
+    Returns both reports (of the first round), ``ratio_images_per_s`` (ours / theirs: the median
+    over ``rounds`` rounds, each a fresh process per side, sides alternating, so a load change
+    on the machine moves one round, not the result; every round's figures in ``rounds``), faces
+    found by each, and the descriptor cosines of faces both found (IoU ≥ ``min_iou``) and of the
+    library's own faces embedded by us. Raises ``ValueError`` without images or with rounds < 1.
     """
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
     images = list_images(folders, limit)
     if not images:
         raise ValueError("no images to benchmark")
@@ -235,6 +244,11 @@ def run_bench_compare(
     our_report, our_faces, on_their_faces = _in_fresh_process(
         measure_ours, images, names, runtime, their_faces
     )
+    per_round = [(our_report["images_per_s"], their_report["images_per_s"])]
+    for _ in range(rounds - 1):
+        ours_again = _in_fresh_process(measure_ours, images, names, runtime, their_faces)[0]
+        theirs_again = _in_fresh_process(measure_theirs, images, names)[0]
+        per_round.append((ours_again["images_per_s"], theirs_again["images_per_s"]))
     matched: list[float] = []
     same_landmarks: list[float] = []
     ours_by_name = {f.name: f for f in our_faces}
@@ -246,10 +260,14 @@ def run_bench_compare(
             continue
         for row, col in match_boxes(ours.boxes, their.boxes, min_iou):
             matched.append(float(_unit(ours.embeddings[row]) @ _unit(their.descriptors[col])))
-    ratio = our_report["images_per_s"] / their_report["images_per_s"] if their_report["images_per_s"] else 0.0
+    ratios = [ours / theirs if theirs else 0.0 for ours, theirs in per_round]
     return {
         "selection": {"folders": [str(f) for f in folders], "limit_per_folder": limit, "images": len(images)},
-        "ratio_images_per_s": round(ratio, 3),
+        "ratio_images_per_s": round(float(np.median(ratios)), 3),
+        "rounds": [
+            {"ours_images_per_s": ours, "face_recognition_images_per_s": theirs, "ratio": round(r, 3)}
+            for (ours, theirs), r in zip(per_round, ratios, strict=True)
+        ],
         "ratio_faces_per_s": round(our_report["faces_per_s"] / their_report["faces_per_s"], 3)
         if their_report["faces_per_s"]
         else None,
