@@ -188,6 +188,36 @@ def test_without_the_onnx_file_the_embedder_falls_back_to_dlib(
     assert isinstance(dlib_resnet_embedder(ModelCache(onnx_dir), runtime="onnx"), DlibResnetOnnxEmbedder)
 
 
+def test_an_altered_onnx_file_with_a_matching_manifest_is_refused_by_the_self_test(
+    tmp_path: Path, onnx_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The manifest's sha256 proves only that the file is the one it names: a changed weight with
+    a manifest rewritten to match must still not produce vectors (they would not be dlib's)."""
+    import dataclasses
+    import shutil
+
+    import onnx
+    from onnx import numpy_helper
+
+    from facesocial.models.cache import Manifest, sha256_file
+
+    shutil.copytree(onnx_dir, tmp_path / "models")
+    path = tmp_path / "models" / dlib_pack.ONNX_FILE
+    model = onnx.load(str(path))
+    first = model.graph.initializer[0]
+    first.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(first) * 1.01, first.name))
+    onnx.save(model, str(path))
+    manifest = Manifest.load(tmp_path / "models")
+    manifest.models[dlib_pack.ONNX_NAME] = dataclasses.replace(
+        manifest.models[dlib_pack.ONNX_NAME], sha256=sha256_file(path), size_bytes=path.stat().st_size
+    )
+    manifest.save(tmp_path / "models")
+    with caplog.at_level(logging.ERROR):
+        embedder = dlib_resnet_embedder(ModelCache(tmp_path / "models"), runtime="onnx")
+    assert isinstance(embedder, DlibResnetEmbedder)
+    assert any("other descriptors than dlib" in r.message for r in caplog.records)
+
+
 def test_pull_converts_it_even_without_npm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Serve's auto-pull calls pull(): the dlib model needs neither npm nor the tarball."""
     from facesocial import errors

@@ -74,40 +74,44 @@ def test_a_lone_caller_runs_at_once_with_its_own_rows() -> None:
     assert model.batches == [3, 9]
 
 
-def test_a_failing_batch_raises_in_every_caller_and_the_batcher_recovers() -> None:
-    calls = {"n": 0}
-    gate = threading.Event()
+def test_one_bad_input_fails_its_own_caller_only_and_the_batcher_recovers() -> None:
+    hold = threading.Event()
+    first_run = threading.Event()
 
     def model(rows: np.ndarray) -> np.ndarray:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            gate.wait(5)  # hold the first run so the others queue behind it
-            return rows
-        if calls["n"] == 2:
-            raise RuntimeError("inference failed")
-        return rows
+        if not first_run.is_set():
+            first_run.set()
+            hold.wait(5)  # hold the first run so the others queue behind it and share a batch
+        if np.any(rows < 0):
+            raise ValueError("negative input")
+        return rows * 2.0
 
     batcher = CrossRequestBatcher(model, max_batch=16)
-    errors: list[BaseException] = []
+    outcomes: dict[str, object] = {}
 
-    def call() -> None:
+    def call(name: str, value: float) -> None:
         try:
-            batcher(np.ones((1, 2), dtype=np.float32))
-        except RuntimeError as exc:
-            errors.append(exc)
+            outcomes[name] = batcher(np.full((1, 2), value, dtype=np.float32))
+        except ValueError as exc:
+            outcomes[name] = exc
 
-    first = threading.Thread(target=call)
+    first = threading.Thread(target=call, args=("first", 1.0))
     first.start()
-    time.sleep(0.05)
-    queued = [threading.Thread(target=call) for _ in range(3)]
+    assert first_run.wait(5)
+    queued = [threading.Thread(target=call, args=(f"good{i}", float(i))) for i in range(3)]
+    queued.append(threading.Thread(target=call, args=("bad", -1.0)))
     for thread in queued:
         thread.start()
     time.sleep(0.1)
-    gate.set()
+    hold.set()
     for thread in [first, *queued]:
         thread.join(10)
-    # The three queued callers shared the second run, which failed: each of them got the error.
-    assert len(errors) == 3
+    # The queued callers shared one run, which the bad input broke; each then ran alone.
+    assert isinstance(outcomes["bad"], ValueError)
+    for i in range(3):
+        good = outcomes[f"good{i}"]
+        assert isinstance(good, np.ndarray) and np.all(good == 2.0 * i)
+    assert isinstance(outcomes["first"], np.ndarray)
     assert batcher(np.ones((2, 2), dtype=np.float32)).shape == (2, 2)
 
 

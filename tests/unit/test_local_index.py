@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import hnswlib  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
@@ -707,6 +708,95 @@ def test_a_bad_graph_file_is_rebuilt_and_search_stays_correct(
     assert index.search("c", vectors[[7]], k=1, partition="T")[0][0].id == "f7"
 
 
+def _rewrite_graph(folder: Path, graph_file: Path, data: bytes) -> None:
+    """Replace a graph file and make graphs.json's checksum match it (a tamper, not rot)."""
+    graph_file.write_bytes(data)
+    manifest = json.loads((folder / "graphs.json").read_text())
+    for entry in manifest["graphs"].values():
+        if entry["file"] == graph_file.name:
+            entry["crc32"] = zlib.crc32(data)
+    (folder / "graphs.json").write_text(json.dumps(manifest))
+
+
+_HEADER = struct.Struct("<6Q i I 3Q d Q")  # hnswlib 0.8 saveIndex (store/local_graphs.py)
+
+
+def _tampered(data: bytes, how: str) -> bytes:
+    fields = list(_HEADER.unpack_from(data))
+    if how == "more_elements":
+        fields[2] += 5  # cur_element_count beyond the blocks that follow
+    elif how == "entry_point":
+        fields[7] = fields[2] + 10
+    elif how == "link_out_of_range":
+        body = bytearray(data)
+        # First element's level-0 list: count word, then ids; point its first link far away.
+        struct.pack_into("<I", body, _HEADER.size, 1)
+        struct.pack_into("<I", body, _HEADER.size + 4, 10**9)
+        return bytes(body)
+    return _HEADER.pack(*fields) + data[_HEADER.size :]
+
+
+@pytest.mark.parametrize(
+    "damage", ["more_elements", "entry_point", "link_out_of_range", "other_dimension", "other_version"]
+)
+def test_a_malformed_graph_with_a_matching_checksum_is_refused_not_loaded(
+    tmp_path: Path, opened: list[LocalVectorIndex], damage: str
+) -> None:
+    # hnswlib reads such files out of bounds (SIGSEGV, found by fuzzing): a crash here would
+    # kill the test process, so a passing test means the check refused the file first.
+    index = ann_index(tmp_path, opened)
+    vectors, ids = clustered(800), [f"f{i}" for i in range(800)]
+    index.replace_collection("c", 32, [(ids, vectors, ["T"] * 800)])
+    [graph_file] = (tmp_path / "c").glob("graph-*.hnsw")
+    index.close()
+    if damage == "other_dimension":  # a well-formed graph of 64-D vectors
+        other = hnswlib.Index(space="ip", dim=64)
+        other.init_index(max_elements=800, M=SMALL_ANN.connectivity)
+        other.add_items(np.tile(vectors, (1, 2)), np.arange(800))
+        other.save_index(str(tmp_path / "other.hnsw"))
+        _rewrite_graph(tmp_path / "c", graph_file, (tmp_path / "other.hnsw").read_bytes())
+    elif damage == "other_version":
+        manifest = json.loads((tmp_path / "c" / "graphs.json").read_text())
+        for entry in manifest["graphs"].values():
+            entry["hnswlib"] = "0.0.1"
+        (tmp_path / "c" / "graphs.json").write_text(json.dumps(manifest))
+    else:
+        _rewrite_graph(tmp_path / "c", graph_file, _tampered(graph_file.read_bytes(), damage))
+    index = ann_index(tmp_path, opened)
+    assert index.search("c", vectors[[5]], k=1, partition="T")[0][0].id == "f5"
+    assert index.wait_for_graphs(60)
+    [stats] = index.graph_stats("c")
+    assert stats["origin"] == "built" and stats["graph_vectors"] == 800
+
+
+def test_a_graph_holding_another_partitions_keys_never_returns_them(
+    tmp_path: Path, opened: list[LocalVectorIndex]
+) -> None:
+    index = ann_index(tmp_path, opened)
+    a, b = clustered(600, seed=1), clustered(600, seed=2)
+    index.replace_collection(
+        "c",
+        32,
+        [([f"a{i}" for i in range(600)], a, ["A"] * 600), ([f"b{i}" for i in range(600)], b, ["B"] * 600)],
+    )
+    collection = index._collections["c"]
+    keys = {name: collection._keys[part.rows] for name, part in collection.partitions.items()}
+    manifest = json.loads((tmp_path / "c" / "graphs.json").read_text())
+    graph_of_a = tmp_path / "c" / manifest["graphs"]["A"]["file"]
+    index.close()
+    # A's graph file replaced by one holding A's and B's keys (checksum made to match).
+    union = hnswlib.Index(space="ip", dim=32)
+    union.init_index(max_elements=1200, M=SMALL_ANN.connectivity)
+    union.add_items(np.concatenate([a, b]), np.concatenate([keys["A"], keys["B"]]))
+    union.save_index(str(tmp_path / "union.hnsw"))
+    _rewrite_graph(tmp_path / "c", graph_of_a, (tmp_path / "union.hnsw").read_bytes())
+    index = ann_index(tmp_path, opened)
+    stats = {s["partition"]: s for s in index.graph_stats("c")}
+    assert stats["A"]["origin"] == "file"  # loaded: it holds every key of A
+    for hits in index.search("c", b[:30], k=10, partition="A"):  # B's own vectors as queries
+        assert len(hits) == 10 and all(h.id.startswith("a") for h in hits)
+
+
 def test_deletes_and_moved_rows_keep_graph_keys_right(tmp_path: Path, opened: list[LocalVectorIndex]) -> None:
     index = ann_index(tmp_path, opened)
     vectors, ids = clustered(600), [f"f{i}" for i in range(600)]
@@ -853,5 +943,36 @@ def test_the_container_rebuilds_an_unpartitioned_face_collection_from_sql(tmp_pa
         assert [index.count("faces_8d", partition=str(t)) for t in tenants] == [3, 3]
         hits = index.search("faces_8d", vectors[[1]], k=6, partition=str(tenants[0]))[0]
         assert {h.id for h in hits} == {face_ids[0], face_ids[2], face_ids[4]}
+    finally:
+        container.close()
+
+
+def test_readiness_says_degraded_while_a_face_collection_lacks_partitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facesocial.api.routers import health
+    from facesocial.container import Container
+    from facesocial.services import index_maintenance
+    from facesocial.settings import Settings
+    from facesocial.store import migrate
+
+    def failing(*_args: object) -> list[object]:
+        raise RuntimeError("the database went away mid-rebuild")
+
+    # The start-up rebuild fails: the server still starts, and readiness says what is missing.
+    monkeypatch.setattr(index_maintenance, "rebuild_unpartitioned", failing)
+    settings = Settings(data_dir=tmp_path, vector_index=SMALL_ANN)
+    vectors = random_unit(4)
+    write_v2_collection(
+        settings.resolved_index_dir() / "faces_8d", ["a", "b", "c", "d"], vectors, [], vectors[:0]
+    )
+    container = Container(settings)
+    try:
+        entry = health._vector_index(container)
+        assert entry["status"] == "degraded" and entry["needs_partition_rebuild"] == ["faces_8d"]
+        monkeypatch.undo()
+        migrate.upgrade(container.database)  # an empty database: the rebuild empties the collection
+        index_maintenance.rebuild_unpartitioned(container.database, container.index)
+        assert health._vector_index(container)["status"] == "ok"
     finally:
         container.close()

@@ -50,8 +50,9 @@ class CrossRequestBatcher:
 
     ``model``: maps an array of shape (n, ...) to an array whose first axis is n.
     ``max_batch``: the most rows in one run (>= 1); one caller's larger input runs alone, whole.
-    Thread-safe; call from worker threads. Raises ValueError for ``max_batch`` < 1; a caller
-    gets the exception ``model`` raised on the batch that held its rows.
+    Thread-safe; call from worker threads. Raises ValueError for ``max_batch`` < 1. When a
+    batch of several callers fails, each caller's rows run again alone, so a caller gets an
+    exception only when its own rows make ``model`` raise.
     """
 
     def __init__(self, model: Callable[[Array], Array], max_batch: int) -> None:
@@ -92,6 +93,19 @@ class CrossRequestBatcher:
         assert request.result is not None
         return request.result
 
+    def _checked(self, rows: Array) -> Array:
+        output = self._model(rows)
+        if len(output) != len(rows):
+            raise RuntimeError(f"the model returned {len(output)} rows for {len(rows)} inputs")
+        return output
+
+    @staticmethod
+    def _spread(batch: list[_Request], output: Array) -> None:
+        start = 0
+        for request in batch:
+            request.result = output[start : start + len(request.rows)]
+            start += len(request.rows)
+
     def _take(self, own: _Request) -> list[_Request]:
         """The caller's own request, then queued ones in arrival order while they fit."""
         self._queue.remove(own)
@@ -106,14 +120,19 @@ class CrossRequestBatcher:
         total = sum(len(r.rows) for r in batch)
         try:
             stacked = batch[0].rows if len(batch) == 1 else np.concatenate([r.rows for r in batch])
-            output = self._model(stacked)
-            if len(output) != total:
-                raise RuntimeError(f"the model returned {len(output)} rows for {total} inputs")
-            start = 0
-            for request in batch:
-                request.result = output[start : start + len(request.rows)]
-                start += len(request.rows)
-        except BaseException as exc:  # every caller of the batch learns of the failure
+            self._spread(batch, self._checked(stacked))
+        except Exception as failure:
+            if len(batch) == 1:
+                batch[0].error = failure
+            else:
+                # One caller's rows may be what broke the run: each caller runs alone again and
+                # gets its own result or its own error, so one bad input fails one request.
+                for request in batch:
+                    try:
+                        request.result = self._checked(request.rows)
+                    except Exception as exc:
+                        request.error = exc
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: every caller learns of it
             for request in batch:
                 request.error = exc
         finally:

@@ -10,7 +10,7 @@ Files (in the collection's folder; meta.json and the journal are handled by loca
                    partition_codes (n int32), keys (n int64), next_key, generation (str)
                    (a snapshot written before partitions has only ids and matrix: every row
                    is then in partition "" and row i gets key i)
-    graphs.json    {"generation": g, "graphs": {partition: {"file": f, "crc32": c}}}: the graphs
+    graphs.json    {"generation": g, "graphs": {partition: {"file": f, "crc32": c, "hnswlib": v}}}: the graphs
                    matching snapshot g, each with the CRC-32 of its file (checked before loading)
     graph-<g>-<i>.hnsw      one partition's HNSW graph (hnswlib file format)
 
@@ -33,7 +33,13 @@ import numpy as np
 import numpy.typing as npt
 
 from facesocial.settings import VectorIndexSettings
-from facesocial.store.local_graphs import Graph, GraphSearchError, Partition
+from facesocial.store.local_graphs import (
+    HNSWLIB_VERSION,
+    Graph,
+    GraphSearchError,
+    Partition,
+    check_graph_file,
+)
 from facesocial.store.local_journal import MAGIC, Record, append_at, encode_all, write_atomic
 from facesocial.store.vector_index import Hit
 
@@ -361,6 +367,9 @@ class StoredCollection:
         for query, keys in zip(queries, candidates, strict=True):
             rows = self._key_rows[keys]
             rows = rows[rows >= 0]
+            # Only this partition's rows, whatever the graph holds: isolation never rests on a
+            # graph file's content.
+            rows = rows[self._codes[rows] == self._name_codes[part.name]]
             if allowed is not None:
                 rows = rows[np.isin(rows, allowed)]
                 if len(rows) < min(k, len(allowed)):  # too few survived: exact over the group
@@ -405,7 +414,7 @@ class StoredCollection:
             graph_files[part.name] = {
                 "file": file,
                 "crc32": _crc32(self.folder / file),
-                "tombstones": part.graph.removed,  # removed nodes the file still holds
+                "hnswlib": HNSWLIB_VERSION,  # another version's file is rebuilt, not trusted
             }
         if graph_files or (self.folder / GRAPHS).exists():
             manifest = {"generation": generation, "graphs": graph_files}
@@ -501,12 +510,16 @@ class StoredCollection:
                 # hnswlib trusts the file it loads (a damaged one can crash the process): check first.
                 if _crc32(self.folder / file) != entry.get("crc32"):
                     raise ValueError("checksum mismatch")
+                if entry.get("hnswlib") != HNSWLIB_VERSION:
+                    raise ValueError(f"written by hnswlib {entry.get('hnswlib')}, not {HNSWLIB_VERSION}")
+                # The structure too (counts, links, sizes): hnswlib reads a malformed file out of
+                # bounds, and a checksum only proves the file is the one written.
+                check_graph_file(self.folder / file, self.dimension)
                 graph = Graph.load(self.folder / file, self.dimension, self.settings)
-                graph.removed = int(entry.get("tombstones", 0))
             except Exception as exc:  # hnswlib raises RuntimeError, ValueError, OSError...
                 problems.append(f"graph {file}: {type(exc).__name__}: {exc}")
                 continue
-            if not graph.contains_all(self._keys[part.rows]):
+            if not graph.holds_exactly(self._keys[part.rows]):
                 problems.append(f"graph {file} does not hold the snapshot's keys of its partition")
                 continue
             part.graph = graph

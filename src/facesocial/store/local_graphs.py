@@ -22,7 +22,9 @@ own graph, so a tenant's search never walks another tenant's vectors.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -31,6 +33,71 @@ import numpy as np
 import numpy.typing as npt
 
 from facesocial.settings import VectorIndexSettings
+
+HNSWLIB_VERSION = importlib.metadata.version("hnswlib")
+
+# hnswlib 0.8's file (hnswalg.h, saveIndex): offsetLevel0, max_elements, cur_element_count,
+# size_data_per_element, label_offset, offsetData (size_t each), maxlevel (int),
+# enterpoint_node (uint32), maxM, maxM0, M (size_t), mult (double), ef_construction (size_t);
+# then every element's level-0 block (link count + maxM0 links, the vector, the label), then
+# per element a uint32 byte count and its upper-level link lists (link count + maxM links each).
+_HEADER = struct.Struct("<6Q i I 3Q d Q")
+_MAX_LEVEL = 64  # hnswlib's levels grow as log(n)/log(M): 64 is far beyond any real graph
+
+
+def check_graph_file(path: Path, dimension: int) -> None:
+    """Raise ValueError unless ``path`` is a well-formed hnswlib graph of ``dimension``-D vectors.
+
+    hnswlib trusts the file it loads: a wrong count, link or size makes it read or write out of
+    bounds and kill the process (found by fuzzing the files). This checks every number hnswlib
+    will index with — header layout against the dimension, counts, entry point, level range,
+    every link id and every block size — and the exact file length. About 3 s per million
+    vectors (the upper-level blocks are walked one element at a time).
+    """
+    data = np.fromfile(path, dtype=np.uint8)
+    if len(data) < _HEADER.size:
+        raise ValueError("shorter than a graph header")
+    (offset0, capacity, count, per_element, label_at, vector_at, max_level, entry, max_m, max_m0, m, _, _) = (
+        _HEADER.unpack_from(data[: _HEADER.size].tobytes())
+    )
+    if offset0 != 0 or max_m != m or max_m0 != 2 * m or not 2 <= m <= 2048:
+        raise ValueError("not a graph header (offsets or M)")
+    links0 = 4 * max_m0 + 4
+    if vector_at != links0 or label_at != vector_at + 4 * dimension or per_element != label_at + 8:
+        raise ValueError(f"elements are not laid out for {dimension}-D vectors")
+    if count > capacity or not 0 <= max_level < _MAX_LEVEL or (count and entry >= count):
+        raise ValueError("element count, level or entry point out of range")
+    level0_end = _HEADER.size + count * per_element
+    if level0_end > len(data):
+        raise ValueError("truncated in level 0")
+    level0 = data[_HEADER.size : level0_end].reshape(count, per_element)
+    links = np.ascontiguousarray(level0[:, :links0]).view(np.uint32)
+    _check_links(links, max_m0, count, "level 0")
+    upper = 4 * max_m + 4
+    position = level0_end
+    for _ in range(count):
+        if position + 4 > len(data):
+            raise ValueError("truncated in the upper levels")
+        size = int(data[position : position + 4].view(np.uint32)[0])
+        position += 4
+        if size % upper or size // upper > max_level or position + size > len(data):
+            raise ValueError("an upper-level block of impossible size")
+        if size:
+            block = np.ascontiguousarray(data[position : position + size]).view(np.uint32)
+            _check_links(block.reshape(-1, max_m + 1), max_m, count, "an upper level")
+        position += size
+    if position != len(data):
+        raise ValueError("bytes after the last element")
+
+
+def _check_links(lists: npt.NDArray[np.uint32], most: int, count: int, where: str) -> None:
+    """Rows of [count word, ids...]: the low 16 bits of the count word are the link count."""
+    sizes = lists[:, 0] & 0xFFFF
+    if np.any(sizes > most):
+        raise ValueError(f"a link count out of range in {where}")
+    used = np.arange(most)[None, :] < sizes[:, None]
+    if np.any(lists[:, 1:][used] >= count):
+        raise ValueError(f"a link to a node that does not exist in {where}")
 
 
 class GraphSearchError(Exception):
@@ -68,12 +135,15 @@ class Graph:
 
     @classmethod
     def load(cls, path: Path, dimension: int, settings: VectorIndexSettings) -> Graph:
-        """The graph saved at ``path``. Raises any error of hnswlib or the file system."""
-        graph = cls(dimension, settings)
+        """The graph saved at ``path``; check it with :func:`check_graph_file` first (the file's
+        layout proves its dimension: hnswlib takes the one it is given). Raises any error of
+        hnswlib or the file system."""
+        graph = cls.__new__(cls)
+        graph.index = hnswlib.Index(space="ip", dim=dimension)  # not initialised: load fills it
         graph.index.load_index(str(path))
-        if graph.index.dim != dimension:
-            raise ValueError(f"graph {path} has dimension {graph.index.dim}, not {dimension}")
         graph.index.set_ef(settings.expansion_search)
+        graph.build_seconds = 0.0
+        graph.removed = 0
         graph.origin = "file"
         return graph
 
@@ -114,8 +184,22 @@ class Graph:
             raise GraphSearchError(str(exc)) from exc
         return [row.astype(np.int64) for row in np.asarray(labels)]
 
+    def holds_exactly(self, keys: npt.NDArray[np.int64]) -> bool:
+        """Whether every key is in the graph; any other node is marked deleted (a tombstone).
+
+        Tombstones are counted from the graph itself, not from what a file says about it.
+        """
+        labels = self.labels()
+        if not np.all(np.isin(keys, labels)):
+            return False
+        extra = np.setdiff1d(labels, keys)  # get_ids_list includes tombstones
+        self.remove(extra)
+        self.removed = len(extra)
+        return True
+
     def contains_all(self, keys: npt.NDArray[np.int64]) -> bool:
-        """True when every key is in the graph and nothing else is live in it."""
+        """True when every key is in the graph and nothing else is live in it (by the counts
+        this process kept: for checks of a graph built or loaded here)."""
         labels = self.labels()
         return len(labels) - self.removed == len(keys) and bool(np.all(np.isin(keys, labels)))
 

@@ -55,6 +55,10 @@ class DlibResnetEmbedder(DlibChipEmbedder):
     def embed_chips(self, chips: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
         if not chips:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        return l2_normalise(self.raw_descriptors(chips))
+
+    def raw_descriptors(self, chips: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+        """(N, 128) descriptors as dlib returns them (not normalised), for N 150x150x3 chips."""
         with self._lock, inference_timer(self.model.name):
             descriptors = self._net.compute_face_descriptor(chips)
-        return l2_normalise(np.array([np.asarray(d) for d in descriptors], dtype=np.float32))
+        return np.array([np.asarray(d) for d in descriptors], dtype=np.float32)

@@ -70,20 +70,52 @@ class DlibResnetOnnxEmbedder(DlibChipEmbedder):
         return np.concatenate(parts).astype(np.float32, copy=False)
 
 
+# Raw descriptors of dlib's ResNet have components of about ±0.2; our conversion agrees with dlib
+# to ~4e-7 (tests/model/test_dlib_onnx.py). 1e-3 leaves room for other CPUs' float rounding and
+# refuses any change of the weights that matters.
+SELF_TEST_TOLERANCE = 1e-3
+
+
+def self_test(onnx_embedder: DlibResnetOnnxEmbedder, reference: DlibResnetEmbedder) -> float:
+    """Max |difference| of raw descriptors between the ONNX file and dlib's own model, on two
+    fixed synthetic chips (noise and a gradient): one ~80 ms dlib run at start-up.
+
+    The manifest's sha256 only proves that the file is the one the manifest names; this proves
+    that it computes dlib's model, whoever wrote both.
+    """
+    noise = np.random.default_rng(0).integers(0, 256, (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE, 3), dtype=np.uint8)
+    ramp = np.linspace(0, 255, DLIB_CHIP_SIZE, dtype=np.float32)
+    gradient = np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :], ramp[::-1, None]), axis=-1)
+    chips = [noise, np.ascontiguousarray(gradient.astype(np.uint8))]
+    ours = onnx_embedder._run(np.stack(chips))
+    return float(np.max(np.abs(ours - reference.raw_descriptors(chips))))
+
+
 def dlib_resnet_embedder(
     cache: ModelCache, *, runtime: str = "onnx", max_batch: int = 16, cross_request: bool = True
 ) -> Embedder:
     """The dlib ResNet embedder for ``runtime`` ("onnx" or "dlib").
 
     "onnx" uses the converted model in ``cache`` and falls back to dlib, with one warning,
-    when it is not there (not pulled yet) or fails its checksum.
+    when it is not there (not pulled yet), fails its checksum, or fails the self-test against
+    dlib's own model (:func:`self_test`).
     """
     if runtime == "onnx":
         if cache.has(ONNX_NAME):
             try:
-                return DlibResnetOnnxEmbedder(
+                onnx_embedder = DlibResnetOnnxEmbedder(
                     cache.get(ONNX_NAME), max_batch=max_batch, cross_request=cross_request
                 )
+                reference = DlibResnetEmbedder()
+                difference = self_test(onnx_embedder, reference)
+                if difference > SELF_TEST_TOLERANCE:
+                    log.error(
+                        "%s ONNX gives other descriptors than dlib (max |difference| %.2g > %g): the "
+                        "file in %s is not our conversion of the pinned model; running it in dlib",
+                        ONNX_NAME, difference, SELF_TEST_TOLERANCE, cache.folder,
+                    )  # fmt: skip
+                    return reference
+                return onnx_embedder
             except (errors.ModelUnavailableError, errors.ModelChecksumError) as exc:
                 log.warning("%s ONNX unusable (%s): running it in dlib", ONNX_NAME, exc)
         else:
