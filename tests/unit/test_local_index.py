@@ -680,15 +680,32 @@ def test_saved_graph_is_reused_with_the_journal_replayed(
     assert index.search("c", vectors[[3]], k=1, partition="T")[0][0].id != "f3"
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "stale_generation", "missing"])
-def test_a_bad_graph_file_is_rebuilt_and_search_stays_correct(
-    tmp_path: Path, opened: list[LocalVectorIndex], damage: str
-) -> None:
+def _saved_graph(tmp_path: Path, opened: list[LocalVectorIndex]) -> tuple[np.ndarray, Path]:
+    """800 vectors of partition T in collection c, snapshotted with their graph; index closed."""
     index = ann_index(tmp_path, opened)
     vectors, ids = clustered(800), [f"f{i}" for i in range(800)]
     index.replace_collection("c", 32, [(ids, vectors, ["T"] * 800)])
     [graph_file] = (tmp_path / "c").glob("graph-*.hnsw")
     index.close()
+    return vectors, graph_file
+
+
+def _assert_rebuilt_and_correct(tmp_path: Path, opened: list[LocalVectorIndex], vectors: np.ndarray) -> None:
+    index = ann_index(tmp_path, opened)
+    hits = index.search("c", vectors[[5]], k=1, partition="T")[0]  # exact until the graph is back
+    assert hits[0].id == "f5"
+    assert index.wait_for_graphs(60)
+    [stats] = index.graph_stats("c")
+    assert stats["origin"] == "built" and stats["graph_vectors"] == 800
+    assert index.damaged == []  # derived data: nothing of the truth was lost
+    assert index.search("c", vectors[[7]], k=1, partition="T")[0][0].id == "f7"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "stale_generation", "missing"])
+def test_a_bad_graph_file_is_rebuilt_and_search_stays_correct(
+    tmp_path: Path, opened: list[LocalVectorIndex], damage: str
+) -> None:
+    vectors, graph_file = _saved_graph(tmp_path, opened)
     if damage == "garbage":
         graph_file.write_bytes(b"\x00not a graph" * 100)
     elif damage == "truncated":
@@ -698,14 +715,7 @@ def test_a_bad_graph_file_is_rebuilt_and_search_stays_correct(
         (tmp_path / "c" / "graphs.json").write_text(json.dumps({**manifest, "generation": "older"}))
     else:
         graph_file.unlink()
-    index = ann_index(tmp_path, opened)
-    hits = index.search("c", vectors[[5]], k=1, partition="T")[0]  # exact until the graph is back
-    assert hits[0].id == "f5"
-    assert index.wait_for_graphs(60)
-    [stats] = index.graph_stats("c")
-    assert stats["origin"] == "built" and stats["graph_vectors"] == 800
-    assert index.damaged == []  # derived data: nothing of the truth was lost
-    assert index.search("c", vectors[[7]], k=1, partition="T")[0][0].id == "f7"
+    _assert_rebuilt_and_correct(tmp_path, opened, vectors)
 
 
 def _rewrite_graph(folder: Path, graph_file: Path, data: bytes) -> None:
@@ -744,11 +754,7 @@ def test_a_malformed_graph_with_a_matching_checksum_is_refused_not_loaded(
 ) -> None:
     # hnswlib reads such files out of bounds (SIGSEGV, found by fuzzing): a crash here would
     # kill the test process, so a passing test means the check refused the file first.
-    index = ann_index(tmp_path, opened)
-    vectors, ids = clustered(800), [f"f{i}" for i in range(800)]
-    index.replace_collection("c", 32, [(ids, vectors, ["T"] * 800)])
-    [graph_file] = (tmp_path / "c").glob("graph-*.hnsw")
-    index.close()
+    vectors, graph_file = _saved_graph(tmp_path, opened)
     if damage == "other_dimension":  # a well-formed graph of 64-D vectors
         other = hnswlib.Index(space="ip", dim=64)
         other.init_index(max_elements=800, M=SMALL_ANN.connectivity)
@@ -762,11 +768,7 @@ def test_a_malformed_graph_with_a_matching_checksum_is_refused_not_loaded(
         (tmp_path / "c" / "graphs.json").write_text(json.dumps(manifest))
     else:
         _rewrite_graph(tmp_path / "c", graph_file, _tampered(graph_file.read_bytes(), damage))
-    index = ann_index(tmp_path, opened)
-    assert index.search("c", vectors[[5]], k=1, partition="T")[0][0].id == "f5"
-    assert index.wait_for_graphs(60)
-    [stats] = index.graph_stats("c")
-    assert stats["origin"] == "built" and stats["graph_vectors"] == 800
+    _assert_rebuilt_and_correct(tmp_path, opened, vectors)
 
 
 def test_a_graph_holding_another_partitions_keys_never_returns_them(
