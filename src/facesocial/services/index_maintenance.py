@@ -5,7 +5,7 @@ Checking and repairing SQL against the index is services/reconcile.py."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,18 +31,27 @@ class RebuildReport:
     vectors: int
 
 
-def rebuild_index(database: Database, index: VectorIndex) -> list[RebuildReport]:
+def rebuild_index(
+    database: Database, index: VectorIndex, only: Collection[str] | None = None
+) -> list[RebuildReport]:
     """Refill every collection from ``face_data`` (active faces), without reading the old vectors.
 
     Each collection is replaced as a whole (``VectorIndex.replace_collection``): searches see the
     old content until the new one is complete. Collections no face row names are emptied.
+    ``only``: these collections alone (the others are left as they are).
     """
     with database.session(readonly=True) as session:
-        layout = session.execute(
-            select(FaceData.milvus_collection, FaceData.embedding_dimension).distinct()
-        ).all()
+        layout = [
+            (str(collection), int(dimension))
+            for collection, dimension in session.execute(
+                select(FaceData.milvus_collection, FaceData.embedding_dimension).distinct()
+            )
+            if only is None or collection in only
+        ]
     wanted = {collection for collection, _ in layout}
     for name in index.collections():
+        if only is not None and name not in only:
+            continue
         # Not face collections: their owner refills them from its own rows (reconcile.py).
         if name not in wanted and name not in NOT_FACE_COLLECTIONS:
             # No face row names it: empty it, but keep it (a running server's embedders write to
@@ -56,7 +65,15 @@ def rebuild_index(database: Database, index: VectorIndex) -> list[RebuildReport]
     return reports
 
 
-# (face ids, their (n, dimension) embeddings, each face's tenant id as text: its partition)
+def unpartitioned_face_collections(index: VectorIndex) -> list[str]:
+    """Face collections an older version wrote without tenant partitions (not yet rebuilt)."""
+    return [
+        name
+        for name in index.collections()
+        if name not in NOT_FACE_COLLECTIONS and index.needs_partition_rebuild(name)
+    ]
+
+
 def rebuild_unpartitioned(database: Database, index: VectorIndex) -> list[RebuildReport]:
     """Rebuild from SQL each face collection an older version wrote without partitions.
 
@@ -64,34 +81,16 @@ def rebuild_unpartitioned(database: Database, index: VectorIndex) -> list[Rebuil
     that collection's faces. Collections no active face names are emptied instead. Returns one
     report per collection rebuilt; none when everything is partitioned already (the usual case).
     """
-    stale = [
-        name
-        for name in index.collections()
-        if name not in NOT_FACE_COLLECTIONS and index.needs_partition_rebuild(name)
-    ]
+    stale = unpartitioned_face_collections(index)
     if not stale:
         return []
-    with database.session(readonly=True) as session:
-        dimensions = dict(
-            session.execute(
-                select(FaceData.milvus_collection, FaceData.embedding_dimension)
-                .where(FaceData.milvus_collection.in_(stale))
-                .distinct()
-            ).all()
-        )
-    reports = []
-    for name in stale:
-        dimension = dimensions.get(name)
-        if dimension is None:
-            index.delete(name, list(index.ids(name)))
-            reports.append(RebuildReport(name, 0))
-            continue
-        counter = _Counter()
-        index.replace_collection(name, dimension, counter.wrap(_active_batches(database, name)))
-        reports.append(RebuildReport(name, counter.rows))
-    return reports
+    reports = rebuild_index(database, index, only=stale)
+    rebuilt = {report.collection for report in reports}
+    # Emptied, not rebuilt: no active face names them.
+    return reports + [RebuildReport(name, 0) for name in stale if name not in rebuilt]
 
 
+# (face ids, their (n, dimension) embeddings, each face's tenant id as text: its partition)
 Batch = tuple[list[str], npt.NDArray[np.float32], list[str]]
 
 

@@ -20,7 +20,7 @@ from facesocial.api.deps import ContainerDep
 from facesocial.api.errors import describe
 from facesocial.api.routing import ApiRoute
 from facesocial.container import Container
-from facesocial.services.reconcile import NOT_FACE_COLLECTIONS
+from facesocial.services.index_maintenance import unpartitioned_face_collections
 from facesocial.vision.ports import embedder_description
 
 router = APIRouter(tags=["health"], route_class=ApiRoute, redirect_slashes=False)
@@ -116,11 +116,7 @@ def _vector_index(container: Container) -> dict[str, Any]:
         body["damaged_on_load"] = list(damaged)
     # Face collections still without tenant partitions (the start-up rebuild failed): their
     # faces are invisible to identify until `facesocial index rebuild` or the next start.
-    stale = [
-        name
-        for name in index.collections()
-        if name not in NOT_FACE_COLLECTIONS and index.needs_partition_rebuild(name)
-    ]
+    stale = unpartitioned_face_collections(index)
     if stale:
         body["status"] = "degraded"
         body["needs_partition_rebuild"] = stale
