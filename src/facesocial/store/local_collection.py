@@ -41,7 +41,7 @@ from facesocial.store.local_graphs import (
     check_graph_file,
 )
 from facesocial.store.local_journal import MAGIC, Record, append_at, encode_all, write_atomic
-from facesocial.store.vector_index import Hit
+from facesocial.store.vector_index import Hit, best_first
 
 log = logging.getLogger(__name__)
 
@@ -335,11 +335,9 @@ class StoredCollection:
     ) -> list[list[Hit]]:
         matrix = self.matrix if rows is None else self._buffer[rows]
         scores = queries @ matrix.T
-        top = min(k, scores.shape[1])
         results = []
         for row_scores in scores:
-            best = np.argpartition(-row_scores, top - 1)[:top]
-            best = best[np.argsort(-row_scores[best], kind="stable")]
+            best = best_first(row_scores, k)
             chosen = best if rows is None else rows[best]
             results.append(
                 [Hit(self.ids[r], float(s)) for r, s in zip(chosen, row_scores[best], strict=True)]

@@ -146,7 +146,7 @@ def _replay(collection: StoredCollection, name: str) -> list[LoadIssue]:
         raise _DamagedError(f"unreadable {_JOURNAL}: {exc}") from exc
     version = journal_format(data)
     if version is None:
-        raise _DamagedError(f"{_JOURNAL} starts with {data[:8]!r}, neither format v1 nor v2")
+        raise _DamagedError(f"{_JOURNAL} starts with {data[:8]!r}, no journal format (v1, v2 or v3)")
     result: ReadResult = (read_v1 if version == 1 else read_v2)(data, collection.dimension)
     for record in result.records:
         collection.apply(record)

@@ -73,7 +73,7 @@ from pymilvus.exceptions import (  # type: ignore[import-untyped]
 )
 
 from facesocial.errors import FaceSocialError, VectorIndexUnavailableError
-from facesocial.store.vector_index import Hit, IndexBatch, VectorIndexError
+from facesocial.store.vector_index import Hit, IndexBatch, VectorIndexError, best_first
 
 log = logging.getLogger(__name__)
 
@@ -693,12 +693,9 @@ class MilvusVectorIndex:
         matrix = np.asarray([row[VECTOR_FIELD] for row in rows], dtype=np.float32).reshape(-1, info.dimension)
         # Milvus' COSINE normalises both sides; do the same so both search paths agree.
         scores = _unit(queries) @ _unit(matrix).T
-        top = min(k, len(ids))
         results: list[list[Hit]] = []
         for row_scores in scores:
-            best = np.argpartition(-row_scores, top - 1)[:top]
-            best = best[np.argsort(-row_scores[best], kind="stable")]
-            results.append([Hit(ids[i], float(row_scores[i])) for i in best])
+            results.append([Hit(ids[i], float(row_scores[i])) for i in best_first(row_scores, k)])
         return results
 
     def count(self, name: str, partition: str | None = None) -> int:

@@ -34,6 +34,16 @@ class Hit:
     score: float  # cosine similarity
 
 
+def best_first(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
+    """Indices of the ``k`` highest of 1-D ``scores`` (all when fewer), highest first; equal
+    scores keep their order. Exact top-k for both adapters' exact searches."""
+    top = min(k, len(scores))
+    if top <= 0:
+        return np.zeros(0, dtype=np.intp)
+    best = np.argpartition(-scores, top - 1)[:top]
+    return best[np.argsort(-scores[best], kind="stable")]
+
+
 class VectorIndex(Protocol):
     def ensure_collection(self, name: str, dimension: int) -> None:
         """Create ``name`` for ``dimension``-D vectors, or check an existing one has that dimension."""
