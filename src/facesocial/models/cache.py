@@ -9,7 +9,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import onnx
+
 MANIFEST = "manifest.json"
+
+
+def save_onnx(model: onnx.ModelProto, target: Path) -> None:
+    """Write ``model`` to ``target`` whole or not at all (temporary file, then rename), creating
+    the folder: an interrupted conversion never leaves a half-written model under its name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".onnx.tmp")
+    onnx.save(model, temporary)
+    temporary.replace(target)
 
 
 def sha256_file(path: Path) -> str:

@@ -16,10 +16,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-import onnx
-
 from facesocial import errors
-from facesocial.models.cache import Manifest, ManifestEntry, sha256_file
+from facesocial.models.cache import Manifest, ManifestEntry, save_onnx, sha256_file
 from facesocial.models.convert import describe_io
 from facesocial.models.convert.dlib_graph import CONVERTER_VERSION, INPUT_NAME, OUTPUT_NAME, convert_dlib_dnn
 from facesocial.models.manifest import ModelInfo
@@ -163,11 +161,8 @@ def ensure_resnet_onnx(model_dir: Path, *, log: Callable[[str], None] = lambda _
         source.read_bytes(), doc=f"{ONNX_NAME} from {PACKAGE}=={info.source_version} ({source.name})"
     )
     io = describe_io(model)
-    model_dir.mkdir(parents=True, exist_ok=True)
     target = model_dir / ONNX_FILE
-    temporary = target.with_suffix(".onnx.tmp")
-    onnx.save(model, temporary)
-    temporary.replace(target)
+    save_onnx(model, target)
     manifest = Manifest.load(model_dir)  # re-read: keep whatever else is listed
     manifest.models[ONNX_NAME] = ManifestEntry(
         name=ONNX_NAME,

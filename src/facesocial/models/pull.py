@@ -20,11 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnx
-
 from facesocial import errors
 from facesocial.models import dlib_pack, pack
-from facesocial.models.cache import Manifest, ManifestEntry, sha256_file
+from facesocial.models.cache import Manifest, ManifestEntry, save_onnx, sha256_file
 from facesocial.models.convert import ConversionError, convert_tfjs_graph_model, describe_io
 
 
@@ -154,11 +152,8 @@ def _convert_one(spec: pack.PackModel, sources: Path, model_dir: Path) -> Manife
     model_json = sources / f"{spec.source}.json"
     model = convert_tfjs_graph_model(model_json)
     model.doc_string = f"{spec.name} from {pack.NPM_PACKAGE}@{pack.NPM_VERSION} ({spec.source})"
-    model_dir.mkdir(parents=True, exist_ok=True)
     target = model_dir / f"{spec.name}.onnx"
-    temporary = target.with_suffix(".onnx.tmp")
-    onnx.save(model, temporary)
-    temporary.replace(target)
+    save_onnx(model, target)
     io = describe_io(model)
     source_files = {
         path.name: hashlib.sha256(path.read_bytes()).hexdigest()
