@@ -220,11 +220,8 @@ def bench_index(
     The index settings are the server's (FACESOCIAL_VECTOR_INDEX__*), overridden by the options.
     Prints nothing until done: 1 M faces take about 6 minutes on 2 cores.
     """
-    try:
-        from facesocial.evaluation.bench_index import run_bench_index
-    except ImportError as exc:
-        typer.echo(f"bench index is not available in this build: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    from facesocial.evaluation.bench_index import run_bench_index
+
     chosen = Settings().vector_index
     overrides: dict[str, object] = {"ann": not exact}
     if connectivity is not None:

@@ -82,22 +82,18 @@ def peak_rss_mb() -> float:
 def settings_for_runtime(settings: Settings, runtime: str | None) -> Settings:
     """``settings`` with ``models.dlib_runtime`` set to ``runtime`` ("onnx" or "dlib"); None keeps it.
 
-    Raises ``ValueError`` when this version has no such setting (the ONNX runtime of dlib's
-    ResNet is not installed) or the value is not one it accepts.
+    Raises ``ValueError`` (pydantic's ValidationError) for any other value.
     """
     if runtime is None:
         return settings
-    models_type = type(settings.models)
-    if "dlib_runtime" not in models_type.model_fields:
-        raise ValueError("this version has no models.dlib_runtime setting: --runtime is unavailable")
-    models = models_type.model_validate({**settings.models.model_dump(), "dlib_runtime": runtime})
+    models = type(settings.models).model_validate({**settings.models.model_dump(), "dlib_runtime": runtime})
     return settings.model_copy(update={"models": models})
 
 
 def runtime_of(settings: Settings, pipeline: FacePipeline) -> dict[str, Any]:
     """What actually ran: the configured dlib runtime and the default embedder's class."""
     return {
-        "dlib_runtime_setting": getattr(settings.models, "dlib_runtime", None),
+        "dlib_runtime_setting": settings.models.dlib_runtime,
         "embedder_class": type(pipeline.embedder).__name__,
         "intra_op_threads": settings.models.intra_op_threads,
         "cpu_count": os.cpu_count(),
