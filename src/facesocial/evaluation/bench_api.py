@@ -22,7 +22,6 @@ import io
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from facesocial.evaluation.child_server import free_port, wait_until_answering
 
 ENDPOINTS: dict[str, str] = {
     "detect": "/api/v1/face-detection/detect",
@@ -67,26 +68,6 @@ class BenchImage:
     mime: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(base_url: str, process: subprocess.Popen[str], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"facesocial serve exited with code {process.returncode} while starting")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"facesocial serve did not answer {base_url}/health within {timeout_s:.0f} s")
-
-
 @contextlib.contextmanager
 def local_server(startup_timeout_s: float = 300.0) -> Iterator[ApiTarget]:
     """A ``facesocial serve`` child on a free loopback port in a temporary data folder.
@@ -94,7 +75,7 @@ def local_server(startup_timeout_s: float = 300.0) -> Iterator[ApiTarget]:
     Yields its URL and first-start operator key; stops it (SIGINT, then SIGKILL after 30 s) and
     removes the folder afterwards. Raises ``RuntimeError`` when it does not start in time.
     """
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="facesocial-bench-api-") as folder:
         env = {name: value for name, value in os.environ.items() if name not in _SHARED_STORES}
         env.update(FACESOCIAL_DATA_DIR=folder, FACESOCIAL_RATE_LIMITS__ENABLED="false")
@@ -125,7 +106,7 @@ def local_server(startup_timeout_s: float = 300.0) -> Iterator[ApiTarget]:
             if not key:
                 raise RuntimeError("facesocial serve printed no operator key:\n" + "".join(log[-20:]))
             base_url = f"http://127.0.0.1:{port}"
-            _wait_healthy(base_url, process, startup_timeout_s)
+            wait_until_answering(f"{base_url}/health", process, startup_timeout_s)
             yield ApiTarget(base_url, key, started_here=True)
         finally:
             if process.poll() is None:

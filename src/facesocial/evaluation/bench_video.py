@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from fastapi import FastAPI, Request
 
 from facesocial.api import errors as api_errors
 from facesocial.api.body_limit import BodyLimitMiddleware
+from facesocial.evaluation.child_server import free_port, wait_until_answering
 from facesocial.settings import IntakeSettings, VideoLimits
 from facesocial.video.frames import iter_frames
 from facesocial.video.probe import probe_video
@@ -120,7 +120,7 @@ def bench_video_upload(size_mb: int = 500) -> dict[str, Any]:
     """
     size = size_mb * _MIB
     with tempfile.TemporaryDirectory(prefix="bench-video-") as folder:
-        port = _free_port()
+        port = free_port()
         command = [
             sys.executable,
             "-m",
@@ -136,7 +136,7 @@ def bench_video_upload(size_mb: int = 500) -> dict[str, Any]:
         with subprocess.Popen(command) as server:
             try:
                 base = f"http://127.0.0.1:{port}"
-                _wait_ready(base + MEMORY_PATH, server)
+                wait_until_answering(base + MEMORY_PATH, server, 60.0)
                 with httpx.Client(base_url=base, timeout=600) as client:
                     # Warm up: the first request imports and allocates what every request needs.
                     _upload(client, 1 * _MIB)
@@ -169,27 +169,6 @@ def _upload(client: httpx.Client, size: int) -> tuple[dict[str, Any], str]:
     response.raise_for_status()
     answer: dict[str, Any] = response.json()
     return answer, digest
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_ready(url: str, server: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the benchmark server exited with {server.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the benchmark server did not start")
 
 
 def bench_decode(path: Path, sample_fps: float = 2.0) -> dict[str, Any]:
