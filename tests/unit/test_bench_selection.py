@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesocial.evaluation.bench_compare import box_iou, match_boxes
+from facesocial.evaluation.bench_compare import match_boxes
 from facesocial.evaluation.bench_pipeline import image_names, list_images
+from facesocial.vision.geometry import iou_matrix
 
 
 def _touch(root: Path, *names: str) -> None:
@@ -67,7 +68,7 @@ def test_match_boxes(ours: list, theirs: list, min_iou: float, pairs: list) -> N
     assert sorted(match_boxes(to_array(ours), to_array(theirs), min_iou)) == pairs
 
 
-def test_box_iou_values() -> None:
-    iou = box_iou(np.asarray([BOX], np.float32), np.asarray([BOX, [5.0, 5.0, 15.0, 15.0]], np.float32))
+def test_iou_matrix_values() -> None:
+    iou = iou_matrix(np.asarray([BOX], np.float32), np.asarray([BOX, [5.0, 5.0, 15.0, 15.0]], np.float32))
     assert iou.shape == (1, 2)
     assert iou[0, 0] == pytest.approx(1.0) and iou[0, 1] == pytest.approx(25.0 / 175.0)

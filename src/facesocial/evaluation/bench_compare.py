@@ -43,6 +43,7 @@ from facesocial.evaluation.bench_pipeline import (
     peak_rss_mb,
     settings_for_runtime,
 )
+from facesocial.vision.geometry import iou_matrix
 
 THEIR_STAGES = ("decode", "detect", "landmarks", "embed", "total")
 T = TypeVar("T")
@@ -137,10 +138,11 @@ def measure_theirs(images: Sequence[Path], names: Sequence[str]) -> tuple[dict[s
 
 
 def measure_ours(
-    images: Sequence[Path], names: Sequence[str], runtime: str | None, theirs: Sequence[TheirFaces]
+    images: Sequence[Path], names: Sequence[str], runtime: str | None, theirs: Sequence[TheirFaces] | None
 ) -> tuple[dict[str, Any], list[ImageFaces], list[npt.NDArray[np.float32]]]:
     """Our pipeline over ``images`` (fresh process), then, off the clock, our default embedder
-    on the library's boxes and landmarks: unit vectors (N, D) per image."""
+    on the library's boxes and landmarks: unit vectors (N, D) per image (none when ``theirs``
+    is None: the extra rounds only time)."""
     from facesocial.container import Container
     from facesocial.settings import Settings
     from facesocial.vision.faces import Faces
@@ -148,6 +150,8 @@ def measure_ours(
 
     settings = settings_for_runtime(Settings(), runtime)
     report, found = measure_pipeline(images, settings, names=names)
+    if theirs is None:
+        return report, found, []
     pipeline = Container(settings).pipeline
     on_their_faces = []
     for path, their in zip(images, theirs, strict=True):
@@ -161,25 +165,13 @@ def measure_ours(
     return report, found, on_their_faces
 
 
-def box_iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), x1 y1 x2 y2: (N, M) in 0..1."""
-    a64, b64 = a.astype(np.float64)[:, None, :], b.astype(np.float64)[None, :, :]
-    width = np.clip(np.minimum(a64[..., 2], b64[..., 2]) - np.maximum(a64[..., 0], b64[..., 0]), 0, None)
-    height = np.clip(np.minimum(a64[..., 3], b64[..., 3]) - np.maximum(a64[..., 1], b64[..., 1]), 0, None)
-    inter = width * height
-    area_a = (a64[..., 2] - a64[..., 0]) * (a64[..., 3] - a64[..., 1])
-    area_b = (b64[..., 2] - b64[..., 0]) * (b64[..., 3] - b64[..., 1])
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 def match_boxes(
     ours: npt.NDArray[np.float32], theirs: npt.NDArray[np.float32], min_iou: float
 ) -> list[tuple[int, int]]:
     """Pairs (our row, their row), greedy by highest IoU, each face used once, IoU ≥ ``min_iou``."""
     if len(ours) == 0 or len(theirs) == 0:
         return []
-    iou = box_iou(ours, theirs)
+    iou = iou_matrix(ours, theirs)
     pairs: list[tuple[int, int]] = []
     used_ours: set[int] = set()
     used_theirs: set[int] = set()
@@ -246,7 +238,7 @@ def run_bench_compare(
     )
     per_round = [(our_report["images_per_s"], their_report["images_per_s"])]
     for _ in range(rounds - 1):
-        ours_again = _in_fresh_process(measure_ours, images, names, runtime, their_faces)[0]
+        ours_again = _in_fresh_process(measure_ours, images, names, runtime, None)[0]
         theirs_again = _in_fresh_process(measure_theirs, images, names)[0]
         per_round.append((ours_again["images_per_s"], theirs_again["images_per_s"]))
     matched: list[float] = []
