@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 
 from facesocial.container import Container
+from facesocial.evaluation.process_stats import peak_rss_mb
 from facesocial.settings import Settings, VectorIndexSettings
 from facesocial.store.local_index import LocalVectorIndex
 from facesocial.vision.align import dlib_chips
@@ -221,7 +221,7 @@ def run_bench(
         settings, max(3, runs // 4)
     )
     report["index_search_top10_100k (local, exact)"] = _index_search(runs)
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    report["peak_rss_mb"] = peak_rss_mb()
     report["models"] = {
         "detector": pipeline.detector.model.tag,
         "embedders": sorted(e.model.tag for e in pipeline.embedders.values()),

@@ -40,9 +40,9 @@ from facesocial.evaluation.bench_pipeline import (
     latency_summary,
     list_images,
     measure_pipeline,
-    peak_rss_mb,
     settings_for_runtime,
 )
+from facesocial.evaluation.process_stats import peak_rss_mb
 from facesocial.vision.geometry import iou_matrix
 
 THEIR_STAGES = ("decode", "detect", "landmarks", "embed", "total")

@@ -6,22 +6,17 @@ reported apart); the figures are wall-clock seconds on this machine and the proc
 
 from __future__ import annotations
 
-import resource
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 from facesocial.container import Container
+from facesocial.evaluation.process_stats import peak_rss_mb
 from facesocial.forensics.video_analysis import analyze_video
 from facesocial.settings import Settings
 from facesocial.video.probe import probe_video
 
 LEVELS: tuple[Literal["basic", "standard", "advanced"], ...] = ("basic", "standard", "advanced")
-
-
-def _peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def bench_deepfake_videos(paths: list[Path], sample_fps: float) -> dict[str, Any]:
@@ -59,6 +54,6 @@ def bench_deepfake_videos(paths: list[Path], sample_fps: float) -> dict[str, Any
         "sample_fps": sample_fps,
         "model_load_seconds": round(load_seconds, 2),
         "model_version": detector.model_version,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mb(),
         "runs": rows,
     }

@@ -15,7 +15,6 @@ most of which are far below any threshold) is given for reference only.
 from __future__ import annotations
 
 import json
-import resource
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from facesocial.evaluation.process_stats import peak_rss_mb
 from facesocial.settings import Settings, VectorIndexSettings
 from facesocial.store.local_index import LocalVectorIndex
 from facesocial.store.vector_index import IndexBatch
@@ -141,7 +141,7 @@ def run_bench_index(
         "graph_build_seconds": round(sum(g["build_seconds"] for g in graphs), 1),
         "graph_memory_mib": round(sum(g["memory_bytes"] for g in graphs) / 2**20, 1),
         "matrix_memory_mib": round(size * generator.dimension * 4 / 2**20, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": peak_rss_mb(),
         **main,
         "by_expansion_search": {str(e): r for e, r in runs.items()} if len(runs) > 1 else None,
         "graph": graphs,

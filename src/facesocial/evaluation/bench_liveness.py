@@ -12,7 +12,6 @@ loaded once (reported apart), peak RSS of the process.
 from __future__ import annotations
 
 import io
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from PIL import Image
 from facesocial.antispoof.active import ActiveConfig, SessionProgress, advance, needs_embedding
 from facesocial.antispoof.observe import observe
 from facesocial.container import Container
+from facesocial.evaluation.process_stats import peak_rss_mb
 from facesocial.settings import Settings
 from facesocial.video.frames import FrameReader
 from facesocial.video.probe import probe_video
@@ -118,5 +118,5 @@ def bench_liveness(path: Path, sample_fps: float) -> dict[str, Any]:
         "session_step_ms": _ms(steps),
         "session_frames_per_second": round(1000.0 / statistics.mean(steps), 1),
         "session_status_at_end": progress.status,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": peak_rss_mb(),
     }

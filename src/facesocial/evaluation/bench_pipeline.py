@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -28,6 +27,7 @@ import numpy.typing as npt
 
 from facesocial import errors
 from facesocial.container import Container
+from facesocial.evaluation.process_stats import peak_rss_mb
 from facesocial.settings import Settings
 from facesocial.vision.align import dlib_chips
 from facesocial.vision.faces import Faces
@@ -72,11 +72,6 @@ def latency_summary(samples_ms: Sequence[float]) -> dict[str, float | int]:
         "p95_ms": round(float(np.percentile(values, 95)), 2),
         "mean_ms": round(float(values.mean()), 2),
     }
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MB (Linux reports ru_maxrss in KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 def settings_for_runtime(settings: Settings, runtime: str | None) -> Settings:
