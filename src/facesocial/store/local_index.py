@@ -92,8 +92,8 @@ from facesocial.store.local_journal import (
     Record,
     fsync_dir,
     journal_format,
+    read_framed,
     read_v1,
-    read_v2,
     truncate,
     write_atomic,
 )
@@ -147,7 +147,11 @@ def _replay(collection: StoredCollection, name: str) -> list[LoadIssue]:
     version = journal_format(data)
     if version is None:
         raise _DamagedError(f"{_JOURNAL} starts with {data[:8]!r}, no journal format (v1, v2 or v3)")
-    result: ReadResult = (read_v1 if version == 1 else read_v2)(data, collection.dimension)
+    result: ReadResult = (
+        read_v1(data, collection.dimension)
+        if version == 1
+        else read_framed(data, collection.dimension, version)
+    )
     for record in result.records:
         collection.apply(record)
     collection.journal_rows = sum(len(r.ids) for r in result.records)

@@ -119,9 +119,9 @@ def _decode_payload(payload: bytes, dimension: int, version: int) -> Record | No
     return Record(op, ids[:count], vectors, partitions)
 
 
-def read_v2(data: bytes, dimension: int) -> ReadResult:
-    """Every record up to the first torn or corrupt one (``data`` starts with MAGIC or MAGIC_V2)."""
-    version = 2 if data.startswith(MAGIC_V2) else 3
+def read_framed(data: bytes, dimension: int, version: int) -> ReadResult:
+    """Every record up to the first torn or corrupt one of a v2 or v3 journal (``version``, as
+    :func:`journal_format` gave it; ``data`` starts with that version's magic)."""
     records: list[Record] = []
     offset = len(MAGIC) if len(data) >= len(MAGIC) else len(data)
     problem: Problem | None = None
