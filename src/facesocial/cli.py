@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from facesocial import errors
+from facesocial.cli_ai_image import eval_ai_image
 from facesocial.cli_bench import bench_app
 from facesocial.cli_deepfake import deepfake, eval_deepfake
 from facesocial.cli_index import index_app
@@ -37,6 +38,7 @@ app.command()(beat)
 app.command()(deepfake)
 eval_app.command("deepfake")(eval_deepfake)
 eval_app.command("liveness")(eval_liveness)
+eval_app.command("ai-image")(eval_ai_image)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (default: FACESOCIAL_DATA_DIR)")

@@ -241,3 +241,17 @@ def bench_index(
             sweep=tuple(sweep or ()),
         )
     )
+
+
+@bench_app.command("ai-image")
+def bench_ai_image(images: ImagesOption, limit: LimitOption = None) -> None:
+    """Per-method and whole-analysis ms (mean/p50/p95) of SkyGate's AI-image analysis, images/s, peak RSS."""
+    from facesocial.container import Container
+    from facesocial.evaluation.bench_ai_image import run_bench_ai_image
+
+    settings = Settings()
+    try:
+        report = run_bench_ai_image(Container(settings).ai_analyzer, settings, images, limit)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--images") from exc
+    _print_json(report)

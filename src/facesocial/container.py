@@ -15,6 +15,7 @@ from facesocial.jobs.port import JobKind, JobQueue
 from facesocial.jobs.runner import JobRunner
 from facesocial.jobs.store import JobStore
 from facesocial.models.runtime import ModelCache, RuntimeOptions
+from facesocial.services.accounts import AccountService
 from facesocial.services.audit import AuditLog
 from facesocial.services.demographics import DemographicsService
 from facesocial.services.detection import DetectionService
@@ -27,7 +28,7 @@ from facesocial.services.model_registry import sync_registry
 from facesocial.services.recognition import LivenessGate, RecognitionService
 from facesocial.services.reconcile import ReconcileLoop, Reconciler
 from facesocial.services.sessions import SessionStore
-from facesocial.services.tokens import TokenService
+from facesocial.services.tokens import TokenService, installation_secret
 from facesocial.services.users import UserService
 from facesocial.settings import Settings
 from facesocial.store import migrate
@@ -63,10 +64,12 @@ from facesocial.vision.ports import Embedder, FaceDetector
 
 if TYPE_CHECKING:
     from facesocial.antispoof.passive import PassiveLiveness
+    from facesocial.domains.ai_detection.service import AiDetectionService
     from facesocial.domains.antispoofing.liveness import LivenessService
     from facesocial.domains.antispoofing.service import AntispoofingService
     from facesocial.domains.deepfake.known_content import KnownContent
     from facesocial.domains.deepfake.service import DeepfakeService
+    from facesocial.forensics.ai_image.analyzer import AiImageAnalyzer
     from facesocial.forensics.ensemble import DeepfakeDetector
 
 log = logging.getLogger(__name__)
@@ -234,6 +237,20 @@ class Container:
         return ApiKeyService(self.database)
 
     @cached_property
+    def account_tokens(self) -> TokenService:
+        """Signs and checks login tokens: the configured JWT service, or one keyed with the
+        installation's own secret (data_dir/secrets/jwt.key) so login works without settings."""
+        if self.tokens is not None:
+            return self.tokens
+        auth = self.settings.auth
+        secret = installation_secret(self.settings.data_dir / "secrets")
+        return TokenService(secret, auth.jwt_algorithm, auth.jwt_leeway_seconds)
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        return AccountService(self.database, self.keys, self.account_tokens, self.settings.auth)
+
+    @cached_property
     def audit(self) -> AuditLog:
         return AuditLog(self.database)
 
@@ -318,6 +335,9 @@ class Container:
         kinds[CHECK_VIDEO_JOB] = JobKind(
             CHECK_VIDEO_JOB, self.antispoofing.run_video_job, self.antispoofing.on_video_job_end
         )
+        from facesocial.domains.ai_detection.service import IMAGE_JOB as AI_IMAGE_JOB
+
+        kinds[AI_IMAGE_JOB] = JobKind(AI_IMAGE_JOB, self.ai_detection.run_job, self.ai_detection.on_job_end)
         return kinds
 
     @cached_property
@@ -411,11 +431,39 @@ class Container:
             self.detect_defaults,
         )
 
+    # --- AI-generated image detection (src/facesocial/domains/ai_detection/, forensics/ai_image/) ----
+
+    @cached_property
+    def ai_analyzer(self) -> AiImageAnalyzer:
+        from facesocial.forensics.ai_image.factory import build_analyzer
+
+        return build_analyzer(self.settings, lambda: self.deepfake_detector)
+
+    @cached_property
+    def ai_detection(self) -> AiDetectionService:
+        from facesocial.domains.ai_detection.metadata_store import SqlDetectionMetadataStore
+        from facesocial.domains.ai_detection.methods_repo import MethodsRepository
+        from facesocial.domains.ai_detection.repository import ResultsRepository
+        from facesocial.domains.ai_detection.service import AiDetectionService
+
+        # The analyzer and the queue are reached lazily: reading a report loads no model.
+        return AiDetectionService(
+            self.database,
+            ResultsRepository(self.database, SqlDetectionMetadataStore()),
+            MethodsRepository(self.database),
+            lambda: self.ai_analyzer,
+            self.job_store,
+            lambda: self.jobs,
+            lambda job_id, tenant_id: self.job_runner.cancel(job_id, tenant_id),
+            self.settings,
+        )
+
     def retention(self) -> dict[str, int]:
-        """Scheduled clean-up (``facesocial beat``): old jobs and old deepfake analyses."""
+        """Scheduled clean-up (``facesocial beat``): old jobs, deepfake and AI-detection analyses."""
         return {
             "jobs": self.job_store.purge(self.settings.jobs.retention_days),
             "deepfake_analyses": self.deepfake.retention(),
+            "ai_detection_analyses": self.ai_detection.retention(),
             "spool_folders": self.deepfake.sweep_spool(),
             # Vectors of content features whose rows went (e.g. `db maintain`'s own retention)
             # and rows whose vector a crash lost.

@@ -114,6 +114,17 @@ VectorIndexUnavailableError = _error(
 # The local index lives in one process's memory: a second process on the same folder is refused.
 IndexInUseError = _error("INDEX_IN_USE", 409, "The local vector index is in use by another process")
 
+# --- accounts (services/accounts.py, /api/v1/auth) --------------------------------------------------
+# One code and one message whether the username/email is unknown or the password wrong.
+InvalidCredentialsError = _error("INVALID_CREDENTIALS", 401, "The username or password is wrong")
+# A suspended or deleted account: its login, tokens and keys are refused.
+AccountDisabledError = _error("ACCOUNT_DISABLED", 403, "The account is suspended or deleted")
+# Registration: the username (compared case-insensitively) or the email is taken; which one is
+# not said.
+AccountExistsError = _error("ACCOUNT_EXISTS", 409, "An account with this username or email already exists")
+WeakPasswordError = _error("WEAK_PASSWORD", 422, "The password is too weak")
+TooManyApiKeysError = _error("TOO_MANY_API_KEYS", 409, "The account holds the most active API keys allowed")
+
 # --- API key management -------------------------------------------------------------------------
 ApiKeyNotFoundError = _error("API_KEY_NOT_FOUND", 404, "No API key has this id or prefix")
 AmbiguousApiKeyError = _error("AMBIGUOUS_API_KEY", 409, "Several API keys match; give more characters")
@@ -145,6 +156,13 @@ JobNotCancellableError = _error("JOB_NOT_CANCELLABLE", 409, "The job has already
 InvalidCallbackUrlError = _error("INVALID_CALLBACK_URL", 422, "callback_url is not an acceptable http(s) URL")
 AnalysisNotFoundError = _error("ANALYSIS_NOT_FOUND", 404, "No such analysis")
 AnalysisNotReadyError = _error("ANALYSIS_NOT_READY", 409, "The analysis has not completed yet")
+
+# --- AI-generated image detection (src/facesocial/domains/ai_detection/) ------------------------------
+# An unknown result id, a malformed one, and another tenant's are all answered this way.
+AiResultNotFoundError = _error("AI_RESULT_NOT_FOUND", 404, "No such AI-detection result")
+# A report image (ELA, heatmap, thumbnail) the result does not have (yet, or at all).
+ReportImageNotFoundError = _error("REPORT_IMAGE_NOT_FOUND", 404, "This result has no such image")
+MethodNotFoundError = _error("METHOD_NOT_FOUND", 404, "No such detection method")
 
 # --- antispoofing (src/facesocial/domains/antispoofing/) ----------------------------------------------
 CheckNotFoundError = _error("CHECK_NOT_FOUND", 404, "No such antispoofing check")

@@ -155,6 +155,19 @@ class AuthSettings(BaseModel):
     jwt_algorithm: Literal["HS256"] = "HS256"
     # Clock skew tolerated on `exp` between the token issuer and this server.
     jwt_leeway_seconds: int = 30
+    # Accounts (services/accounts.py, POST /api/v1/auth/...). Without jwt_secret, login tokens are
+    # signed with a per-installation secret kept in data_dir/secrets/jwt.key.
+    access_token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    # argon2id cost (argon2-cffi's defaults, RFC 9106's second recommended option: 3 passes over
+    # 64 MiB, 4 lanes). Changing them rehashes each password at its next login.
+    argon2_time_cost: int = Field(default=3, ge=1, le=20)
+    argon2_memory_kib: int = Field(default=65536, ge=1024, le=1048576)
+    argon2_parallelism: int = Field(default=4, ge=1, le=16)
+    # Largest request_limit an account may give its own keys (document 003's default is 1000);
+    # an operator raises it here.
+    max_key_request_limit: int = Field(default=1000, ge=1)
+    # Active keys one account may hold at once.
+    max_keys_per_account: int = Field(default=20, ge=1, le=1000)
 
 
 class RateLimit(BaseModel):
@@ -170,6 +183,9 @@ def _default_limits() -> dict[str, RateLimit]:
         "face_detection": RateLimit(rate_per_second=10, burst=30),
         "demographics": RateLimit(rate_per_second=10, burst=25),
         "deepfake_detection": RateLimit(rate_per_second=2, burst=5),
+        # AI-image analyses (POST /api/v1/ai-detection/analyze): ~0.2-0.3 s of CPU each, like an
+        # upload of document 001's 2 r/s zone.
+        "ai_detection": RateLimit(rate_per_second=2, burst=5),
         # Job status polling (/api/v1/jobs): cheap reads, polled by clients while videos run.
         "jobs": RateLimit(rate_per_second=10, burst=50),
         "batch": RateLimit(rate_per_second=2, burst=3),
@@ -177,6 +193,9 @@ def _default_limits() -> dict[str, RateLimit]:
         # once, then one guess per 6 s — 14,400 a day, hopeless against 256-bit keys, while a
         # client with a typo'd key recovers within seconds of fixing it.
         "auth_failures": RateLimit(rate_per_second=1 / 6, burst=10),
+        # Account registrations per client address (POST /api/v1/auth/register): 5 at once, then
+        # one a minute. Each costs an argon2 hash (64 MiB, 0.1-0.2 s of CPU) and a row.
+        "auth_register": RateLimit(rate_per_second=1 / 60, burst=5),
         # Index upkeep (/api/v1/admin/index/..., operator keys): each call reads every face row
         # and every vector, or rebuilds every collection. 10 at once, then 10 a minute: far more
         # than an operator or a cron job needs, too few to keep the server busy with them.
@@ -325,6 +344,23 @@ class DeepfakeSettings(BaseModel):
     known_fake_similarity: float = Field(default=0.97, ge=0.0, le=1.0)
 
 
+class AiDetectionSettings(BaseModel):
+    """AI-generated image detection, SkyGate (src/facesocial/forensics/ai_image/, docs/ai-detection.md)."""
+
+    # Ensemble score (0..1) at or above which an image is "ai_generated"; below real_below it is
+    # "real"; between them "uncertain". Chosen on the development train split by
+    # scripts/choose_ai_image_thresholds.py: at most 5 % of real photos at or above ai_threshold
+    # (0.372), at most 5 % of AI images below real_below (0.290); docs/ai-detection.md.
+    ai_threshold: float = Field(default=0.37, ge=0.0, le=1.0)
+    real_below: float = Field(default=0.29, ge=0.0, le=1.0)
+    # Images with more pixels than this are analysed as a job (202 + job_id) instead of at once.
+    sync_max_pixels: int = Field(default=12_000_000, ge=1)
+    # A user-supplied ONNX classifier of whole images (docs/ai-detection.md: its input contract).
+    extra_model_path: Path | None = None
+    # Analyses (their report, thumbnail and report images) are erased after this many days.
+    retention_days: int = Field(default=183, ge=1)
+
+
 class AntispoofSettings(BaseModel):
     """Passive checks and active liveness sessions (src/facesocial/antispoof/, docs/liveness.md)."""
 
@@ -385,6 +421,7 @@ class Settings(BaseSettings):
     video: VideoLimits = VideoLimits()
     deepfake: DeepfakeSettings = DeepfakeSettings()
     antispoofing: AntispoofSettings = AntispoofSettings()
+    ai_detection: AiDetectionSettings = AiDetectionSettings()
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL; plain ``postgresql://`` URLs get the psycopg 3 driver."""

@@ -16,7 +16,9 @@ from facesocial.api.auth_middleware import AuthMiddleware
 from facesocial.api.body_limit import BodyLimitMiddleware
 from facesocial.api.metrics_middleware import MetricsMiddleware
 from facesocial.api.routers import admin, demographics, face_detection, face_recognition, health, jobs
+from facesocial.api.routers import auth as auth_router
 from facesocial.container import Container
+from facesocial.domains.ai_detection import router as ai_detection_router
 from facesocial.domains.antispoofing import router as antispoofing_router
 from facesocial.domains.deepfake import router as deepfake_router
 from facesocial.metrics import IMAGES_IN_FLIGHT, IMAGES_WAITING
@@ -68,11 +70,13 @@ def create_app(container: Container | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app, container.settings)
     app.include_router(health.router)
+    app.include_router(auth_router.router)
     app.include_router(face_detection.router)
     app.include_router(face_recognition.router)
     app.include_router(demographics.router)
     app.include_router(antispoofing_router.router)
     app.include_router(deepfake_router.router)
+    app.include_router(ai_detection_router.router)
     app.include_router(jobs.router)
     app.include_router(admin.router)
     # Outermost last. A request meets: proxy headers (who the client is) -> metrics -> audit (one

@@ -6,6 +6,11 @@ authentications are counted per client address (GCRA, ``rate_limits.limits["auth
 a client over that limit is answered 429 ``RATE_LIMITED`` before its credentials are even looked
 at, so guessing keys costs the guesser time, not the database.
 
+``PUBLIC_PATHS`` (account registration and login) pass without credentials; a client blocked by
+the failed-authentication limit is refused there too, and the login route counts its failures
+through ``scope["state"][COUNT_AUTH_FAILURE]``. A login token (``account_id`` claim) is accepted
+only while its account is active, checked in SQL on every request.
+
 The caller and the request context land in ``scope["state"]`` (``principal``, ``context``), where
 ``api/deps.py`` and the audit middleware (which stays outside this one, so refused calls are
 audited too) read them.
@@ -13,6 +18,7 @@ audited too) read them.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -34,6 +40,11 @@ from facesocial.store.kv import rate_limit_key
 log = logging.getLogger(__name__)
 
 AUTH_FAILURES = "auth_failures"  # the rate-limit name in settings and in the Redis/memory key
+# Reached without credentials (api/routers/auth.py): exactly these paths, any method.
+PUBLIC_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login"})
+# scope["state"] key of a public request: a no-argument callable counting one failed login of
+# this client address; it raises RateLimitedError (429) once the address is over the limit.
+COUNT_AUTH_FAILURE = "count_auth_failure"
 
 
 class AuthMiddleware:
@@ -47,6 +58,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
+        if scope["path"] in PUBLIC_PATHS:
+            await self._public(scope, receive, send)
+            return
         headers = Headers(scope=scope)
         try:
             principal = await anyio.to_thread.run_sync(self._admit, headers, client_key(scope))
@@ -69,6 +83,37 @@ class AuthMiddleware:
         )
         await self.app(scope, receive, send)
 
+    async def _public(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Registration and login: no credentials, but a blocked address stays blocked."""
+        state = scope["state"]
+        client = client_key(scope)
+        try:
+            await anyio.to_thread.run_sync(self._refuse_public_if_blocked, client)
+        except Exception as exc:
+            refusal = exc.error if isinstance(exc, _ThrottledError) else _as_domain_error(exc)
+            state[SKIP_AUDIT] = isinstance(exc, _ThrottledError)
+            _name_route(scope)
+            state["context"] = context_from_scope(scope, api_key_id=None)
+            state["error"] = (refusal.code, refusal.message)
+            await refuse(refusal, scope, receive, send)
+            return
+        state["context"] = context_from_scope(scope, api_key_id=None)
+        state[COUNT_AUTH_FAILURE] = functools.partial(self._count_public_failure, client)
+        await self.app(scope, receive, send)
+
+    def _refuse_public_if_blocked(self, client: str) -> None:
+        if self._failure_limit() is not None:
+            self._refuse_if_blocked(client)
+
+    def _count_public_failure(self, client: str) -> None:
+        limit = self._failure_limit()
+        if limit is None:
+            return
+        try:
+            self._count_failure(client, *limit)
+        except _ThrottledError as exc:
+            raise exc.error from None
+
     def _admit(self, headers: Headers, client: str) -> Principal:
         """The caller, or the error to answer; counts failures of this client address."""
         limit = self._failure_limit()
@@ -88,8 +133,13 @@ class AuthMiddleware:
         tokens = self.container.tokens
         if api_key:
             return self.container.keys.authenticate(api_key)
-        if authorization and tokens is not None:
-            return tokens.verify(authorization)
+        if authorization:
+            # Without a configured secret, only login tokens signed with the installation's own
+            # secret exist; a shared-secret token without account_id keeps working as before.
+            principal = self.container.account_tokens.verify(authorization, require_account=tokens is None)
+            if principal.account_id is not None:
+                self.container.accounts.require_active(principal.account_id)
+            return principal
         if tokens is not None:
             raise errors.MissingTokenError("Send 'Authorization: Bearer <token>' or an X-API-Key header")
         return self.container.keys.authenticate(None)  # raises MISSING_API_KEY

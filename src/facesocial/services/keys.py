@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from facesocial import errors
 from facesocial.services.principal import Principal, Role
 from facesocial.store.db import Database
-from facesocial.store.tables import ApiKey
+from facesocial.store.tables import ACCOUNT_ACTIVE, Account, ApiKey
 from facesocial.store.types import utcnow
 
 KEY_PREFIX = "fs_"
@@ -94,13 +94,19 @@ class ApiKeyService:
         request_limit: int | None = None,
         expires_at: datetime | None = None,
         owner_id: uuid.UUID | None = None,
+        account_id: uuid.UUID | None = None,
     ) -> IssuedKey:
-        """A new key; keys with the same ``owner_id`` share one tenant (default: its own)."""
+        """A new key; keys with the same ``owner_id`` share one tenant (default: its own).
+
+        ``account_id``: the account the key belongs to (core.accounts); it stops working when
+        that account is no longer active, and goes with the account.
+        """
         if role not in ROLES:
             raise errors.ValidationFailedError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKey(
             owner_id=owner_id,
+            account_id=account_id,
             key_prefix=secret[:10],
             key_hash=hash_key(secret),
             key_name=name,
@@ -191,11 +197,19 @@ class ApiKeyService:
             raise errors.MissingApiKeyError()
         now = utcnow()
         with self._db.session() as session:
-            row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
-            if row is None or not row.is_active:
+            found = session.execute(
+                select(ApiKey, Account.account_status)
+                .outerjoin(Account, Account.account_id == ApiKey.account_id)
+                .where(ApiKey.key_hash == hash_key(secret))
+            ).first()
+            if found is None or not found[0].is_active:
                 raise errors.InvalidApiKeyError()
+            row, account_status = found
             if row.expires_at is not None and row.expires_at <= now:
                 raise errors.ApiKeyExpiredError()
+            if row.account_id is not None and account_status != ACCOUNT_ACTIVE:
+                # Checked before counting: a suspended account's calls do not use its quota.
+                raise errors.AccountDisabledError()
             # One conditional UPDATE counts the request and enforces the quota atomically,
             # so concurrent requests cannot overshoot the limit.
             counted = session.execute(
@@ -214,6 +228,7 @@ class ApiKeyService:
                 tenant_id=row.owner_id or row.id,
                 name=row.key_name,
                 api_key_id=row.id,
+                account_id=row.account_id,
             )
 
 

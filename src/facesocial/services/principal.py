@@ -21,6 +21,9 @@ class Principal:
     tenant_id: uuid.UUID
     name: str
     api_key_id: uuid.UUID | None = None
+    # The account (core.accounts) behind the call: a login token's, or the key's owner. Its id is
+    # also ``tenant_id``. None for keys made on the server and for shared-secret tokens.
+    account_id: uuid.UUID | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -25,7 +25,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     ForeignKey,
     Index,
@@ -51,6 +53,7 @@ SCHEMAS = (
     "demographics",
     "audit",
     "config",
+    "ai_detection",
 )
 
 NAMING = {
@@ -118,6 +121,39 @@ class User(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
 
 
+ACCOUNT_ACTIVE = "active"
+ACCOUNT_SUSPENDED = "suspended"
+ACCOUNT_DELETED = "deleted"
+ACCOUNT_STATUSES = (ACCOUNT_ACTIVE, ACCOUNT_SUSPENDED, ACCOUNT_DELETED)
+
+
+class Account(Base):
+    """A person or application that signs in (document 003's ``users``; services/accounts.py).
+
+    Named ``accounts`` because ``core.users`` is an enrolled face subject (document 000). The
+    account id is also its tenant: what it enrols or uploads is scoped to ``account_id``.
+    ``username_key`` (lower-cased) makes usernames unique case-insensitively on both databases;
+    ``email`` is stored lower-cased for the same reason.
+    """
+
+    __tablename__ = "accounts"
+    __table_args__ = ({"schema": "core"},)
+
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    username: Mapped[str] = mapped_column(String(50), nullable=False)
+    username_key: Mapped[str] = mapped_column(String(50), unique=True, nullable=False)
+    email: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    first_name: Mapped[str | None] = mapped_column(String(50))
+    last_name: Mapped[str | None] = mapped_column(String(50))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow, nullable=False)
+    last_login: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    # active, suspended or deleted: only an active account's tokens and keys are accepted.
+    account_status: Mapped[str] = mapped_column(String(20), default=ACCOUNT_ACTIVE, nullable=False)
+    profile_image_url: Mapped[str | None] = mapped_column(String(255))
+
+
 class ApiKey(Base):
     """API keys as in document 003; only a hash of the secret is stored."""
 
@@ -139,6 +175,11 @@ class ApiKey(Base):
     requests_made: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     # The tenant this key acts for; keys sharing an owner see the same data (NULL: the key itself).
     owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # The account that made the key (POST /api/v1/auth/api-keys); NULL for keys made on the
+    # server (`facesocial keys create`). A key of a suspended or deleted account is refused.
+    account_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("core.accounts.account_id", ondelete="CASCADE"), index=True
+    )
 
 
 # core.jobs: the durable job queue shared by every asynchronous service (src/facesocial/jobs/).
@@ -778,3 +819,146 @@ class ServiceSetting(Base):
     requires_restart: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow)
+
+
+# --- ai_detection (document 003, SkyGate; src/facesocial/domains/ai_detection/) -----------------------
+# Deviations from document 003 (docs/data-model.md): UUID keys; tenant_id + api_key_id instead of
+# user_id (an account is a tenant); uploads.file_path is NULL (the image is not kept) and uploads
+# gain status, job_id and the error of a failed job; a result's result_id equals its upload's
+# upload_id (one-to-one); the MongoDB detection metadata document is a JSON(B) row; the report's
+# images are rows too (one transaction makes a result durable whole).
+
+AI_UPLOAD_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+AI_REPORT_IMAGE_KINDS = ("thumbnail", "ela", "heatmap")
+
+
+class AiUpload(Base):
+    """One image submitted for AI-generation detection (document 003 ``uploads``), without its bytes."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (
+        Index("idx_uploads_tenant_date", "tenant_id", "upload_date"),
+        Index("idx_uploads_upload_date", "upload_date"),
+        Index("idx_uploads_is_processed", "is_processed"),
+        {"schema": "ai_detection"},
+    )
+
+    upload_id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    file_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    original_file_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    # NULL: the uploaded image is not kept (privacy); only its report, thumbnail and maps are.
+    file_path: Mapped[str | None] = mapped_column(String(255))
+    file_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    file_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    mime_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    upload_date: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, nullable=False)
+    is_processed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    processing_started_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    processing_completed_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    # The API URL of the thumbnail (its bytes are in report_images).
+    thumbnail_path: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+
+class AiDetectionResult(Base):
+    """The ensemble's verdict on one upload (document 003 ``detection_results``)."""
+
+    __tablename__ = "detection_results"
+    __table_args__ = (
+        Index("idx_detection_results_is_ai_generated", "is_ai_generated"),
+        Index("idx_detection_results_confidence_score", "confidence_score"),
+        {"schema": "ai_detection"},
+    )
+
+    result_id: Mapped[uuid.UUID] = _pk()
+    # UNIQUE: one result per upload (document 003's ERD); the index doubles as idx_..._upload_id.
+    upload_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("ai_detection.uploads.upload_id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    is_ai_generated: Mapped[bool | None] = mapped_column(Boolean)
+    confidence_score: Mapped[float] = mapped_column(score_type(), nullable=False)
+    band: Mapped[str] = mapped_column(String(20), nullable=False)
+    processing_time: Mapped[float] = mapped_column(_decimal(10, 3), nullable=False)  # seconds
+    detection_date: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, nullable=False)
+    algorithm_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    result_summary: Mapped[str | None] = mapped_column(Text)
+    # The key of the detection metadata document (detection_metadata.result_id, as text).
+    metadata_id: Mapped[str | None] = mapped_column(String(50))
+
+
+class DetectionMethod(Base):
+    """One method of the ensemble, its weight and whether it runs (document 003 ``detection_methods``)."""
+
+    __tablename__ = "detection_methods"
+    __table_args__ = (
+        CheckConstraint("weight >= 0 AND weight <= 9.99", name="ck_detection_methods_weight_range"),
+        {"schema": "ai_detection"},
+    )
+
+    method_id: Mapped[uuid.UUID] = _pk()
+    method_name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    weight: Mapped[float] = mapped_column(_decimal(3, 2), default=1.0, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class AiMethodResult(Base):
+    """One method's finding on one upload (document 003 ``method_results``)."""
+
+    __tablename__ = "method_results"
+    __table_args__ = (
+        Index("idx_method_results_result_id", "result_id"),
+        Index("idx_method_results_method_id", "method_id"),
+        {"schema": "ai_detection"},
+    )
+
+    method_result_id: Mapped[uuid.UUID] = _pk()
+    result_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("ai_detection.detection_results.result_id", ondelete="CASCADE"), nullable=False
+    )
+    method_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("ai_detection.detection_methods.method_id", ondelete="CASCADE"), nullable=False
+    )
+    is_ai_generated: Mapped[bool | None] = mapped_column(Boolean)
+    # The method's confidence (|score - 0.5| * 2); its score is in result_details.
+    confidence_score: Mapped[float] = mapped_column(score_type(), nullable=False)
+    processing_time: Mapped[float] = mapped_column(_decimal(10, 3), nullable=False)  # seconds
+    result_details: Mapped[Any] = mapped_column(JsonB, nullable=True)
+
+
+class DetectionMetadata(Base):
+    """Document 003's MongoDB ``detection_metadata`` document, as one JSON(B) value per result."""
+
+    __tablename__ = "detection_metadata"
+    __table_args__ = ({"schema": "ai_detection"},)
+
+    result_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("ai_detection.detection_results.result_id", ondelete="CASCADE"), primary_key=True
+    )
+    document: Mapped[Any] = mapped_column(JsonB, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class AiReportImage(Base):
+    """An image of a report (thumbnail JPEG, ELA and heatmap PNGs), served under /results/{id}/."""
+
+    __tablename__ = "report_images"
+    __table_args__ = ({"schema": "ai_detection"},)
+
+    upload_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("ai_detection.uploads.upload_id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = _created()

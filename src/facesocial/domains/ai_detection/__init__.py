@@ -1,0 +1,1 @@
+"""SkyGate: AI-generated image detection with a per-method report (document 003, docs/ai-detection.md)."""
