@@ -6,7 +6,9 @@ both fit on the same ``train`` part and leave the same ``test`` part unseen.
 
 Labels: ``ai`` = StyleGAN2 and Stable Diffusion 2.1 faces (``ai_generated_images``); ``real`` = the
 FFHQ photos of the same folder plus real photos of the other folders (faces, scenes, webcam and
-phone frames), so that "real" is not one camera or one crop. The split is by a hash of the file's
+phone frames) and frames of the real videos (street and indoor scenes: :data:`VIDEOS`, 24 frames
+each spread over the clip, written once as PNG under ``~/.cache/facesocial/ai_image_frames``), so
+that "real" is not one camera, one crop or faces only. The split is by a hash of the file's
 identity (LFW: the person; NUAA: the subject), 70 % train / 30 % test, never by size or name
 pattern. Per source at most ``cap`` files are taken (sorted, then a hash order), so LFW's 5,373
 images do not drown the 350 generated ones.
@@ -74,6 +76,47 @@ SOURCES: tuple[Source, ...] = (
 )
 
 
+# Real videos (label "real"; every frame of one video lands in the same split).
+VIDEOS: tuple[tuple[str, str], ...] = (
+    ("video_pets09", "people_walking/opencv_vtest/vtest.avi"),
+    ("video_tud_campus", "people_walking/mot15_gt/TUD-Campus/TUD-Campus.mp4"),
+    ("video_hamilton", "face_recognition_identities/examples/short_hamilton_clip.mp4"),
+    ("video_selfie_blink", "face_liveness_blink_video/video.mp4"),
+    ("video_dfdc_real", "deepfake_samples/icpr2020dfdc_notebook_samples/lynaeydofd.mp4"),
+)
+FRAMES_PER_VIDEO = 24
+FRAME_CACHE = Path.home() / ".cache" / "facesocial" / "ai_image_frames"
+
+
+def video_frames(data_root: Path, name: str, relative: str) -> list[Path]:
+    """PNG files of FRAMES_PER_VIDEO frames spread over the video (made once, then reused)."""
+    import av
+
+    folder = FRAME_CACHE / name
+    done = sorted(folder.glob("*.png"))
+    if len(done) >= FRAMES_PER_VIDEO:
+        return done[:FRAMES_PER_VIDEO]
+    path = data_root / relative
+    if not path.is_file():
+        return []
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    if not frames:
+        return []
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    step = max(1, len(frames) // FRAMES_PER_VIDEO)
+    written = []
+    for i, index in enumerate(range(0, len(frames), step)):
+        if i >= FRAMES_PER_VIDEO:
+            break
+        target = folder / f"{name}_{index:05d}.png"
+        Image.fromarray(frames[index]).save(target)
+        written.append(target)
+    return written
+
+
 def _hash_order(path: Path) -> bytes:
     return hashlib.sha256(str(path.name).encode()).digest()
 
@@ -89,3 +132,6 @@ def samples(data_root: Path, sources: tuple[Source, ...] = SOURCES) -> Iterator[
         )
         for path in sorted(files, key=_hash_order)[: source.cap]:
             yield Sample(path, source.label, source.name, source.group(path))
+    for name, relative in VIDEOS:
+        for path in video_frames(data_root, name, relative):
+            yield Sample(path, "real", name, name)

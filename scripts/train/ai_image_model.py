@@ -109,7 +109,13 @@ def extract(data_root: Path, cache: Path | None) -> dict[str, Any]:
         "label": np.array([1 if s.label == "ai" else 0 for s in chosen]),
         "source": np.array([s.source for s in chosen]),
         "split": np.array([s.split for s in chosen]),
-        "path": np.array([str(s.path.relative_to(data_root)) for s in chosen]),
+        # Relative to the data folder; video frames live in the frame cache (absolute paths).
+        "path": np.array(
+            [
+                str(s.path.relative_to(data_root) if s.path.is_relative_to(data_root) else s.path)
+                for s in chosen
+            ]
+        ),
     }
     if cache is not None:
         np.savez_compressed(cache, **table)
@@ -145,10 +151,15 @@ def _aucs(fitted: Fitted, t: dict[str, Any], kind: str, keep: np.ndarray) -> dic
     return {k: round(float(v), 4) for k, v in out.items()}
 
 
+def _folds(t: dict[str, Any]) -> np.ndarray:
+    """The cross-validation fold (0..2) of every row: a hash of the sample's path."""
+    return np.array([int(hashlib.sha256(p.encode()).digest()[1]) % 3 for p in t["path"]])
+
+
 def _choose_alpha(t: dict[str, Any]) -> tuple[float, dict[str, float]]:
-    """alpha by 3-fold CV inside the train split (folds = hash of the sample's path)."""
+    """alpha by 3-fold CV inside the train split (folds: :func:`_folds`)."""
     train = t["split"] == "train"
-    fold = np.array([int(hashlib.sha256(p.encode()).digest()[1]) % 3 for p in t["path"]])
+    fold = _folds(t)
     results: dict[str, float] = {}
     for alpha in ALPHA_GRID:
         aucs = []
@@ -202,11 +213,45 @@ def to_onnx(fitted: Fitted) -> bytes:
     return model.SerializeToString()
 
 
+def write_folds(t: dict[str, Any], alpha: float, folder: Path, data_root: Path) -> None:
+    """The three cross-fitted models (each trained without one fold of the train split) and which
+    fold every train image is in: ``scripts/choose_ai_image_thresholds.py`` scores each train image
+    with the model that did not see it, so the band thresholds are not set on memorised images."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train = t["split"] == "train"
+    fold = _folds(t)
+    for k in range(3):
+        marked = {**t, "split": np.where(train & (fold != k), "train", "held")}
+        x, y = _train_rows(marked, np.ones(len(fold), bool))
+        fitted = Fitted(x, y, alpha)
+        blob = to_onnx(fitted)
+        (folder / f"fold{k}.onnx").write_bytes(blob)
+        manifest = {
+            "version": f"fold{k}",
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "input": {"feature_names": list(FEATURE_NAMES)},
+            "feature_mean": [float(f"{v:.6g}") for v in fitted.mean],
+        }
+        (folder / f"fold{k}.manifest.json").write_text(json.dumps(manifest))
+    members = {
+        str(p if Path(p).is_absolute() else data_root / p): int(f)
+        for p, f, is_train in zip(t["path"], fold, train, strict=True)
+        if is_train
+    }
+    (folder / "folds.json").write_text(json.dumps(members))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--dry-run", action="store_true", help="report, write nothing")
+    parser.add_argument(
+        "--folds-dir",
+        type=Path,
+        default=Path.home() / ".cache" / "facesocial" / "ai_image_folds",
+        help="where the cross-fitted models for choose_ai_image_thresholds.py go",
+    )
     args = parser.parse_args()
     t = extract(args.data.resolve(), args.cache)
     everything = np.ones(len(t["label"]), bool)
@@ -234,6 +279,7 @@ def main() -> None:
     print(json.dumps(metrics, indent=1))
     if args.dry_run:
         return
+    write_folds(t, alpha, args.folds_dir, args.data.resolve())
     blob = to_onnx(fitted)
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     (WEIGHTS_DIR / MODEL_FILE).write_bytes(blob)

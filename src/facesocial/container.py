@@ -13,6 +13,7 @@ from facesocial.jobs.callbacks import CallbackSender
 from facesocial.jobs.inprocess import InProcessJobQueue
 from facesocial.jobs.port import JobKind, JobQueue
 from facesocial.jobs.runner import JobRunner
+from facesocial.jobs.spool import sweep_spool
 from facesocial.jobs.store import JobStore
 from facesocial.models.runtime import ModelCache, RuntimeOptions
 from facesocial.services.accounts import AccountService
@@ -346,7 +347,13 @@ class Container:
 
     @cached_property
     def job_runner(self) -> JobRunner:
-        return JobRunner(self.job_store, self.job_kinds, self.callbacks, self.settings.jobs)
+        return JobRunner(
+            self.job_store,
+            self.job_kinds,
+            self.callbacks,
+            self.settings.jobs,
+            spool_dir=self.settings.resolved_spool_dir(),
+        )
 
     @cached_property
     def jobs(self) -> JobQueue:
@@ -464,12 +471,16 @@ class Container:
             "jobs": self.job_store.purge(self.settings.jobs.retention_days),
             "deepfake_analyses": self.deepfake.retention(),
             "ai_detection_analyses": self.ai_detection.retention(),
-            "spool_folders": self.deepfake.sweep_spool(),
+            "spool_folders": self.sweep_spool(),
             # Vectors of content features whose rows went (e.g. `db maintain`'s own retention)
             # and rows whose vector a crash lost.
             "content_vectors_repaired": self.known_content.repair(),
             "liveness_sessions": self.liveness.purge_expired(),
         }
+
+    def sweep_spool(self) -> int:
+        """Remove spooled uploads no running job owns (jobs/spool.py); returns how many went."""
+        return sweep_spool(self.job_store, self.settings.resolved_spool_dir(), self.settings.jobs)
 
     def prepare(self) -> None:
         """Create the data folder and bring the database to the newest schema."""

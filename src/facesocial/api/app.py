@@ -40,9 +40,9 @@ def create_app(container: Container | None = None) -> FastAPI:
             container.reconcile_loop.start()
         # In-process job threads (embedded); with a broker the workers are `facesocial worker`.
         container.jobs.start()
-        # Uploads cut off by a crash (spool/incoming) and folders of ended jobs; also daily (beat).
+        # Spooled uploads no running job owns (jobs/spool.py: crash leftovers); also at every sweep.
         try:
-            container.deepfake.sweep_spool()
+            container.sweep_spool()
         except Exception:  # a store down at start-up must not keep the API from starting
             log.warning("spool sweep skipped at start-up", exc_info=True)
         yield

@@ -86,7 +86,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # A store failure raised outside the routes (e.g. in a middleware) still gets its 503.
-        translated = store_unavailable(exc)
+        translated = store_unavailable(exc) or refused_value(exc)
         if translated is not None:
             return await _domain(request, translated)
         # Details go to the log, not to the client.
@@ -124,11 +124,19 @@ def _validation_failed(request: Request, problems: list[dict[str, Any]]) -> JSON
 
 
 def _store_error_classes() -> tuple[type[Exception], ...]:
-    """Exception classes that may mean a store is unreachable (checked by :func:`store_unavailable`)."""
+    """Exception classes that may mean a store is unreachable (checked by :func:`store_unavailable`)
+    or refused a value of the request (DataError, :func:`refused_value`)."""
     import psycopg
     from sqlalchemy import exc as sa
 
-    return (sa.OperationalError, sa.InterfaceError, sa.TimeoutError, sa.DisconnectionError, psycopg.Error)
+    return (
+        sa.OperationalError,
+        sa.InterfaceError,
+        sa.TimeoutError,
+        sa.DisconnectionError,
+        sa.DataError,
+        psycopg.Error,
+    )
 
 
 def store_unavailable(exc: BaseException) -> errors.FaceSocialError | None:
@@ -156,6 +164,27 @@ def store_unavailable(exc: BaseException) -> errors.FaceSocialError | None:
     else:
         message = "The database is not answering; retry shortly"
     return errors.DatabaseUnavailableError(message, retry_after=RETRY_AFTER_SECONDS)
+
+
+def refused_value(exc: BaseException) -> errors.FaceSocialError | None:
+    """422 ``VALIDATION_ERROR`` for a value the database refused (a DataError), or None.
+
+    A DataError is PostgreSQL's SQLSTATE class 22 ("data exception": a NUL in text, a number out
+    of range, ...): the value came from the request. Routes validate their input before it
+    reaches SQL; this keeps one that slipped through the caller's mistake instead of a 500.
+    """
+    import psycopg
+    from sqlalchemy import exc as sa
+
+    if not isinstance(exc, sa.DataError | psycopg.DataError):
+        return None
+    log.warning(
+        "database refused a value: %s",
+        describe(exc.orig if isinstance(exc, sa.DBAPIError) and exc.orig is not None else exc),
+    )
+    return errors.ValidationFailedError(
+        "A value in the request cannot be stored (a character or number out of range)"
+    )
 
 
 def describe(exc: BaseException) -> str:

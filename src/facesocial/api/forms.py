@@ -60,6 +60,8 @@ def _text_rule(allowed: str, invisible: frozenset[str]) -> AfterValidator:
 
 _ONE_LINE = _text_rule("", _ONE_LINE_SPOOFING)
 _MULTILINE = _text_rule("\t\n\r", _DISPLAY_SPOOFING)
+# The one-line rule, for the request models of other modules (api/routers/auth.py).
+ONE_LINE_TEXT = _ONE_LINE
 
 GroupName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), _ONE_LINE]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), _MULTILINE]

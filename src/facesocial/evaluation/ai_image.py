@@ -46,17 +46,37 @@ class Labelled:
 
 def collect(real: Sequence[Path], ai: Sequence[Path], limit: int | None = None) -> list[Labelled]:
     """Images under each folder (sorted; at most ``limit`` per folder). Raises ValueError for a
-    missing folder or when either class is empty."""
+    missing folder or when either class is empty. Folders are told apart by their path."""
     found: list[Labelled] = []
     for folders, is_ai in ((real, False), (ai, True)):
         for folder in folders:
             if not folder.is_dir():
                 raise ValueError(f"{folder} is not a folder")
             files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            found += [Labelled(p, is_ai, folder.name) for p in files[:limit]]
+            found += [Labelled(p, is_ai, _folder_label(folder)) for p in files[:limit]]
     if not any(x.is_ai for x in found) or all(x.is_ai for x in found):
         raise ValueError("both --real and --ai folders must hold images")
     return found
+
+
+def _folder_label(folder: Path) -> str:
+    """The folder's last two path parts (``faces_ffhq_vs_stylegan2/real``): names like ``real`` or
+    ``images`` alone say little in a report."""
+    parts = folder.resolve().parts
+    return "/".join(parts[-2:])
+
+
+def first_per_folder(images: Sequence[Labelled], limit: int | None) -> list[Labelled]:
+    """At most ``limit`` images per folder, in the given order (all when ``limit`` is None)."""
+    if limit is None:
+        return list(images)
+    taken: dict[str, int] = {}
+    kept = []
+    for item in images:
+        if taken.get(item.folder, 0) < limit:
+            taken[item.folder] = taken.get(item.folder, 0) + 1
+            kept.append(item)
+    return kept
 
 
 def equalise(data: bytes) -> bytes:

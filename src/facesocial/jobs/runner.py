@@ -27,11 +27,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from facesocial import errors
 from facesocial.jobs.callbacks import CallbackSender
 from facesocial.jobs.port import JobCancelled, JobKind, JobStatus, JobView
+from facesocial.jobs.spool import sweep_spool
 from facesocial.jobs.store import INTERNAL_ERROR, ClaimedJob, EndedJob, JobStore, SweepReport
 from facesocial.settings import JobSettings
 
@@ -71,6 +73,7 @@ class JobRunner:
 
     ``worker_id``: the prefix of the ids this runner claims under (default ``host:pid``, taken at
     claim time so that a forked process gets its own); each thread adds its name.
+    ``spool_dir``: when given, every :meth:`sweep` also sweeps it (jobs/spool.py).
     """
 
     def __init__(
@@ -80,8 +83,10 @@ class JobRunner:
         callbacks: CallbackSender | None,
         settings: JobSettings,
         worker_id: str | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         self.store = store
+        self.spool_dir = spool_dir
         self.kinds = dict(kinds)
         self.callbacks = callbacks
         self.settings = settings
@@ -197,6 +202,11 @@ class JobRunner:
             self._end(ended)
         if self.callbacks is not None:
             self.callbacks.schedule_due()
+        if self.spool_dir is not None:
+            try:
+                sweep_spool(self.store, self.spool_dir, self.settings)
+            except Exception:  # the spool is only upkeep: the jobs' own sweep has been done
+                log.exception("spool sweep failed; retrying at the next sweep")
         return report
 
 

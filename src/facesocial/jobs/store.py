@@ -53,6 +53,8 @@ JOB_ID_PATTERN = re.compile(r"^job_[0-9a-f]{32}$")
 MAX_CALLBACK_URL = 2048
 # A job committed this recently and never announced is probably being announced right now.
 _ANNOUNCE_GRACE = timedelta(seconds=5)
+# Ids per ``IN (...)`` list: well under SQLite's bound parameter limit.
+_IN_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +132,9 @@ class JobStore:
         """:meth:`add`, and move ``upload`` to ``spool_dir/<job_id>/<name>`` before the caller commits.
 
         The file is under the job's folder before the commit: a crash right after the commit
-        leaves a runnable job; a crash before it leaves a folder that the spool sweep removes (no
-        job row names it). Raises what :meth:`add` raises, and ``OSError`` if the move fails.
+        leaves a runnable job; a crash before it leaves a folder that no job row names, which the
+        spool sweep (jobs/spool.py) removes once ``jobs.orphan_grace_seconds`` have passed.
+        Raises what :meth:`add` raises, and ``OSError`` if the move fails.
         """
         job_id = self.add(session, job, max_attempts)
         folder = spool_dir / job_id
@@ -511,6 +514,21 @@ class JobStore:
                 .where(Job.job_id == job_id, Job.status == JOB_PENDING)
                 .values(dispatched_at=utcnow() if dispatched else None)
             )
+
+    def unfinished(self, job_ids: Sequence[str]) -> builtins.set[str]:
+        """Those of ``job_ids`` that name a pending or processing job (the spool sweep keeps their
+        folders); ids that are not job ids, unknown jobs and ended ones are left out."""
+        wanted = sorted({j for j in job_ids if JOB_ID_PATTERN.match(j)})
+        found: builtins.set[str] = builtins.set()
+        with self._db.session(readonly=True) as session:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                found.update(
+                    session.scalars(
+                        select(Job.job_id).where(Job.job_id.in_(chunk), Job.status.not_in(JOB_TERMINAL))
+                    )
+                )
+        return found
 
     def purge(self, older_than_days: int, now: datetime | None = None) -> int:
         """Delete jobs that ended more than ``older_than_days`` ago (on_end and callback settled)."""

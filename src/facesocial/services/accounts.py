@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import threading
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from facesocial import errors
 from facesocial.services.keys import ApiKeyService, IssuedKey
@@ -44,6 +46,14 @@ MAX_PASSWORD_LENGTH = 1024  # argon2 hashes any length; this bounds the bytes a 
 MAX_NAME_LENGTH = 50
 MAX_EMAIL_LENGTH = 100
 MAX_KEY_NAME_LENGTH = 100
+# Characters no account field may hold (docs/api.md: free text refuses control and invisible
+# characters): control characters (Cc; PostgreSQL refuses NUL in text outright, a DataError
+# that was a 500), lone surrogates (Cs, which no UTF-8 column stores) and format characters
+# (Cf: invisible, or changing how the text is shown, as the right-to-left override U+202E).
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+# ... but names keep the zero-width non-joiner and joiner (Cf): Persian and Indic names and
+# emoji sequences are spelt with them.
+_NAME_JOINERS = frozenset({"\u200c", "\u200d"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +129,15 @@ class AccountService:
         """A new active account.
 
         Raises ValidationFailedError (username not 3-50 of ``[A-Za-z0-9_.-]``, email not
-        ``x@y.z`` or over 100 characters, a name over 50), WeakPasswordError (under 10
+        ``x@y.z`` or over 100 characters, a name over 50, control or format characters, Unicode
+        Cc/Cf/Cs, in the email or a name, a lone surrogate in the password), WeakPasswordError (under 10
         characters, over 1024, or equal to the username or email, case-insensitively), and
         AccountExistsError (the username, compared case-insensitively, or the email is taken;
         the message does not say which).
         """
         username = username.strip()
         email = email.strip().lower()
+        _check_text("email", email)
         if not _USERNAME.fullmatch(username):
             raise errors.ValidationFailedError(
                 "username must be 3 to 50 letters, digits, '_', '.' or '-'", fields=["username"]
@@ -140,6 +152,8 @@ class AccountService:
                 raise errors.ValidationFailedError(
                     f"{field} must be at most {MAX_NAME_LENGTH} characters", fields=[field]
                 )
+            if value is not None:
+                _check_text(field, value, allowed=_NAME_JOINERS)
         _check_password(password, username, email)
         key = username.lower()
         with self._db.session(readonly=True) as session:
@@ -172,6 +186,11 @@ class AccountService:
         password was right; told only to who knows the password).
         """
         identifier = identifier.strip().lower()
+        if _hidden_character(identifier) is not None:
+            # No account is named so (registration refuses them), and PostgreSQL would raise on
+            # a NUL: the answer of any unknown name, after as long.
+            self._verify(self._dummy_hash, password)
+            raise errors.InvalidCredentialsError()
         column = Account.email if "@" in identifier else Account.username_key
         with self._db.session(readonly=True) as session:
             row = session.scalar(select(Account).where(column == identifier))
@@ -233,13 +252,17 @@ class AccountService:
 
         ``request_limit`` defaults to document 003's 1000 and may not exceed
         ``auth.max_key_request_limit``; ``expires_at`` must be timezone-aware and in the future.
-        Raises ValidationFailedError, TooManyApiKeysError (``auth.max_keys_per_account`` active).
+        Raises ValidationFailedError (also for control or format characters in ``name``),
+        TooManyApiKeysError (``auth.max_keys_per_account`` active, counted in the insert's own
+        transaction: concurrent creations cannot pass the limit), InvalidTokenError (the account
+        is gone).
         """
         name = name.strip()
         if not name or len(name) > MAX_KEY_NAME_LENGTH:
             raise errors.ValidationFailedError(
                 f"name must be 1 to {MAX_KEY_NAME_LENGTH} characters", fields=["name"]
             )
+        _check_text("name", name, allowed=_NAME_JOINERS)
         ceiling = self._settings.max_key_request_limit
         limit = min(1000, ceiling) if request_limit is None else request_limit
         if not 1 <= limit <= ceiling:
@@ -254,16 +277,32 @@ class AccountService:
             expires_at = expires_at.astimezone(UTC)
             if expires_at <= utcnow():
                 raise errors.ValidationFailedError("expires_at must be in the future", fields=["expires_at"])
-        with self._db.session(readonly=True) as session:
-            active = session.scalar(
-                select(func.count())
-                .select_from(ApiKey)
-                .where(ApiKey.account_id == account_id, ApiKey.is_active.is_(True))
+        most = self._settings.max_keys_per_account
+
+        def within_limit(session: Session) -> None:
+            # Counted in a transaction of its own, the limit was raced: 30 creations at once made
+            # 29 keys (limit 20). Now the count runs in the insert's transaction with one writer
+            # per account: PostgreSQL locks the account's row until commit (FOR UPDATE; under READ
+            # COMMITTED the next holder's count sees the keys committed before it), SQLite's write
+            # transactions are one at a time already (BEGIN IMMEDIATE, store/db.py).
+            owner = session.scalar(
+                select(Account.account_id).where(Account.account_id == account_id).with_for_update()
             )
-        if int(active or 0) >= self._settings.max_keys_per_account:
-            raise errors.TooManyApiKeysError(
-                f"The account already holds {active} active API keys (the most allowed); delete one first"
+            if owner is None:
+                raise errors.InvalidTokenError("The token's account does not exist")
+            active = int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(ApiKey)
+                    .where(ApiKey.account_id == account_id, ApiKey.is_active.is_(True))
+                )
+                or 0
             )
+            if active >= most:
+                raise errors.TooManyApiKeysError(
+                    f"The account already holds {active} active API keys (the most allowed); delete one first"
+                )
+
         return self._keys.create(
             name,
             role="user",
@@ -271,6 +310,7 @@ class AccountService:
             expires_at=expires_at,
             owner_id=account_id,
             account_id=account_id,
+            guard=within_limit,
         )
 
     def list_keys(self, account_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -315,11 +355,35 @@ class AccountService:
         with self._hashing:
             try:
                 return self._hasher.verify(password_hash, password)
-            except (VerificationError, InvalidHashError):
+            except (VerificationError, InvalidHashError, UnicodeEncodeError):
+                # UnicodeEncodeError: a lone surrogate (JSON "\ud800"), which no password holds.
                 return False
 
 
+def _hidden_character(value: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """The first character of ``value`` in Unicode category Cc, Cf or Cs not in ``allowed``."""
+    for char in value:
+        if char not in allowed and unicodedata.category(char) in _HIDDEN_CATEGORIES:
+            return char
+    return None
+
+
+def _check_text(field: str, value: str, *, allowed: frozenset[str] = frozenset()) -> None:
+    """ValidationFailedError naming ``field`` when ``value`` holds a control or format character."""
+    char = _hidden_character(value, allowed)
+    if char is not None:
+        raise errors.ValidationFailedError(
+            f"{field} must not contain control or invisible characters (found U+{ord(char):04X})",
+            fields=[field],
+        )
+
+
 def _check_password(password: str, username: str, email: str) -> None:
+    if any(unicodedata.category(char) == "Cs" for char in password):
+        # argon2 hashes UTF-8, which a lone surrogate has no encoding in.
+        raise errors.ValidationFailedError(
+            "password must not contain lone surrogates (invalid Unicode)", fields=["password"]
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise errors.WeakPasswordError(f"The password must have at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:

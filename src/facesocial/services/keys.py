@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,11 +96,14 @@ class ApiKeyService:
         expires_at: datetime | None = None,
         owner_id: uuid.UUID | None = None,
         account_id: uuid.UUID | None = None,
+        guard: Callable[[Session], None] | None = None,
     ) -> IssuedKey:
         """A new key; keys with the same ``owner_id`` share one tenant (default: its own).
 
         ``account_id``: the account the key belongs to (core.accounts); it stops working when
-        that account is no longer active, and goes with the account.
+        that account is no longer active, and goes with the account. ``guard`` runs in the
+        insert's own transaction, before the insert (a limit checked there cannot be raced);
+        whatever it raises refuses the key.
         """
         if role not in ROLES:
             raise errors.ValidationFailedError(f"role must be one of {', '.join(ROLES)} (got {role!r})")
@@ -115,6 +119,8 @@ class ApiKeyService:
             expires_at=expires_at,
         )
         with self._db.session() as session:
+            if guard is not None:
+                guard(session)
             session.add(row)
             session.flush()
             key_id = row.id

@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
 from facesocial import errors
 from facesocial.api.audit_middleware import context_from_scope
 from facesocial.api.auth_middleware import COUNT_AUTH_FAILURE, client_key
 from facesocial.api.deps import CallerDep, ContainerDep
+from facesocial.api.forms import ONE_LINE_TEXT
 from facesocial.api.openapi import error_responses
 from facesocial.api.routing import ApiRoute
 from facesocial.container import Container
@@ -35,13 +36,29 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=ApiRoute, r
 REGISTER_LIMIT = "auth_register"  # rate-limit name in settings
 
 Username = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=3, max_length=50)]
+# Free text refuses control and invisible characters like every other route's (api/forms.py);
+# the service refuses the rest of Unicode's format characters (services/accounts.py).
 Email = Annotated[
-    StrictStr, StringConstraints(strip_whitespace=True, min_length=3, max_length=MAX_EMAIL_LENGTH)
+    StrictStr,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=MAX_EMAIL_LENGTH),
+    ONE_LINE_TEXT,
 ]
 # Length limits only: WEAK_PASSWORD (422) says what a password lacks.
 Password = Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
-PersonName = Annotated[StrictStr, StringConstraints(strip_whitespace=True, max_length=MAX_NAME_LENGTH)]
-KeyName = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+PersonName = Annotated[
+    StrictStr, StringConstraints(strip_whitespace=True, max_length=MAX_NAME_LENGTH), ONE_LINE_TEXT
+]
+KeyName = Annotated[
+    StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), ONE_LINE_TEXT
+]
+
+
+def _blank_as_none(value: object) -> object:
+    # An empty name field of a sign-up form means "not given", as it always has.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+OptionalName = Annotated[PersonName | None, BeforeValidator(_blank_as_none)]
 
 
 class RegisterBody(BaseModel):
@@ -50,13 +67,15 @@ class RegisterBody(BaseModel):
     username: Username = Field(description="3-50 of A-Z a-z 0-9 _ . - ; unique regardless of case")
     email: Email = Field(description="Stored lower-cased; unique")
     password: Password = Field(description="At least 10 characters, not the username or email")
-    first_name: PersonName | None = None
-    last_name: PersonName | None = None
+    first_name: OptionalName = None
+    last_name: OptionalName = None
 
 
 class LoginBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # No character rule here: any name no account holds, NUL included, answers the same 401
+    # INVALID_CREDENTIALS as a wrong password (services/accounts.py login).
     username: Annotated[StrictStr, StringConstraints(min_length=1, max_length=MAX_EMAIL_LENGTH)] | None = (
         Field(default=None, description="The username (any case), or the email")
     )

@@ -75,12 +75,21 @@ class MethodsRepository:
         """Apply every update in one transaction; none when a name is unknown.
 
         Raises:
-            MethodNotFoundError (404): a ``method_name`` that is not a row of the table.
+            MethodNotFoundError (404): a ``method_name`` outside :data:`report.METHODS` (checked
+                before any SQL) or not a row of the table.
             ValidationFailedError (422): a name given twice.
         """
         names = [u.method_name for u in updates]
         if len(set(names)) != len(names):
             raise errors.ValidationFailedError("each method_name may appear once", fields=["method_name"])
+        # The names are a fixed set: anything else is refused before it reaches SQL, where a NUL
+        # (PostgreSQL text cannot hold one) would be a driver error instead of this 404.
+        foreign = sorted(set(names) - set(report.METHODS))
+        if foreign:
+            raise errors.MethodNotFoundError(
+                f"No detection method {', '.join(map(repr, foreign))}; known: {', '.join(report.METHODS)}",
+                unknown=foreign,
+            )
         self.ensure()
         with self._db.session() as session:
             rows: Mapping[str, DetectionMethod] = {

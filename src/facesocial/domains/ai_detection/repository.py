@@ -116,7 +116,7 @@ class ResultsRepository:
                     is_ai_generated=method.is_ai_generated,
                     confidence_score=method.confidence,
                     processing_time=round(method.processing_time_ms / 1000.0, 3),
-                    result_details=views.method_details(method),
+                    result_details=views.method_details(method, verdict),
                 )
             )
         document = views.document(

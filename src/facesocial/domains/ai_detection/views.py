@@ -39,9 +39,15 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def method_details(result: MethodResult) -> dict[str, Any]:
-    """``method_results.result_details``: the method's whole report entry."""
-    return jsonable(result.as_dict())  # type: ignore[no-any-return]
+def method_details(result: MethodResult, verdict: Verdict) -> dict[str, Any]:
+    """``method_results.result_details``: the method's whole report entry, with the ``weight`` it
+    entered the ensemble with and ``in_ensemble`` — False for a method that had no opinion or weighs
+    0 (e.g. ELA by default: its ``is_ai_generated`` is then the method's own view, not the verdict's)."""
+    factor = next((f for f in verdict.factors if f["factor"] == result.name), None)
+    entry = result.as_dict()
+    entry["in_ensemble"] = factor is not None
+    entry["weight"] = factor["weight"] if factor is not None else None
+    return jsonable(entry)  # type: ignore[no-any-return]
 
 
 def _pixel(result: MethodResult | None, score_key: str) -> dict[str, Any] | None:
@@ -130,9 +136,13 @@ def document(
 
 
 def summary(verdict: Verdict) -> str:
-    """``detection_results.result_summary``: the band, the score and the three largest factors."""
+    """``detection_results.result_summary``: the band, the score, who set it, the largest factors."""
     factors = ", ".join(f"{f['factor']} {f['contribution']:.2f}" for f in verdict.factors[:3])
-    return f"{verdict.band} (score {verdict.score:.3f}); largest contributions: {factors or 'none'}"
+    text = f"{verdict.band} (score {verdict.score:.3f})"
+    if verdict.decided_by not in (None, "weighted_mean"):
+        # A decisive or local method set the score alone (forensics/ai_image/ensemble.py).
+        text += f", set by {verdict.decided_by} alone above the weighted mean"
+    return f"{text}; largest contributions to the weighted mean: {factors or 'none'}"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -186,6 +196,8 @@ def report_body(
         "visual_anomalies": {
             "detected_anomalies": anomalies.get("detected_anomalies", []),
             "heatmap_url": anomalies.get("heatmap_path"),
+            # Boxes are in image pixels; the report's PNGs are at most 512 px on their longest side.
+            "boxes_in": "image_pixels",
         },
         "ela_url": ela.get("ela_image_path"),
         "faces": doc.get("faces", []),

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +33,7 @@ from facesocial.forensics.ensemble import DeepfakeDetector
 from facesocial.forensics.fingerprint import image_features
 from facesocial.forensics.video_analysis import analyze_video
 from facesocial.jobs.port import JobContext, JobQueue, JobStatus, NewJob
+from facesocial.jobs.spool import sweep_spool
 from facesocial.jobs.store import JobStore
 from facesocial.services.context import RequestContext
 from facesocial.services.outcome import Outcome
@@ -55,8 +55,6 @@ RETENTION_DAYS = 183
 # Frame rows returned per page of GET /analyses/{id} at most.
 MAX_FRAME_PAGE = 1000
 _VIDEO_FILE = "video"
-# Uploads being received (api: analyze-video) before their job exists.
-_INCOMING = "incoming"
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,32 +322,13 @@ class DeepfakeService:
             self._erase(pk)
         return len(rows)
 
-    def sweep_spool(self, older_than_seconds: float = 3600.0) -> int:
-        """Remove spool entries no unfinished job owns, untouched for ``older_than_seconds``.
-
-        Job folders (named by their job id) go once the job is no longer pending or processing;
-        uploads interrupted by a crash (``incoming/<hex>/``) go when no file in them changed for
-        ``older_than_seconds`` (an upload in progress writes to its file all the time).
-        Returns how many entries were removed.
-        """
-        if not self.spool_dir.is_dir():
-            return 0
-        now = time.time()
-        with self._db.session(readonly=True) as session:
-            live = set(session.scalars(select(Job.job_id).where(Job.status.not_in(JOB_TERMINAL))))
-        entries = [e for e in self.spool_dir.iterdir() if e.name != _INCOMING and e.name not in live]
-        incoming = self.spool_dir / _INCOMING
-        if incoming.is_dir():
-            entries.extend(incoming.iterdir())
-        removed = 0
-        for entry in entries:
-            if now - _last_change(entry) > older_than_seconds:
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-                removed += 1
-        return removed
+    def sweep_spool(self, older_than_seconds: float | None = None) -> int:
+        """The spool sweep of jobs/spool.py (the spool is shared by every job kind); returns how
+        many entries went. ``older_than_seconds`` overrides ``jobs.incoming_grace_seconds``."""
+        jobs = self._settings.jobs
+        if older_than_seconds is not None:
+            jobs = jobs.model_copy(update={"incoming_grace_seconds": older_than_seconds})
+        return sweep_spool(self._job_store, self.spool_dir, jobs)
 
     def _erase(self, pk: uuid.UUID) -> None:
         """One analysis's content vectors, then its frames and row (vectors first: see known_content)."""
@@ -368,15 +347,3 @@ class DeepfakeService:
 
 def _new_analysis_id() -> str:
     return f"dfa_{uuid.uuid4().hex}"
-
-
-def _last_change(entry: Path) -> float:
-    """The newest modification time of ``entry`` or anything in it (0 if it vanished meanwhile)."""
-    try:
-        newest = entry.stat().st_mtime
-        if entry.is_dir():
-            for child in entry.rglob("*"):
-                newest = max(newest, child.stat().st_mtime)
-    except FileNotFoundError:
-        return 0.0 if not entry.exists() else time.time()
-    return newest

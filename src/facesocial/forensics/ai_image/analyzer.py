@@ -141,7 +141,8 @@ class AiImageAnalyzer:
             results.append(face_findings.result)
         face_boxes = face_findings.boxes if face_findings else []
         found, heatmap = timed(
-            "visual_anomalies", lambda: anomalies.find(maps, height, width, faces=face_boxes)
+            "visual_anomalies",
+            lambda: anomalies.find(maps, height, width, faces=face_boxes, background=rgb),
         )
         order = {name: i for i, name in enumerate(report.METHODS)}
         results.sort(key=lambda r: order.get(r.name, len(order)))

@@ -14,9 +14,14 @@ confidence = the mean value over the component. At most ``MAX_REGIONS``, largest
 (confidence × area) first. Face boxes with a score (added by the caller) are painted with their
 score and, at or above the method threshold, reported as "synthetic_face".
 
-The heatmap is :func:`facesocial.forensics.heatmap.render_png` of the combined value (RGBA,
-transparent where nothing stands out). A guide for the eye, not proof: every photo has its most
-unusual regions, so regions are reported whatever the verdict.
+A region whose box covers more than :data:`MAX_REGION_FRACTION` of the image is dropped: what
+covers most of an image is not "unlike the rest of it" (the map's robust spread was too small to
+tell). The heatmap is the combined value coloured with OpenCV's JET map over a greyed copy of the
+image at the heatmap's size (RGB PNG, viewable alone; without the image, as when no background is
+given, :func:`facesocial.forensics.heatmap.render_png`'s RGBA overlay, transparent where nothing
+stands out). The PNG's longest side is at most ``MAX_SIDE`` px; boxes are in image pixels. A
+guide for the eye, not proof: every photo has its most unusual regions, so regions are reported
+whatever the verdict.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ MAX_SIDE = 512
 THRESHOLD = 0.5
 MIN_REGION_FRACTION = 0.002
 MAX_REGIONS = 10
+MAX_REGION_FRACTION = 0.5
 # The MAD floor, in map units: maps that are 0 on most blocks (texture: untextured blocks) have
 # MAD 0, and must still need a clear excess to make a region.
 SPREAD_FLOOR = 0.15
@@ -89,12 +95,15 @@ def find(
     height: int,
     width: int,
     faces: Sequence[tuple[Box, float]] = (),
+    background: npt.NDArray[np.uint8] | None = None,
 ) -> tuple[list[Anomaly], bytes]:
     """Regions and the heatmap PNG of an image of ``height``×``width`` px (module doc).
 
     ``maps``: name → (gh, gw) 0..1 block map covering the image (names as in ``TYPES``).
     ``faces``: ((x, y, w, h) in image px, score 0..1) painted over the heatmap.
-    Returns anomalies (boxes inside the image) and RGBA PNG bytes (longest side ≤ 512 px).
+    ``background``: the image (height, width, 3) uint8 RGB to paint over, or None.
+    Returns anomalies (boxes inside the image) and PNG bytes (longest side ≤ 512 px): RGB over
+    the background, or an RGBA overlay without one.
     Raises ValueError for a non-positive image size.
     """
     if height <= 0 or width <= 0:
@@ -126,6 +135,8 @@ def find(
         x0, y0 = int(xs.start * sx), int(ys.start * sy)
         x1, y1 = min(width, int(np.ceil(xs.stop * sx))), min(height, int(np.ceil(ys.stop * sy)))
         box = (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+        if box[2] * box[3] > MAX_REGION_FRACTION * width * height:
+            continue
         anomalies.append((confidence * area, Anomaly(type_, confidence, box, description)))
     anomalies.sort(key=lambda pair: -pair[0])
     found = [a for _, a in anomalies[:MAX_REGIONS]]
@@ -139,4 +150,22 @@ def find(
             bx, by = int(np.clip(x, 0, width - 1)), int(np.clip(y, 0, height - 1))
             bw, bh = max(1, min(int(w), width - bx)), max(1, min(int(h), height - by))
             found.append(Anomaly("synthetic_face", s, (bx, by, bw, bh), "face scored as synthetic"))
-    return found, render_png(value)
+    if background is None:
+        return found, render_png(value)
+    return found, overlay_png(background, value)
+
+
+def overlay_png(rgb: npt.NDArray[np.uint8], values: FloatArray) -> bytes:
+    """RGB PNG: ``values`` (h, w) 0..1 in JET colours over ``rgb`` greyed and resized to (h, w);
+    the colour's opacity is 0.75 × value, so unremarkable areas show the image."""
+    h, w = values.shape
+    grey = cv2.cvtColor(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    base = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
+    heat_bgr = cv2.applyColorMap(np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    heat = heat_bgr[..., ::-1].astype(np.float32)
+    alpha = (0.75 * np.clip(values, 0.0, 1.0))[..., None]
+    out = np.clip(base * (1.0 - alpha) + heat * alpha + 0.5, 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    if not ok:  # only on empty input, which _grid never makes
+        raise RuntimeError("PNG encoding failed")
+    return bytes(encoded.tobytes())

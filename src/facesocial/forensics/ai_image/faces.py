@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from facesocial.forensics.ai_image.analyzer import FaceFindings, ImageMethod
 from facesocial.forensics.ai_image.report import FACES, MethodResult
+from facesocial.forensics.ensemble import DEFAULT_DETECT
 from facesocial.forensics.verdict import Level
 from facesocial.vision.crops import square_crop
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from facesocial.forensics.ensemble import DeepfakeDetector
 
 LEVEL: Level = "basic"
+MIN_FACE_PX = DEFAULT_DETECT.min_face_size  # the deepfake detector's smallest face
 CROP_SCALE = 1.6
 MIN_CROP = 64
 
@@ -88,9 +90,11 @@ class FaceForensics:
             version=f"{self._model.version}+{verdict.model_version}",
             details={
                 "faces_analyzed": len(faces),
+                "min_face_px": MIN_FACE_PX,
                 "crop": f"square of {CROP_SCALE} x the face box, native pixels",
                 "deepfake_level": LEVEL,
-                "reason": verdict.reason,
+                # Faces under 64 px are left out (too few pixels for the statistics): say so.
+                "reason": None if faces else f"no face of at least {MIN_FACE_PX} px",
             },
         )
         return FaceFindings(result, faces, boxes)

@@ -508,6 +508,30 @@ _COLOR_SPACES = {
 _BIT_DEPTHS = {"1": 1, "I;16": 16, "I;16B": 16, "I": 32, "F": 32}
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_PALETTE = 3  # IHDR colour type: its bit depth is the index's, the palette's samples are 8-bit
+_TIFF_BITS_PER_SAMPLE = 258
+
+
+def _declared_bit_depth(image: Image.Image, data: bytes) -> int | None:
+    """Bits per channel as the file's header declares them, or None to fall back on the mode.
+
+    Pillow's mode cannot say it: a 16-bit RGB/RGBA PNG or TIFF opens as 8-bit "RGB"/"RGBA".
+    PNG: the IHDR chunk, which the PNG specification (ISO/IEC 15948, 11.2.2) puts first: byte 24
+    of the file is the bit depth (1, 2, 4, 8 or 16), byte 25 the colour type. TIFF: the largest
+    BitsPerSample (tag 258, TIFF 6.0 section 3).
+    """
+    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 26:
+        return 8 if data[25] == _PNG_PALETTE else int(data[24])
+    tags = getattr(image, "tag_v2", None)
+    if tags is not None:
+        bits = tags.get(_TIFF_BITS_PER_SAMPLE)
+        values = bits if isinstance(bits, tuple) else (bits,)
+        depths = [int(v) for v in values if isinstance(v, int) and v > 0]
+        return max(depths) if depths else None
+    return None
+
+
 def jpeg_quality(luma_table: list[int]) -> int:
     """IJG quality 1..100 whose scaled Annex K table has the same sum as ``luma_table``.
 
@@ -540,7 +564,9 @@ def file_info(data: bytes, width: int, height: int) -> dict[str, Any]:
         if image.info.get("icc_profile"):
             space += " (ICC profile)"
         info["color_space"] = space
-        info["bit_depth"] = _BIT_DEPTHS.get(mode, 16 if image.info.get("bits") == 16 else 8)
+        info["bit_depth"] = _declared_bit_depth(image, data) or _BIT_DEPTHS.get(
+            mode, 16 if image.info.get("bits") == 16 else 8
+        )
         fmt = (image.format or "").lower()
         if isinstance(image, JpegImagePlugin.JpegImageFile) and image.quantization:
             compression = f"jpeg q≈{jpeg_quality(list(image.quantization[0]))}"

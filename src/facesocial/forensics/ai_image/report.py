@@ -22,18 +22,19 @@ MODEL = "model"
 EXTRA_MODEL = "extra_model"
 FACES = "faces"
 METHODS = (METADATA, ELA, NOISE, TEXTURE, FREQUENCY, MODEL, EXTRA_MODEL, FACES)
-# The weights ``detection_methods`` is seeded with (0..9.99). Set from each method's AUC on the
-# TRAIN split of the development data (scripts/calibrate_ai_image_methods.py; docs/ai-detection.md
-# has the table): the learned model separates best (AUC 0.95) and weighs most; noise and the
-# image spectrum half; texture a quarter (0.55); ELA 0 — it ran below chance on generated images
-# (0.36: it finds edits, not generation), so it is reported with its image but not fused.
-# Metadata and faces carry the verdict alone when strong (ensemble.py); their weight only
-# matters below that.
+# The weights ``detection_methods`` is seeded with (0..9.99). The rule: a method whose AUC on the
+# TRAIN split of the development data is at or below 0.5 weighs 0 — it is still run and reported
+# (with its image), but does not vote; ELA (0.38: it finds edits, not generation) and texture
+# (0.48) by that rule. The others keep their prior: the learned model, the only method trained on
+# the task, weighs most; noise and the image spectrum (0.64, 0.62) half; metadata and faces carry
+# the verdict alone when strong (ensemble.py), so their weight only matters below that.
+# Measured by scripts/calibrate_ai_image_methods.py and scripts/choose_ai_image_thresholds.py
+# (docs/ai-detection.md has the table).
 DEFAULT_WEIGHTS: dict[str, float] = {
     METADATA: 2.0,
     ELA: 0.0,
     NOISE: 0.5,
-    TEXTURE: 0.25,
+    TEXTURE: 0.0,
     FREQUENCY: 0.5,
     MODEL: 3.0,
     EXTRA_MODEL: 1.0,
