@@ -98,12 +98,19 @@ def spectrum_stats(rgb: UInt8Array, ellipse: FaceEllipse) -> SpectrumStats | Non
     if grey is None:
         return None
     profile, freqs = radial_profile(grey)
+    deviation, slope = power_law_fit(profile, freqs)
+    return SpectrumStats(deviation, slope, freqs, profile, int(grey.shape[0]))
+
+
+def power_law_fit(profile: FloatArray, freqs: FloatArray) -> tuple[float, float]:
+    """(high-frequency deviation, slope) of a radial log10 power profile (module doc): a line fitted
+    to log power vs log frequency over ``FIT_BAND``, the mean deviation from it over ``HIGH_BAND``."""
     logf = np.log10(freqs.astype(np.float64))
     fit = (freqs >= FIT_BAND[0]) & (freqs <= FIT_BAND[1])
     high = (freqs >= HIGH_BAND[0]) & (freqs <= HIGH_BAND[1])
     slope, intercept = np.polyfit(logf[fit], profile[fit].astype(np.float64), 1)
     deviation = float(np.mean(profile[high] - (slope * logf[high] + intercept)))
-    return SpectrumStats(deviation, float(slope), freqs, profile, int(grey.shape[0]))
+    return deviation, float(slope)
 
 
 def frequency_signals(stats: SpectrumStats, table: ReferenceTable) -> list[SignalValue]:

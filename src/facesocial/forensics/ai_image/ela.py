@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesocial.forensics.ai_image.anomalies import block_means
-from facesocial.forensics.ai_image.reference import score_statistics, verdict_fields
+from facesocial.forensics.ai_image.reference import check_rgb, scored, verdict_fields
 from facesocial.forensics.ai_image.report import ELA, MethodResult
 from facesocial.forensics.calibration import Direction, ReferenceTable
 
@@ -110,13 +110,11 @@ def analyze(rgb: UInt8Array, table: ReferenceTable) -> tuple[MethodResult, Float
     ``is_suspicious``, ``confidence``; the image path is the caller's) plus ``statistics`` (raw,
     percentile, suspicion each) and ``working_size``. Raises ValueError on a non-RGB array.
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+    check_rgb(rgb)
     start = time.perf_counter()
     stats, block_map, levels = measure(rgb)
     png = render(levels)
-    score, per_stat = score_statistics(stats, table)
-    elapsed = (time.perf_counter() - start) * 1000.0
+    score, per_stat, elapsed = scored(stats, table, start)
     details = {
         "error_level_score": round(stats["ela_mean"], 4),
         **verdict_fields(score),

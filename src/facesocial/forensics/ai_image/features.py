@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from skimage.feature import local_binary_pattern
 
-from facesocial.forensics.frequency import radial_profile
+from facesocial.forensics.frequency import power_law_fit, radial_profile
 
 UInt8Array = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float32]
@@ -106,12 +106,8 @@ def features(rgb: UInt8Array) -> FloatArray:
     hsv = cv2.cvtColor(work, cv2.COLOR_RGB2HSV).astype(np.float64) / 255.0
     lab = cv2.cvtColor(work, cv2.COLOR_RGB2LAB).astype(np.float64)
     out += [hsv[..., 1].mean(), hsv[..., 1].std(), hsv[..., 2].std(), lab[..., 1].std(), lab[..., 2].std()]
-    spec, freqs = radial_profile(grey)
-    logf = np.log10(freqs.astype(np.float64))
-    fit = (freqs >= 0.04) & (freqs <= 0.20)
-    high = freqs >= 0.30
-    slope, intercept = np.polyfit(logf[fit], spec[fit].astype(np.float64), 1)
-    out += [float(slope), float(np.mean(spec[high] - (slope * logf[high] + intercept)))]
+    deviation, slope = power_law_fit(*radial_profile(grey))
+    out += [slope, deviation]
     q = np.clip(np.rint(res), -_CLIP, _CLIP).astype(np.int64) + _CLIP
     pairs = q[:, :-1] * (2 * _CLIP + 1) + q[:, 1:]
     cooc = np.bincount(pairs.ravel(), minlength=(2 * _CLIP + 1) ** 2).astype(np.float64)

@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from facesocial.forensics.ai_image.anomalies import block_means
 from facesocial.forensics.ai_image.ela import downscale
-from facesocial.forensics.ai_image.reference import score_statistics, verdict_fields
+from facesocial.forensics.ai_image.reference import check_rgb, scored, verdict_fields
 from facesocial.forensics.ai_image.report import NOISE, MethodResult
 from facesocial.forensics.calibration import Direction, ReferenceTable
 
@@ -109,12 +109,10 @@ def analyze(rgb: UInt8Array, table: ReferenceTable) -> tuple[MethodResult, Float
     or None; ``is_suspicious``; ``confidence``) plus ``statistics`` (raw, percentile, suspicion).
     Raises ValueError on a non-RGB array.
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+    check_rgb(rgb)
     start = time.perf_counter()
     stats, block_map = measure(rgb)
-    score, per_stat = score_statistics(stats, table)
-    elapsed = (time.perf_counter() - start) * 1000.0
+    score, per_stat, elapsed = scored(stats, table, start)
     details = {
         "pattern_score": None if score is None else round(score, 4),
         **verdict_fields(score),

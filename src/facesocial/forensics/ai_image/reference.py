@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
@@ -83,3 +84,17 @@ def verdict_fields(score: float | None) -> dict[str, Any]:
     """Document 003's ``is_suspicious`` and ``confidence`` of a method score, as MethodResult has them."""
     result = MethodResult("", score, 0.0, "")
     return {"is_suspicious": result.is_ai_generated, "confidence": result.confidence}
+
+
+def check_rgb(rgb: Any) -> None:
+    """Raises ValueError unless ``rgb`` is a non-empty (H, W, 3) array (every pixel method's input)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+
+
+def scored(
+    stats: Mapping[str, float], table: ReferenceTable, started: float
+) -> tuple[float | None, dict[str, dict[str, Any]], float]:
+    """(method score, per-statistic details, ms since ``started`` — a ``time.perf_counter()``)."""
+    score, per_stat = score_statistics(stats, table)
+    return score, per_stat, (time.perf_counter() - started) * 1000.0

@@ -31,18 +31,16 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from facesocial.forensics.ai_image.reference import score_statistics, verdict_fields
+from facesocial.forensics.ai_image.reference import check_rgb, scored, verdict_fields
 from facesocial.forensics.ai_image.report import FREQUENCY, MethodResult
 from facesocial.forensics.calibration import Direction, ReferenceTable
-from facesocial.forensics.frequency import radial_profile
+from facesocial.forensics.frequency import power_law_fit, radial_profile
 
 UInt8Array = npt.NDArray[np.uint8]
 
 VERSION = "frequency@1.0"
 MAX_SIDE = 512
 MIN_SIDE = 64
-FIT_BAND = (0.04, 0.20)
-HIGH_BAND = (0.30, 0.50)
 TOP_PEAKS = 4
 STATISTICS: dict[str, Direction] = {
     "spectrum_peak": "upper",
@@ -94,16 +92,11 @@ def measure(rgb: UInt8Array) -> dict[str, float]:
     if grey is None:
         return {name: float("nan") for name in STATISTICS}
     ratios = np.sort(peak_ratios(grey))[::-1]
-    profile, freqs = radial_profile(grey)
-    logf = np.log10(freqs.astype(np.float64))
-    fit = (freqs >= FIT_BAND[0]) & (freqs <= FIT_BAND[1])
-    high = (freqs >= HIGH_BAND[0]) & (freqs <= HIGH_BAND[1])
-    slope, intercept = np.polyfit(logf[fit], profile[fit].astype(np.float64), 1)
-    deviation = float(np.mean(profile[high] - (slope * logf[high] + intercept)))
+    deviation, slope = power_law_fit(*radial_profile(grey))
     return {
         "spectrum_peak": float(ratios[:TOP_PEAKS].mean()),
         "spectrum_hf": deviation,
-        "spectrum_slope": float(slope),
+        "spectrum_slope": slope,
     }
 
 
@@ -113,12 +106,10 @@ def analyze(rgb: UInt8Array, table: ReferenceTable) -> MethodResult:
     ``details``: ``statistics`` (raw, percentile, suspicion), ``patch_side_px``, ``is_suspicious``,
     ``confidence``. Score None for images under ``MIN_SIDE`` px. Raises ValueError on a non-RGB array.
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+    check_rgb(rgb)
     start = time.perf_counter()
     stats = measure(rgb)
-    score, per_stat = score_statistics(stats, table)
-    elapsed = (time.perf_counter() - start) * 1000.0
+    score, per_stat, elapsed = scored(stats, table, start)
     side = min(*rgb.shape[:2], MAX_SIDE) // 8 * 8
     details = {
         **verdict_fields(score),
