@@ -123,6 +123,8 @@ AccountDisabledError = _error("ACCOUNT_DISABLED", 403, "The account is suspended
 # not said.
 AccountExistsError = _error("ACCOUNT_EXISTS", 409, "An account with this username or email already exists")
 WeakPasswordError = _error("WEAK_PASSWORD", 422, "The password is too weak")
+# auth.open_registration is false: accounts are made by the operator, not by anyone who asks.
+RegistrationClosedError = _error("REGISTRATION_CLOSED", 403, "This server does not accept new accounts")
 TooManyApiKeysError = _error("TOO_MANY_API_KEYS", 409, "The account holds the most active API keys allowed")
 
 # --- API key management -------------------------------------------------------------------------

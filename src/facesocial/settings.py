@@ -168,6 +168,9 @@ class AuthSettings(BaseModel):
     max_key_request_limit: int = Field(default=1000, ge=1)
     # Active keys one account may hold at once.
     max_keys_per_account: int = Field(default=20, ge=1, le=1000)
+    # POST /api/v1/auth/register open to anyone (a public SkyGate-style service). An installation
+    # for one organisation sets it false: register then answers 403 REGISTRATION_CLOSED.
+    open_registration: bool = True
 
 
 class RateLimit(BaseModel):

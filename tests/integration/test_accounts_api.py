@@ -485,3 +485,19 @@ def test_shared_secret_tokens_keep_working_beside_login_tokens(shared: TestClien
     assert not (shared.container.settings.data_dir / "secrets" / "jwt.key").exists()  # type: ignore[attr-defined]
     set_status(shared, account["account_id"], "suspended")
     assert code_of(shared.get(GROUPS, headers=bearer)) == "ACCOUNT_DISABLED"
+
+
+def test_closed_registration_refuses_new_accounts_and_keeps_old_ones(api: TestClient) -> None:
+    """``auth.open_registration = false``: register answers 403, existing accounts still log in."""
+    existing = register(api)
+    settings = container_of(api).settings
+    settings.auth.open_registration = False
+    try:
+        name = unique()
+        body = {"username": name, "email": f"{name}@example.org", "password": PASSWORD}
+        refused = api.post(f"{AUTH}/register", json=body)
+        assert (refused.status_code, code_of(refused)) == (403, "REGISTRATION_CLOSED")
+        assert api.post(f"{AUTH}/login", json={"username": name, "password": PASSWORD}).status_code == 401
+        assert login(api, existing["username"])["Authorization"].startswith("Bearer ")
+    finally:
+        settings.auth.open_registration = True

@@ -104,9 +104,13 @@ _AUTH_ERRORS = (errors.ValidationFailedError, errors.RateLimitedError)
     status_code=201,
     response_model=None,
     openapi_extra={"security": []},
-    responses=error_responses(*_AUTH_ERRORS, errors.AccountExistsError, errors.WeakPasswordError),
+    responses=error_responses(
+        *_AUTH_ERRORS, errors.AccountExistsError, errors.WeakPasswordError, errors.RegistrationClosedError
+    ),
 )
 def register(request: Request, container: ContainerDep, body: RegisterBody) -> dict[str, Any]:
+    if not container.settings.auth.open_registration:
+        raise errors.RegistrationClosedError()
     _limit_registrations(request, container)
     account = container.accounts.register(
         body.username,
