@@ -11,6 +11,7 @@ import typer
 
 from facesocial import errors
 from facesocial.cli_ai_image import eval_ai_image
+from facesocial.cli_attention import eval_attention
 from facesocial.cli_bench import bench_app
 from facesocial.cli_deepfake import deepfake, eval_deepfake
 from facesocial.cli_index import index_app
@@ -39,6 +40,7 @@ app.command()(deepfake)
 eval_app.command("deepfake")(eval_deepfake)
 eval_app.command("liveness")(eval_liveness)
 eval_app.command("ai-image")(eval_ai_image)
+eval_app.command("attention")(eval_attention)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (default: FACESOCIAL_DATA_DIR)")

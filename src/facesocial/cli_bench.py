@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from facesocial.cli_attention import DEFAULT_LFW, bench_attention
 from facesocial.settings import Settings
 
 bench_app = typer.Typer(
@@ -241,6 +242,29 @@ def bench_index(
             sweep=tuple(sweep or ()),
         )
     )
+
+
+bench_app.command("attention")(bench_attention)
+
+
+@bench_app.command("attention-ws")
+def bench_attention_ws(
+    lfw: Annotated[Path, typer.Option(help="LFW folder the frames are composed from")] = DEFAULT_LFW,
+    frames: Annotated[int, typer.Option(min=5, help="Frames timed per face count (1-4)")] = 60,
+    server: Annotated[
+        str | None, typer.Option(help="Base URL of a running server (default: start one here)")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="Its API key (with --server)")] = None,
+) -> None:
+    """Round-trip ms of a 640x480 frame with 1-4 faces over the live attention WebSocket of a real
+    server (p50/p95/max, lockstep), as JSON."""
+    from facesocial.evaluation.bench_attention_ws import run_bench_attention_ws
+
+    if (server is None) != (api_key is None):
+        raise typer.BadParameter("--server and --api-key go together", param_hint="--server")
+    if not lfw.is_dir():
+        raise typer.BadParameter(f"{lfw} is not a folder", param_hint="--lfw")
+    _print_json(run_bench_attention_ws(lfw, frames_per_count=frames, server=server, api_key=api_key))
 
 
 @bench_app.command("ai-image")

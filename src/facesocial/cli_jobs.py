@@ -147,10 +147,10 @@ def beat(loglevel: LogLevel = "INFO", data_dir: DataDir = None) -> None:
     try:
         while not stop.is_set():
             now = time.monotonic()
-            for name, (_function, interval) in periodic.SCHEDULE.items():
+            for name in periodic.SCHEDULE:
                 if now >= next_run[name]:
                     periodic.run_logged(name, container)
-                    next_run[name] = now + (interval or settings.jobs.sweep_seconds)
+                    next_run[name] = now + periodic.interval_seconds(name, settings)
             stop.wait(max(0.05, min(next_run.values()) - time.monotonic()))
     finally:
         container.close()

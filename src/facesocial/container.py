@@ -33,6 +33,7 @@ from facesocial.services.tokens import TokenService, installation_secret
 from facesocial.services.users import UserService
 from facesocial.settings import Settings
 from facesocial.store import migrate
+from facesocial.store.attention_metrics import AttentionMetricsStore, open_attention_metrics
 from facesocial.store.db import Database
 from facesocial.store.kv import (
     KeyValue,
@@ -48,6 +49,7 @@ from facesocial.store.kv import (
 )
 from facesocial.store.local_index import LocalVectorIndex
 from facesocial.store.maintenance import ensure_log_partitions
+from facesocial.store.types import utcnow
 from facesocial.store.user_locks import LocalUserLocks, PostgresUserLocks, UserLocks
 from facesocial.store.vector_index import VectorIndex
 from facesocial.vision.attributes import AttributeAnalyzer
@@ -68,6 +70,8 @@ if TYPE_CHECKING:
     from facesocial.domains.ai_detection.service import AiDetectionService
     from facesocial.domains.antispoofing.liveness import LivenessService
     from facesocial.domains.antispoofing.service import AntispoofingService
+    from facesocial.domains.attention.recordings import RecordingService
+    from facesocial.domains.attention.service import MeetingService
     from facesocial.domains.deepfake.known_content import KnownContent
     from facesocial.domains.deepfake.service import DeepfakeService
     from facesocial.forensics.ai_image.analyzer import AiImageAnalyzer
@@ -339,6 +343,9 @@ class Container:
         from facesocial.domains.ai_detection.service import IMAGE_JOB as AI_IMAGE_JOB
 
         kinds[AI_IMAGE_JOB] = JobKind(AI_IMAGE_JOB, self.ai_detection.run_job, self.ai_detection.on_job_end)
+        from facesocial.domains.attention.recordings import VIDEO_JOB as RECORDING_JOB
+
+        kinds[RECORDING_JOB] = JobKind(RECORDING_JOB, self.recordings.run_job, self.recordings.on_job_end)
         return kinds
 
     @cached_property
@@ -465,6 +472,41 @@ class Container:
             self.settings,
         )
 
+    # --- meeting attention (src/facesocial/domains/attention/) ------------------------------------
+
+    @cached_property
+    def meetings(self) -> MeetingService:
+        from facesocial.domains.attention.service import MeetingService
+
+        # The metrics backend and the recognition models are reached lazily: listing meetings
+        # opens neither.
+        return MeetingService(
+            self.database,
+            lambda: self.attention_metrics,
+            lambda: self.recognition,
+            self.settings.attention,
+        )
+
+    @cached_property
+    def attention_metrics(self) -> AttentionMetricsStore:
+        """The attention time series; its backend (TimescaleDB, daily partitions, SQLite) is the
+        one migration 0012 built, detected on first use (store/attention_metrics.py)."""
+        return open_attention_metrics(self.database, self.settings.attention.metrics_retention_days)
+
+    @cached_property
+    def recordings(self) -> RecordingService:
+        from facesocial.domains.attention.recordings import RecordingService
+
+        # Models and the queue are reached lazily: reading a recording's results loads no model.
+        return RecordingService(
+            self.database,
+            lambda: self.frame_pipeline,
+            self.job_store,
+            lambda: self.jobs,
+            lambda job_id, tenant_id: self.job_runner.cancel(job_id, tenant_id),
+            self.settings,
+        )
+
     def retention(self) -> dict[str, int]:
         """Scheduled clean-up (``facesocial beat``): old jobs, deepfake and AI-detection analyses."""
         return {
@@ -488,6 +530,8 @@ class Container:
         migrate.upgrade(self.database)
         # PostgreSQL: make sure the coming months' audit-log partitions exist (no-op on SQLite).
         ensure_log_partitions(self.database)
+        # And the coming days' attention-metric partitions (no-op on SQLite and TimescaleDB).
+        self.attention_metrics.ensure_partitions(utcnow())
         models = self.settings.models
         sync_registry(self.database, models.model_dir, {models.detector, models.default_embedding})
 

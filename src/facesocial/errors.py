@@ -185,3 +185,23 @@ LivenessRequiredError = _error(
 LivenessSessionInvalidError = _error(
     "LIVENESS_SESSION_INVALID", 422, "The liveness session cannot vouch for this request"
 )
+
+# --- meeting attention (src/facesocial/domains/attention/) -------------------------------------------
+# An unknown id, a malformed one, and another tenant's are all answered with these 404s.
+MeetingNotFoundError = _error("MEETING_NOT_FOUND", 404, "No such meeting")
+ParticipantNotFoundError = _error("PARTICIPANT_NOT_FOUND", 404, "No such participant in this meeting")
+AlertNotFoundError = _error("ALERT_NOT_FOUND", 404, "No such alert in this meeting")
+# start on a meeting that is not scheduled, end on one that is not active (details: status).
+InvalidMeetingTransitionError = _error(
+    "INVALID_MEETING_TRANSITION", 409, "The meeting's status does not allow this transition"
+)
+MeetingEndedError = _error("MEETING_ENDED", 409, "The meeting has ended and accepts no participants")
+# The live WebSocket of a meeting that is not active (details: status), and a socket over the
+# per-meeting or per-process socket limit (settings.attention.max_sockets_per_meeting, max_sockets).
+MeetingNotActiveError = _error("MEETING_NOT_ACTIVE", 409, "The meeting is not active")
+TooManyStreamsError = _error("TOO_MANY_STREAMS", 429, "Too many live sockets; retry later")
+ParticipantNotActiveError = _error("PARTICIPANT_NOT_ACTIVE", 409, "The participant has already left")
+AlertAlreadyResolvedError = _error("ALERT_ALREADY_RESOLVED", 409, "The alert is already resolved")
+RecordingNotFoundError = _error("RECORDING_NOT_FOUND", 404, "No such recording")
+# The chart of a recording whose analysis has not completed (details: status).
+RecordingNotReadyError = _error("RECORDING_NOT_READY", 409, "The recording's analysis has not completed yet")

@@ -203,6 +203,12 @@ def _default_limits() -> dict[str, RateLimit]:
         # and every vector, or rebuilds every collection. 10 at once, then 10 a minute: far more
         # than an operator or a cron job needs, too few to keep the server busy with them.
         "admin": RateLimit(rate_per_second=1 / 6, burst=10),
+        # Meeting REST (/api/v1/attention): cheap row reads and writes, plus identify (one face
+        # embedding, like face_recognition's routes); a dashboard polls alerts and metrics.
+        "attention": RateLimit(rate_per_second=10, burst=30),
+        # Recording uploads (POST /api/v1/attention/videos): document 001's upload zone, 2 r/s,
+        # as deepfake videos; each is a job decoding and scoring hundreds of frames.
+        "attention_videos": RateLimit(rate_per_second=2, burst=5),
     }
 
 
@@ -401,6 +407,79 @@ class AntispoofSettings(BaseModel):
     require_liveness_for_registration: bool = False
 
 
+class AttentionSettings(BaseModel):
+    """Meeting attention scoring, PERCLOS and alerts (src/facesocial/analytics/attention/,
+    docs/attention.md "Scoring" gives the source of every default)."""
+
+    # Head pose (degrees, the mesh's conventions): full score within the tolerance, 0 at the limit.
+    yaw_tolerance_deg: float = Field(default=15.0, ge=0.0, le=90.0)
+    yaw_limit_deg: float = Field(default=45.0, gt=0.0, le=180.0)
+    pitch_tolerance_deg: float = Field(default=15.0, ge=0.0, le=90.0)
+    pitch_limit_deg: float = Field(default=40.0, gt=0.0, le=180.0)
+    # The mesh's pitch of a face looking straight at the camera (mesh.py: not 0, see the docs).
+    pitch_neutral_deg: float = Field(default=-5.0, ge=-45.0, le=45.0)
+    # Iris gaze (-1..1 of the eye's half width / quarter width): full score within, 0 at the limit.
+    gaze_h_tolerance: float = Field(default=0.25, ge=0.0, le=1.0)
+    gaze_h_limit: float = Field(default=0.7, gt=0.0, le=2.0)
+    gaze_v_tolerance: float = Field(default=0.5, ge=0.0, le=1.0)
+    gaze_v_limit: float = Field(default=1.0, gt=0.0, le=2.0)
+    # Eye openness (mesh 0..1) at or below which the score is 0, at or above which it is 100.
+    openness_floor: float = Field(default=0.3, ge=0.0, le=1.0)
+    openness_full: float = Field(default=0.7, ge=0.0, le=1.0)
+    # attention = head_pose_score x the weighted mean of the gaze and eye-openness scores
+    # (weights normalised by their sum): a turned head cannot be made up for by open eyes.
+    weight_gaze: float = Field(default=0.6, ge=0.0)
+    weight_eye_openness: float = Field(default=0.4, ge=0.0)
+    # Looking away: |yaw| or |pitch - neutral| beyond these degrees, or |gaze_h| beyond this.
+    looking_away_yaw_deg: float = Field(default=30.0, gt=0.0, le=180.0)
+    looking_away_pitch_deg: float = Field(default=25.0, gt=0.0, le=180.0)
+    looking_away_gaze_h: float = Field(default=0.6, gt=0.0, le=2.0)
+    # Eyes closed (P80-style) when the more open eye's openness drops below closed_openness; open
+    # again above open_openness (a band, so noise at the threshold is not a string of blinks).
+    closed_openness: float = Field(default=0.3, ge=0.0, le=1.0)
+    open_openness: float = Field(default=0.45, ge=0.0, le=1.0)
+    # PERCLOS: window, drowsy threshold, part of the window that must be observed, blink length.
+    perclos_window_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
+    drowsy_perclos: float = Field(default=0.15, gt=0.0, le=1.0)
+    perclos_min_coverage: float = Field(default=0.5, gt=0.0, le=1.0)
+    perclos_max_gap_ms: int = Field(default=1000, ge=1)
+    blink_max_ms: int = Field(default=500, ge=1)
+    # Alerts: open after the condition held this long, close after recovery held this long.
+    not_attentive_below: float = Field(default=50.0, ge=0.0, le=100.0)
+    not_attentive_clear_above: float = Field(default=65.0, ge=0.0, le=100.0)
+    alert_open_seconds: float = Field(default=3.0, ge=0.0)
+    alert_close_seconds: float = Field(default=2.0, ge=0.0)
+    # Severity by how long an alert has lasted: info, then warning, then critical.
+    warning_after_seconds: float = Field(default=10.0, ge=0.0)
+    critical_after_seconds: float = Field(default=30.0, ge=0.0)
+    # Meeting summaries (domains/attention/summary.py): a minute whose meeting-wide mean score is
+    # below this is "low"; maximal runs of low minutes are ``low_attention_segments``. The same
+    # value as not_attentive_below by default: a low minute is an inattentive minute on average.
+    low_attention_threshold: float = Field(default=50.0, ge=0.0, le=100.0)
+    # Faces per frame and their smallest size (pixels) for the live/recording analysis.
+    max_faces: int = Field(default=10, ge=1, le=100)
+    min_face_size: int = Field(default=40, ge=8)
+    # Live WebSocket (domains/attention/ws.py, docs/attention.md "Live"): concurrent sockets per
+    # meeting (counted across server processes through the key-value store) and per server
+    # process (each socket can keep one core busy), the largest frame, how long the latest scores
+    # stay readable in the key-value store (document 004 §4.2: 300 s), and how often a socket
+    # writes its metric rows (one row per participant per second is the stored resolution).
+    max_sockets_per_meeting: int = Field(default=8, ge=1, le=1000)
+    max_sockets: int = Field(default=32, ge=1, le=10000)
+    max_frame_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    live_ttl_seconds: int = Field(default=300, ge=10, le=86400)
+    metrics_flush_seconds: float = Field(default=1.0, ge=0.1, le=60.0)
+    # Recordings (POST /api/v1/attention/videos): frames analysed per second of video when the
+    # request names none. 5/s resolves a 0.2 s blink half the time and PERCLOS well (its window
+    # is a minute); still clamped by video.max_sample_fps and video.max_analyzed_frames.
+    video_sample_fps: float = Field(default=5.0, gt=0.0, le=30.0)
+    # Time series (store/attention_metrics.py, docs/attention.md "Time series"): raw per-second
+    # rows are kept this many days (document 004 §3.3: 90), and the worker rolls them up into
+    # 1-minute buckets this often (document 004 §3.4's refresh policy: every minute).
+    metrics_retention_days: int = Field(default=90, ge=1, le=3650)
+    rollup_interval_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
+
+
 class Settings(BaseSettings):
     """Everything configurable. Only :mod:`facesocial.container` turns it into adapters."""
 
@@ -431,6 +510,7 @@ class Settings(BaseSettings):
     deepfake: DeepfakeSettings = DeepfakeSettings()
     antispoofing: AntispoofSettings = AntispoofSettings()
     ai_detection: AiDetectionSettings = AiDetectionSettings()
+    attention: AttentionSettings = AttentionSettings()
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL; plain ``postgresql://`` URLs get the psycopg 3 driver."""

@@ -103,6 +103,7 @@ def test_upgrade_downgrade_upgrade_creates_every_schema_and_table(pg: Database) 
         "demographics": {"demographic_analyses", "face_demographics"},
         "audit": {"ai_operations_log", "performance_metrics", "usage_logs"},
         "config": {"ai_models", "service_settings"},
+        "attention": {"meetings", "participants", "alerts", "attention_metrics", "attention_metrics_1min"},
     }
     for schema, tables in expected.items():
         assert tables <= set(inspector.get_table_names(schema=schema)), schema
@@ -243,8 +244,12 @@ def test_models_match_the_migrated_schema(pg: Database) -> None:
     from facesocial.store.tables import Base
 
     def include_name(name: str | None, type_: str, _parents: Any) -> bool:
-        # Monthly partitions of the operations log are maintenance's, not the models' (env.py).
-        return not (type_ == "table" and name is not None and name.startswith("ai_operations_log_"))
+        # Partitions (operations log months, attention metric days) are maintenance's (env.py).
+        partition = name is not None and (
+            name.startswith(("ai_operations_log_", "attention_metrics_y"))
+            or name == "attention_metrics_default"
+        )
+        return not (type_ == "table" and partition)
 
     migrate.upgrade(pg)
     with pg.engine.connect() as connection:

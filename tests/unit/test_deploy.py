@@ -635,6 +635,9 @@ GATEWAY_ROUTES = {
     # Job polling (not in the document, which has no jobs route): the api zone, the app's burst.
     "/api/v1/jobs": ("api_limit", 50, None, ("5s", "30s", "30s"), "jobs"),
     "/api/v1/jobs/": ("api_limit", 50, None, ("5s", "30s", "30s"), "jobs"),
+    # Meeting attention (document 004): REST and the live socket; recordings are video uploads.
+    "/api/v1/attention/": ("api_limit", 30, None, ("5s", "90s", "90s"), "attention"),
+    "/api/v1/attention/videos": ("upload_limit", 5, "500M", ("10s", "300s", "300s"), "attention_videos"),
 }
 
 

@@ -20,6 +20,9 @@ from facesocial.api.routers import auth as auth_router
 from facesocial.container import Container
 from facesocial.domains.ai_detection import router as ai_detection_router
 from facesocial.domains.antispoofing import router as antispoofing_router
+from facesocial.domains.attention import recordings_router
+from facesocial.domains.attention import router as attention_router
+from facesocial.domains.attention import ws as attention_ws
 from facesocial.domains.deepfake import router as deepfake_router
 from facesocial.metrics import IMAGES_IN_FLIGHT, IMAGES_WAITING
 from facesocial.settings import Settings
@@ -77,6 +80,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(antispoofing_router.router)
     app.include_router(deepfake_router.router)
     app.include_router(ai_detection_router.router)
+    app.include_router(attention_router.router)
+    app.include_router(attention_ws.router)
+    app.include_router(recordings_router.router)
     app.include_router(jobs.router)
     app.include_router(admin.router)
     # Outermost last. A request meets: proxy headers (who the client is) -> metrics -> audit (one

@@ -111,7 +111,7 @@ def make_celery(
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,
-        beat_schedule=_beat_schedule(jobs),
+        beat_schedule=_beat_schedule(jobs) | _interval_schedule(settings),
     )
     process = _ProcessContainer(settings, container_factory)
 
@@ -128,6 +128,21 @@ def _register_upkeep(app: Celery, name: str, process: _ProcessContainer) -> None
     @app.task(name=name, ignore_result=True)  # type: ignore[untyped-decorator]
     def upkeep() -> dict[str, Any] | None:
         return periodic.run_logged(name, process.get())
+
+
+def _interval_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The upkeep that runs every few seconds or minutes (the attention roll-up, its partitions)."""
+    schedule: dict[str, dict[str, Any]] = {}
+    for name in periodic.SCHEDULE:
+        if name == SWEEP_TASK or name in _DAILY:
+            continue
+        every = periodic.interval_seconds(name, settings)
+        schedule[name] = {
+            "task": name,
+            "schedule": timedelta(seconds=every),
+            "options": {"queue": settings.jobs.maintenance_queue, "expires": every, "priority": 0},
+        }
+    return schedule
 
 
 def _beat_schedule(jobs: JobSettings) -> dict[str, dict[str, Any]]:

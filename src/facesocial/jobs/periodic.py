@@ -6,6 +6,9 @@
 * :func:`retention` (daily): ended jobs after ``jobs.retention_days`` and deepfake analyses after
   six months (document 000 §7.2), through the container's ``retention()``.
 * :func:`rollup` (daily): yesterday's per-service totals (services/rollup.py).
+* :func:`attention_rollup` (every ``attention.rollup_interval_seconds``): the 1-minute roll-up of
+  the attention time series; :func:`attention_upkeep` (hourly): its coming daily partitions and
+  its retention (store/attention_metrics.py; no-ops where TimescaleDB does the work).
 
 Each takes the composition root and returns a JSON-able summary (logged by the callers).
 """
@@ -22,6 +25,7 @@ from facesocial.store.maintenance import ensure_log_partitions
 
 if TYPE_CHECKING:
     from facesocial.container import Container
+    from facesocial.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +59,36 @@ def rollup(container: Container, day: date | None = None) -> dict[str, Any]:
     return {"date": chosen.isoformat(), "services": len(rollup_day(container.database, chosen))}
 
 
+def attention_rollup(container: Container) -> dict[str, Any]:
+    return {"buckets": container.attention_metrics.rollup(datetime.now(UTC))}
+
+
+def attention_upkeep(container: Container) -> dict[str, Any]:
+    store = container.attention_metrics
+    now = datetime.now(UTC)
+    store.ensure_partitions(now)
+    return {"backend": store.backend, "rows_removed": store.retention(now)}
+
+
+def interval_seconds(name: str, settings: Settings) -> float:
+    """How often the task ``name`` runs (seconds): its SCHEDULE entry, or the setting it follows."""
+    if name == ATTENTION_ROLLUP:
+        return settings.attention.rollup_interval_seconds
+    interval = SCHEDULE[name][1]
+    return interval if interval is not None else settings.jobs.sweep_seconds
+
+
+ATTENTION_ROLLUP = "facesocial.attention.rollup"
 # name → (function, default interval in seconds; None = jobs.sweep_seconds)
 SCHEDULE: dict[str, tuple[Callable[[Container], dict[str, Any]], float | None]] = {
     "facesocial.jobs.sweep": (sweep, None),
     "facesocial.maintenance.partitions": (partitions, DAY_SECONDS),
     "facesocial.maintenance.retention": (retention, DAY_SECONDS),
     "facesocial.maintenance.rollup": (rollup, DAY_SECONDS),
+    # The interval is attention.rollup_interval_seconds (interval_seconds); 60 is its default.
+    ATTENTION_ROLLUP: (attention_rollup, 60.0),
+    # Hourly: cheap when there is nothing to do; partitions exist a week ahead anyway.
+    "facesocial.attention.upkeep": (attention_upkeep, 3600.0),
 }
 
 

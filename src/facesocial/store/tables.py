@@ -54,6 +54,7 @@ SCHEMAS = (
     "audit",
     "config",
     "ai_detection",
+    "attention",
 )
 
 NAMING = {
@@ -962,3 +963,219 @@ class AiReportImage(Base):
     height: Mapped[int] = mapped_column(Integer, nullable=False)
     data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = _created()
+
+
+# --- attention (document 004: meeting attention analytics) -----------------------------------------
+# Deviations from document 004 (docs/data-model.md): UUID keys are made by the application;
+# ``tenant_id`` scopes every meeting and video (document 004's host/user ids are the caller's
+# tenant or account); ``participants.user_id`` is the enrolled face subject's EXTERNAL id
+# (core.users.external_id, the id the face-recognition routes speak) bound by identification,
+# nullable until then; ``attention_metrics`` has a primary key (meeting, participant, time) for
+# the ORM; on PostgreSQL it is range-partitioned by UTC day (migration 0012,
+# store/attention_partitions.py) or a TimescaleDB hypertable when the extension exists, in which
+# case ``attention_metrics_1min`` is the continuous aggregate, not this table.
+
+
+class Meeting(Base):
+    __tablename__ = "meetings"
+    __table_args__ = (
+        Index("idx_meetings_tenant", "tenant_id", "created_at"),
+        Index("idx_meetings_status", "status"),
+        {"schema": "attention"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    title: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    host_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the account / key that created it
+    status: Mapped[str] = mapped_column(String(20), default="scheduled", nullable=False)
+    # The enrolled-face group participants are identified against (face_recognition.face_groups).
+    group_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    start_time: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    end_time: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+    __table_args__ = (
+        Index("idx_participants_meeting", "meeting_id"),
+        Index("idx_participants_user", "user_id"),
+        {"schema": "attention"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    meeting_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("attention.meetings.id", ondelete="CASCADE"), nullable=False
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    track_id: Mapped[int | None] = mapped_column(Integer)
+    # Which live stream (WebSocket connection) the track id belongs to; None for REST joins.
+    stream_id: Mapped[str | None] = mapped_column(String(64))
+    joined_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    left_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class AttentionAlert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("idx_alerts_meeting", "meeting_id"),
+        Index("idx_alerts_participant", "participant_id"),
+        Index("idx_alerts_type", "alert_type"),
+        {"schema": "attention"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    meeting_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("attention.meetings.id", ondelete="CASCADE"), nullable=False
+    )
+    participant_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("attention.participants.id", ondelete="CASCADE"), nullable=False
+    )
+    alert_type: Mapped[str] = mapped_column(String(50), nullable=False)  # not_attentive, looking_away, drowsy
+    severity: Mapped[str] = mapped_column(String(20), nullable=False)  # info, warning, critical
+    message: Mapped[str | None] = mapped_column(Text)
+    duration_seconds: Mapped[float | None] = mapped_column(Numeric(10, 3, asdecimal=False))
+    created_at: Mapped[datetime] = _created()
+    resolved_at: Mapped[datetime | None] = mapped_column(TimestampTZ)
+
+
+class MeetingSummary(Base):
+    __tablename__ = "meeting_summaries"
+    __table_args__ = ({"schema": "attention"},)
+
+    id: Mapped[uuid.UUID] = _pk()
+    meeting_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("attention.meetings.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    participant_count: Mapped[int | None] = mapped_column(Integer)
+    avg_attention_score: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    min_attention_score: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    max_attention_score: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    total_alerts: Mapped[int | None] = mapped_column(Integer)
+    low_attention_segments: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+
+
+class VideoRecording(Base):
+    """A recorded video (document 004 ``video_recordings``); the file itself is not kept."""
+
+    __tablename__ = "video_recordings"
+    __table_args__ = (
+        Index("idx_recordings_meeting", "meeting_id"),
+        Index("idx_recordings_tenant", "tenant_id", "created_at"),
+        {"schema": "attention"},
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    meeting_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("attention.meetings.id", ondelete="SET NULL")
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the uploading account / key
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    file_path: Mapped[str | None] = mapped_column(Text)  # NULL: the video is not kept
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[float | None] = mapped_column(Numeric(10, 3, asdecimal=False))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(20), default="webm", nullable=False)
+    status: Mapped[str] = mapped_column(String(20), default="processing", nullable=False)
+    alerts_data: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    alert_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class VideoAnalysis(Base):
+    """The analysis job of one recording (document 004 ``video_analyses``); same id as its recording."""
+
+    __tablename__ = "video_analyses"
+    __table_args__ = (
+        Index("idx_video_analyses_tenant", "tenant_id", "created_at"),
+        Index("idx_video_analyses_status", "status"),
+        {"schema": "attention"},
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("attention.video_recordings.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    file_path: Mapped[str | None] = mapped_column(Text)
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    duration: Mapped[float | None] = mapped_column(Numeric(10, 3, asdecimal=False))
+    status: Mapped[str] = mapped_column(String(20), default="pending", nullable=False)
+    progress: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    results: Mapped[Any] = mapped_column(JsonB, nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(TimestampTZ, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class DetectionTimeline(Base):
+    """One analysed frame of a recording: its faces and their mean attention."""
+
+    __tablename__ = "detection_timeline"
+    __table_args__ = (
+        Index("idx_timeline_time", "time"),
+        {"schema": "attention"},
+    )
+
+    recording_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("attention.video_recordings.id", ondelete="CASCADE"), primary_key=True
+    )
+    video_timestamp_ms: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(TimestampTZ, nullable=False)
+    faces_data: Mapped[Any] = mapped_column(JsonB, nullable=False)
+    avg_attention_score: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+
+
+class AttentionMetric(Base):
+    """One participant's scores at one instant (document 004's hypertable ``attention_metrics``)."""
+
+    __tablename__ = "attention_metrics"
+    __table_args__ = (
+        Index("idx_metrics_meeting", "meeting_id", "time"),
+        Index("idx_metrics_participant", "participant_id", "time"),
+        {"schema": "attention"},
+    )
+
+    meeting_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    participant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    time: Mapped[datetime] = mapped_column(TimestampTZ, primary_key=True)
+    attention_score: Mapped[float] = mapped_column(Numeric(6, 2, asdecimal=False), nullable=False)
+    gaze_score: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    head_pose_score: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    eye_openness_score: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    is_looking_away: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    is_drowsy: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+
+
+class AttentionMetricMinute(Base):
+    """The 1-minute roll-up of ``attention_metrics`` (document 004's ``attention_metrics_1min``),
+    kept by the worker where TimescaleDB's continuous aggregate is not available."""
+
+    __tablename__ = "attention_metrics_1min"
+    __table_args__ = (
+        Index("idx_metrics_1min_meeting", "meeting_id", "bucket"),
+        {"schema": "attention"},
+    )
+
+    meeting_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    participant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(TimestampTZ, primary_key=True)
+    avg_attention: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    min_attention: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    max_attention: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    avg_gaze: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    avg_head_pose: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
+    sample_count: Mapped[int] = mapped_column(Integer, nullable=False)

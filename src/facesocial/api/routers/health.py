@@ -54,6 +54,7 @@ def readiness_checks(container: Container) -> list[ReadinessCheck]:
         ReadinessCheck("vector_index", lambda: _vector_index(container)),
         ReadinessCheck("models", lambda: _models(container), timeout_seconds=None),
         ReadinessCheck("index_consistency", lambda: _consistency(container), timeout_seconds=None),
+        ReadinessCheck("attention_metrics", lambda: _attention_metrics(container), required=False),
     ]
 
 
@@ -105,6 +106,11 @@ def _database(container: Container) -> dict[str, Any]:
     with container.database.engine.connect() as connection:
         connection.execute(text("SELECT 1"))
     return {"status": "ok", "dialect": container.database.engine.dialect.name}
+
+
+def _attention_metrics(container: Container) -> dict[str, Any]:
+    # The time-series backend chosen at start-up: "timescaledb", "postgres_partitions" or "sqlite".
+    return {"status": "ok", "backend": container.attention_metrics.backend}
 
 
 def _vector_index(container: Container) -> dict[str, Any]:

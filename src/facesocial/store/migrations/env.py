@@ -13,8 +13,15 @@ engine: Engine = context.config.attributes["engine"]
 
 
 def include_name(name: str | None, type_: str, _parents: Any) -> bool:
-    """Monthly partitions of the operations log are managed by maintenance, not the models."""
-    return not (type_ == "table" and name is not None and name.startswith("ai_operations_log_"))
+    """Partitions are managed by maintenance, not the models: the operations log's months
+    (``ai_operations_log_*``) and the attention metrics' days (``attention_metrics_y*``, ``_default``)."""
+    return not (type_ == "table" and name is not None and is_partition_name(name))
+
+
+def is_partition_name(name: str) -> bool:
+    return (
+        name.startswith(("ai_operations_log_", "attention_metrics_y")) or name == "attention_metrics_default"
+    )
 
 
 with engine.connect() as connection:

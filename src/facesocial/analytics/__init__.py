@@ -1,0 +1,1 @@
+"""Analytics over video streams (meeting attention: :mod:`facesocial.analytics.attention`)."""

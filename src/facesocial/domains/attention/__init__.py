@@ -1,0 +1,1 @@
+"""Meeting attention analytics: meetings, participants, alerts, summaries, live and recorded video."""
