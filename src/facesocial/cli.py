@@ -129,6 +129,13 @@ def serve(
             f"First start: operator API key (shown once, store it now):\n  {issued.secret}\n",
             err=True,
         )
+    else:
+        # A new user on a machine that already served once sees no key: say where keys come from.
+        typer.echo(
+            f"Data folder {container.settings.data_dir} already has API keys (the operator key was "
+            "shown on its first start); make another with `facesocial keys create --name NAME`.",
+            err=True,
+        )
     if workers > 1:
         # Migrations and the first key ran once, here; each worker builds its own container
         # from the environment (the data folder included) and loads its own models.

@@ -513,6 +513,7 @@ class Container:
             "jobs": self.job_store.purge(self.settings.jobs.retention_days),
             "deepfake_analyses": self.deepfake.retention(),
             "ai_detection_analyses": self.ai_detection.retention(),
+            "attention_recordings": self.recordings.retention(),
             "spool_folders": self.sweep_spool(),
             # Vectors of content features whose rows went (e.g. `db maintain`'s own retention)
             # and rows whose vector a crash lost.

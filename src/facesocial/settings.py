@@ -470,9 +470,13 @@ class AttentionSettings(BaseModel):
     live_ttl_seconds: int = Field(default=300, ge=10, le=86400)
     metrics_flush_seconds: float = Field(default=1.0, ge=0.1, le=60.0)
     # Recordings (POST /api/v1/attention/videos): frames analysed per second of video when the
-    # request names none. 5/s resolves a 0.2 s blink half the time and PERCLOS well (its window
-    # is a minute); still clamped by video.max_sample_fps and video.max_analyzed_frames.
+    # request names none. 5/s serves scores, looking-away and PERCLOS (its window is a minute)
+    # but counts few blinks (1 of 6 on the blink video; 10/s: 5 of 6, docs/attention.md); still
+    # clamped by video.max_sample_fps and video.max_analyzed_frames.
     video_sample_fps: float = Field(default=5.0, gt=0.0, le=30.0)
+    # Recordings (their results, timeline and chart data) are erased this many days after upload
+    # (document 000 §7.2's six months, as the other analyses).
+    recordings_retention_days: int = Field(default=183, ge=1)
     # Time series (store/attention_metrics.py, docs/attention.md "Time series"): raw per-second
     # rows are kept this many days (document 004 §3.3: 90), and the worker rolls them up into
     # 1-minute buckets this often (document 004 §3.4's refresh policy: every minute).

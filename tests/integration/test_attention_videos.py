@@ -11,12 +11,13 @@ import io
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from facesocial.store.tables import (
     AttentionMetric,
@@ -298,3 +299,30 @@ def test_a_meeting_gets_participants_alerts_and_metrics_and_a_retry_adds_nothing
 
     assert app.client.delete(queued["status_url"], headers=headers(app)).status_code == 200
     assert stored() == (0, 0, 0)
+
+
+def test_retention_erases_old_ended_recordings_only(app: JobsApp) -> None:
+    """``container.retention()`` erases recordings past ``attention.recordings_retention_days``."""
+    r = upload(app, shared_path(*HAMILTON))
+    assert r.status_code == 202, r.text
+    body, _ = wait_done(app, r.json()["status_url"])
+    assert body["status"] == "completed", body
+    old_id = uuid.UUID(body["id"])
+    fresh = upload(app, shared_path(*HAMILTON))
+    fresh_body, _ = wait_done(app, fresh.json()["status_url"])
+    days = app.container.settings.attention.recordings_retention_days
+    with app.container.database.session() as session:
+        session.execute(
+            update(VideoAnalysis)
+            .where(VideoAnalysis.id == old_id)
+            .values(created_at=datetime.now(UTC) - timedelta(days=days + 1))
+        )
+    assert app.container.recordings.retention() == 1
+    assert app.client.get(f"{VIDEOS}/{old_id}", headers=headers(app)).status_code == 404
+    with app.container.database.session(readonly=True) as session:
+        assert not session.scalar(
+            select(func.count())
+            .select_from(DetectionTimeline)
+            .where(DetectionTimeline.recording_id == old_id)
+        )
+    assert app.client.get(f"{VIDEOS}/{fresh_body['id']}", headers=headers(app)).status_code == 200

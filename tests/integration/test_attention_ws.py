@@ -14,6 +14,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,10 @@ def test_faces_alerts_participants_and_metrics_of_one_stream(server: RunningServ
     stored = _items(server, meeting_id, "alerts", type="looking_away")
     assert [a["alert_id"] for a in stored] == [events[0]["alert_id"]]
     assert stored[0]["resolved_at"] is not None and stored[0]["participant_id"] == head_participant
+    # The frames' timestamps run faster than the clock here: the stored span still agrees with
+    # the alert's (stream-time) duration.
+    span = datetime.fromisoformat(stored[0]["resolved_at"]) - datetime.fromisoformat(stored[0]["created_at"])
+    assert span.total_seconds() == pytest.approx(stored[0]["duration_seconds"], abs=0.01)
     people = _eventually(
         lambda: [p for p in _items(server, meeting_id, "participants") if not p["is_active"]]
     )

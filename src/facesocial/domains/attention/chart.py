@@ -67,8 +67,12 @@ def render_chart(
     def x_of(seconds: float) -> float:
         return x0 + (x1 - x0) * min(max(seconds, 0.0), span_s) / span_s
 
+    # The 0..100 scale spans the plot minus a margin below 0, so a line at 0 is drawn above the
+    # x axis instead of vanishing into it.
+    y_zero = y1 - 8
+
     def y_of(score: float) -> float:
-        return y1 - (y1 - y0) * min(max(score, 0.0), 100.0) / 100.0
+        return y_zero - (y_zero - y0) * min(max(score, 0.0), 100.0) / 100.0
 
     for span in spans:
         r, g, b = colours.get(span.label, (128, 128, 128))
@@ -124,9 +128,9 @@ def _polyline(
 ) -> None:
     if len(run) >= 2:
         draw.line(run, fill=colour, width=3, joint="curve")
-    elif run:  # a lone point: a dot, so a track seen once still shows
+    elif run:  # a lone point: a ringed dot large enough to see, so a track seen once still shows
         x, y = run[0]
-        draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
+        draw.ellipse((x - 5, y - 5, x + 5, y + 5), fill=colour, outline=(40, 40, 40), width=1)
 
 
 def _vertical_label(

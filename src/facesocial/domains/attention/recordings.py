@@ -57,6 +57,7 @@ from facesocial.store.tables import (
     VideoAnalysis,
     VideoRecording,
 )
+from facesocial.store.types import utcnow
 from facesocial.video.frames import iter_frames, planned_samples
 from facesocial.video.probe import VideoInfo, probe_video
 from facesocial.video.upload import SpooledUpload
@@ -372,6 +373,28 @@ class RecordingService:
             gap_seconds=max(1.0, 3.0 / fps),
             title=f"Attention over time: {recording.filename}"[:90],
         )
+
+    def retention(self) -> int:
+        """Erase recordings uploaded more than ``attention.recordings_retention_days`` ago whose job
+        has ended (or never started); returns how many went."""
+        cutoff = utcnow() - timedelta(days=self._settings.attention.recordings_retention_days)
+        with self._db.session(readonly=True) as session:
+            old = list(
+                session.execute(
+                    select(VideoAnalysis.id, VideoAnalysis.job_id).where(
+                        VideoAnalysis.created_at < cutoff,
+                        VideoAnalysis.status.in_(("completed", "failed", "cancelled")),
+                    )
+                )
+            )
+        for pk, job_id in old:
+            with self._db.session() as session:
+                self._erase_derived(session, pk)
+                session.execute(delete(VideoAnalysis).where(VideoAnalysis.id == pk))
+                session.execute(delete(VideoRecording).where(VideoRecording.id == pk))
+            if job_id:
+                shutil.rmtree(self.spool_dir / job_id, ignore_errors=True)
+        return len(old)
 
     def delete(self, recording_id: str, caller: Principal) -> dict[str, Any]:
         """Erase a recording, its analysis, timeline, meeting rows and spooled file; cancel its job."""

@@ -192,7 +192,11 @@ class MeetingService:
             row.severity = event.severity[:20]
             row.message = event.message
             row.duration_seconds = round(max(0.0, float(event.duration_seconds)), 3)
+            # The duration is stream time (a replay may run faster than the clock, a live stream
+            # lags it): the stored span must agree with it, so the start is the resolution minus
+            # that duration (for a live stream the same instant as when it opened, within lag).
             row.resolved_at = at or utcnow()
+            row.created_at = row.resolved_at - timedelta(seconds=row.duration_seconds)
 
     # --- meetings ----------------------------------------------------------------------------------
 
