@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from facesocial import errors
 from facesocial.analytics.attention import AlertEvent, AttentionSession, FaceAttention, FrameAttention
 from facesocial.container import Container
 from facesocial.services.principal import Principal
@@ -116,6 +117,8 @@ class LiveStream:
     _latest: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     _last_flush: float = 0.0
     closed: bool = False
+    # Set by a flush that found the meeting erased: the socket closes (MEETING_NOT_FOUND).
+    meeting_gone: bool = False
 
     def __post_init__(self) -> None:
         self.session = AttentionSession(self.container.frame_pipeline, self.container.settings.attention)
@@ -207,8 +210,12 @@ class LiveStream:
         current = math.floor(self.clock().timestamp())
         due = [key for key in self._seconds if everything or key[1] < current]
         rows = [_metric_row(self.meeting_id, key[0], self._seconds.pop(key)) for key in sorted(due)]
+        rows = self._rows_the_meeting_takes(rows) if rows else rows
         if rows:
             self.container.attention_metrics.write(rows)
+            if self._meeting_end() is None and self.meeting_gone:
+                # Erased between the check and the write: its metrics must not outlive it.
+                self.container.attention_metrics.delete_meeting(self.meeting_id)
         kv = self.container.kv
         ttl = self.container.settings.attention.live_ttl_seconds
         for participant_id, scores in self._latest.items():
@@ -217,6 +224,27 @@ class LiveStream:
         if not self.closed:
             self.touch()
         return len(rows)
+
+    def _meeting_end(self) -> datetime | None:
+        """The meeting's end (``datetime.max`` while it runs); None, with ``meeting_gone`` set,
+        when it was erased."""
+        try:
+            meeting = self.container.meetings.get(self.meeting_id, self.caller)
+        except errors.MeetingNotFoundError:
+            self.meeting_gone = True
+            return None
+        if meeting.status == "ended" and meeting.end_time is not None:
+            end = meeting.end_time
+            return end if end.tzinfo else end.replace(tzinfo=UTC)
+        return datetime.max.replace(tzinfo=UTC)
+
+    def _rows_the_meeting_takes(self, rows: list[MetricRow]) -> list[MetricRow]:
+        """A deleted meeting takes no rows; an ended one none dated at or after its end (the socket
+        learns of either within STATUS_CHECK_SECONDS, and keeps analysing until then)."""
+        end = self._meeting_end()
+        if end is None:
+            return []
+        return [row for row in rows if row.time < end]
 
     def touch(self) -> None:
         """Refresh this socket's presence key (``ws_sessions:{meeting}:{socket}``)."""

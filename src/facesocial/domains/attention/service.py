@@ -322,7 +322,7 @@ class MeetingService:
         """Compute and store the summary of an ended meeting; one that exists already is returned
         as it is (a concurrent writer won, or the end's own write is being repeated)."""
         # Every minute of the meeting (its first starts before start_time: no bound there).
-        minutes = self._metrics().per_minute(meeting_pk, None, EARLIEST, LATEST)
+        minutes = self._metrics().per_minute(meeting_pk, None, EARLIEST, end)
         found = summary.figures(minutes, self._settings.low_attention_threshold)
         try:
             with self._db.session() as session:
@@ -345,6 +345,8 @@ class MeetingService:
             with self._db.session(readonly=True) as session:
                 existing = repo.summary(session, meeting_pk)
                 if existing is None:
+                    if session.get(Meeting, meeting_pk) is None:  # erased while it ended
+                        raise errors.MeetingNotFoundError("The meeting was erased while it ended") from None
                     raise
                 return views.stored_summary(existing)
 
@@ -385,8 +387,13 @@ class MeetingService:
             row = repo.meeting(session, meeting_id, caller.tenant_id)
             person = repo.participant(session, row.id, participant_id).id if participant_id else None
             meeting_pk = row.id
+            ended_at = row.end_time if row.status == "ended" else None
         store = self._metrics()
         low, high = start or EARLIEST, end or LATEST
+        if ended_at is not None:
+            # An ended meeting's metrics stop at its end (what its summary counted), whatever a
+            # socket that had not yet noticed the end still sent.
+            high = min(high, ended_at if ended_at.tzinfo else ended_at.replace(tzinfo=UTC))
         if resolution == "raw":
             items: Sequence[Any] = store.raw(meeting_pk, person, low, high, limit)
         else:

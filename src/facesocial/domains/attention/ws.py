@@ -297,6 +297,10 @@ class _Connection:
                     await self._frame(data, stamp)
                 if self.stream.flush_due():
                     await run_in_threadpool(self.stream.flush)
+                    if self.stream.meeting_gone:
+                        raise _ClosingError(
+                            errors.MeetingNotFoundError(f"Meeting {self.stream.meeting_id} was erased")
+                        )
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + STATUS_CHECK_SECONDS
                     await self._check_meeting()
