@@ -41,13 +41,15 @@ def compose(photos: list[npt.NDArray[np.uint8]], shift: int = 0) -> npt.NDArray[
     return np.asarray(canvas)
 
 
-def _jpeg(rgb: npt.NDArray[np.uint8]) -> bytes:
+def jpeg(rgb: npt.NDArray[np.uint8]) -> bytes:
+    """The bench's frame encoding: JPEG quality 85."""
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
 
 
-def _stats(samples: list[float]) -> dict[str, float]:
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50 and p95 (nearest rank) of ``samples``, ms rounded to 0.1."""
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {"p50": round(statistics.median(ordered), 1), "p95": round(p95, 1)}
@@ -89,7 +91,7 @@ def bench_attention(lfw: Path, frames_per_count: int = 60, people: int = 12) -> 
         found: list[int] = []
         for i in range(frames_per_count):
             group = [photos[(i // 10 * count + k) % len(photos)] for k in range(count)]
-            data = _jpeg(compose(group, i % 10))
+            data = jpeg(compose(group, i % 10))
             t0 = time.perf_counter()
             rgb = decode_image(data, settings.limits).rgb
             t1 = time.perf_counter()
@@ -106,7 +108,7 @@ def bench_attention(lfw: Path, frames_per_count: int = 60, people: int = 12) -> 
             "frames": frames_per_count,
             "faces_found_median": statistics.median(found),
             "faces_found_min": min(found),
-            **{name: _stats(values) for name, values in stages.items()},
+            **{name: percentiles(values) for name, values in stages.items()},
         }
     report["detect_vs_mesh_4_faces"] = _split_detect_mesh(container, photos, settings)
     return report
@@ -130,4 +132,4 @@ def _split_detect_mesh(
         t2 = time.perf_counter()
         detect.append((t1 - t0) * 1000)
         mesh.append((t2 - t1) * 1000)
-    return {"detect": _stats(detect), "mesh_and_iris": _stats(mesh)}
+    return {"detect": percentiles(detect), "mesh_and_iris": percentiles(mesh)}

@@ -13,7 +13,6 @@ reported apart (``first_frame_ms``) from the steady state.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import statistics
 import time
@@ -25,21 +24,13 @@ import numpy as np
 from PIL import Image
 
 from facesocial.evaluation.bench_api import ApiTarget, local_server
-from facesocial.evaluation.bench_attention import CANVAS, FACE_SIDE, compose
+from facesocial.evaluation.bench_attention import CANVAS, FACE_SIDE, compose, jpeg, percentiles
 
 STEP_MS = 200  # stream time between frames (5 frames/s, as bench attention)
 
 
-def _jpeg(rgb: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
-
-
 def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"p50": round(statistics.median(ordered), 1), "p95": round(p95, 1), "max": round(ordered[-1], 1)}
+    return {**percentiles(samples), "max": round(max(samples), 1)}
 
 
 def run_bench_attention_ws(
@@ -97,7 +88,7 @@ async def _stream(url: str, api_key: str, photos: list[np.ndarray], frames: int)
     t_ms = 0
     async with websockets.connect(url, additional_headers={"X-API-Key": api_key}, max_size=2**24) as socket:
         for i in range(3):  # warm-up: models, threads
-            await _round_trip(socket, t_ms, _jpeg(compose(photos[:4], i)))
+            await _round_trip(socket, t_ms, jpeg(compose(photos[:4], i)))
             t_ms += STEP_MS
         for count in (1, 2, 3, 4):
             times: list[float] = []
@@ -106,7 +97,7 @@ async def _stream(url: str, api_key: str, photos: list[np.ndarray], frames: int)
             t_ms += 5000  # the previous faces' tracks end: new participants join on the first frame
             for i in range(frames):
                 group = [photos[(count + k) % len(photos)] for k in range(count)]
-                data = _jpeg(compose(group, i % 10))
+                data = jpeg(compose(group, i % 10))
                 elapsed, answer = await _round_trip(socket, t_ms, data)
                 t_ms += STEP_MS
                 if i == 0:

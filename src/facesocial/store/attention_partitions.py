@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
+from facesocial.store import maintenance
+
 SCHEMA = "attention"
 TABLE = "attention_metrics"
 PARENT = f"{SCHEMA}.{TABLE}"
@@ -40,26 +42,12 @@ def day_of(name: str) -> date | None:
 
 def is_partitioned(connection: Connection) -> bool:
     """True when ``attention.attention_metrics`` is a partitioned table."""
-    found = connection.execute(
-        text(
-            "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relname = :table"
-        ),
-        {"schema": SCHEMA, "table": TABLE},
-    ).first()
-    return found is not None
+    return maintenance.table_is_partitioned(connection, SCHEMA, TABLE)
 
 
 def partitions(connection: Connection) -> set[str]:
     """Names of the partitions of ``attention.attention_metrics`` (DEFAULT included)."""
-    rows = connection.execute(
-        text(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = CAST(:parent AS regclass)"
-        ),
-        {"parent": PARENT},
-    )
-    return {str(row[0]) for row in rows}
+    return maintenance.partition_names(connection, SCHEMA, TABLE)
 
 
 def wanted_days(now: datetime, days_ahead: int) -> list[date]:

@@ -181,26 +181,36 @@ def _is_postgres(db: Database) -> bool:
     return db.engine.dialect.name == "postgresql"
 
 
-def _is_partitioned(connection: Connection) -> bool:
+def table_is_partitioned(connection: Connection, schema: str, table: str) -> bool:
+    """True when ``schema.table`` is a partitioned table (PostgreSQL)."""
     found = connection.execute(
         text(
             "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relname = :table"
         ),
-        {"schema": LOG_SCHEMA, "table": LOG_TABLE},
+        {"schema": schema, "table": table},
     ).first()
     return found is not None
 
 
-def _partitions(connection: Connection) -> set[str]:
+def partition_names(connection: Connection, schema: str, table: str) -> set[str]:
+    """Names of the partitions of ``schema.table`` (PostgreSQL; its DEFAULT partition included)."""
     rows = connection.execute(
         text(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = CAST(:parent AS regclass)"
         ),
-        {"parent": f"{LOG_SCHEMA}.{LOG_TABLE}"},
+        {"parent": f"{schema}.{table}"},
     )
     return {str(row[0]) for row in rows}
+
+
+def _is_partitioned(connection: Connection) -> bool:
+    return table_is_partitioned(connection, LOG_SCHEMA, LOG_TABLE)
+
+
+def _partitions(connection: Connection) -> set[str]:
+    return partition_names(connection, LOG_SCHEMA, LOG_TABLE)
 
 
 def _bound(month: date) -> str:
