@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -395,3 +396,21 @@ def test_a_client_disconnecting_mid_upload_is_a_client_error(
         with container.database.session() as session:
             row = session.scalars(select(AiOperationLog)).one()
         assert (row.error_code, row.operation_result) == ("CLIENT_DISCONNECTED", "error")
+
+
+def test_the_attention_socket_shares_the_failed_authentication_limit(
+    tmp_path: Path, optional_model_dir: Path | None
+) -> None:
+    """Guesses over HTTP and over the attention WebSocket count against one limit per address, and
+    a socket over it is refused RATE_LIMITED (close 4429), like an HTTP request (429)."""
+    with app_with(tmp_path, optional_model_dir, limited_auth) as (client, _container, key):
+        attacker = {"X-Forwarded-For": "203.0.113.9"}
+        for i in range(3):
+            assert client.get(GROUPS, headers={**attacker, "X-API-Key": f"fs_guess{i}"}).status_code == 401
+        socket = f"/api/v1/attention/meetings/{uuid.uuid4()}/ws"
+        for guess in ("fs_guess3", key):  # the one over the limit, then even the right key
+            with client.websocket_connect(socket, headers={**attacker, "X-API-Key": guess}) as ws:
+                refusal = ws.receive_json()
+                closed = ws.receive()
+            assert (refusal["type"], refusal["code"]) == ("error", "RATE_LIMITED")
+            assert (closed["code"], closed["reason"]) == (4429, "RATE_LIMITED")

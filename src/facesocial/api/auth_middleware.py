@@ -52,6 +52,7 @@ class AuthMiddleware:
         self.app = app
         self.container = container
         self.prefix = prefix
+        self.gatekeeper = Gatekeeper(container)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
@@ -63,7 +64,7 @@ class AuthMiddleware:
             return
         headers = Headers(scope=scope)
         try:
-            principal = await anyio.to_thread.run_sync(self._admit, headers, client_key(scope))
+            principal = await anyio.to_thread.run_sync(self.gatekeeper.admit, headers, client_key(scope))
         except Exception as exc:
             if isinstance(exc, _ThrottledError):
                 # The failed-authentication limit refused it: counted in the metrics, not audited
@@ -88,7 +89,7 @@ class AuthMiddleware:
         state = scope["state"]
         client = client_key(scope)
         try:
-            await anyio.to_thread.run_sync(self._refuse_public_if_blocked, client)
+            await anyio.to_thread.run_sync(self.gatekeeper.refuse_public_if_blocked, client)
         except Exception as exc:
             refusal = exc.error if isinstance(exc, _ThrottledError) else _as_domain_error(exc)
             state[SKIP_AUDIT] = isinstance(exc, _ThrottledError)
@@ -98,14 +99,30 @@ class AuthMiddleware:
             await refuse(refusal, scope, receive, send)
             return
         state["context"] = context_from_scope(scope, api_key_id=None)
-        state[COUNT_AUTH_FAILURE] = functools.partial(self._count_public_failure, client)
+        state[COUNT_AUTH_FAILURE] = functools.partial(self.gatekeeper.count_public_failure, client)
         await self.app(scope, receive, send)
 
-    def _refuse_public_if_blocked(self, client: str) -> None:
+
+class Gatekeeper:
+    """Who is calling, under the failed-authentication limit: the rules of every transport (the
+    HTTP middleware below, the attention WebSocket), so a socket cannot guess keys faster."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    def caller(self, headers: Headers, client: str) -> Principal:
+        """:meth:`admit` for callers outside the middleware: every refusal is a FaceSocialError
+        (401, or 429 RATE_LIMITED once the address is over the limit)."""
+        try:
+            return self.admit(headers, client)
+        except _ThrottledError as exc:
+            raise exc.error from None
+
+    def refuse_public_if_blocked(self, client: str) -> None:
         if self._failure_limit() is not None:
             self._refuse_if_blocked(client)
 
-    def _count_public_failure(self, client: str) -> None:
+    def count_public_failure(self, client: str) -> None:
         limit = self._failure_limit()
         if limit is None:
             return
@@ -114,8 +131,11 @@ class AuthMiddleware:
         except _ThrottledError as exc:
             raise exc.error from None
 
-    def _admit(self, headers: Headers, client: str) -> Principal:
-        """The caller, or the error to answer; counts failures of this client address."""
+    def admit(self, headers: Headers, client: str) -> Principal:
+        """The caller, or the error to answer; counts failures of this client address.
+
+        A refusal by the failed-authentication limit raises ``_ThrottledError`` (the middleware
+        answers it without auditing); :meth:`caller` raises its RATE_LIMITED error instead."""
         limit = self._failure_limit()
         if limit is not None:
             self._refuse_if_blocked(client)

@@ -49,7 +49,7 @@ from starlette.datastructures import Headers
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from facesocial import errors
-from facesocial.api.auth_middleware import AuthMiddleware, client_key
+from facesocial.api.auth_middleware import Gatekeeper, client_key
 from facesocial.api.deps import CallerDep, ContainerDep, rate_limited
 from facesocial.api.errors import store_unavailable
 from facesocial.api.openapi import error_responses
@@ -122,12 +122,7 @@ def authenticate(container: Container, websocket: WebSocket) -> Principal:
     query_key = websocket.query_params.get("api_key")
     if query_key and "x-api-key" not in websocket.headers:
         raw.append((b"x-api-key", query_key.encode("latin-1", "replace")))
-    gatekeeper = AuthMiddleware(_no_app, container)
-    return gatekeeper._admit(Headers(raw=raw), client_key(websocket.scope))
-
-
-async def _no_app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - never called
-    raise RuntimeError("the socket's authentication wraps no application")
+    return Gatekeeper(container).caller(Headers(raw=raw), client_key(websocket.scope))
 
 
 async def attention_socket(websocket: WebSocket, meeting_id: str) -> None:
