@@ -55,6 +55,8 @@ SCHEMAS = (
     "config",
     "ai_detection",
     "attention",
+    "model_registry",
+    "counting",
 )
 
 NAMING = {
@@ -1179,3 +1181,9 @@ class AttentionMetricMinute(Base):
     avg_gaze: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
     avg_head_pose: Mapped[float | None] = mapped_column(Numeric(6, 2, asdecimal=False))
     sample_count: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+# Document 002's tables live in their own modules; importing them here registers them on
+# ``Base.metadata`` (migrations, schema checks) wherever the tables are loaded.
+from facesocial.store import tables_counting as _counting  # noqa: E402, F401
+from facesocial.store import tables_registry as _registry  # noqa: E402, F401
