@@ -156,6 +156,8 @@ class FrameReader(Iterator[Frame]):
         first: float | None = None
         previous: float | None = None
         last_slot = -1
+        # AVI has no presentation times (see below): number its frames by decode position.
+        by_position = "avi" in container.format.name.split(",") and frame_step > 0
         frames = _decoded(container, stream)
         while True:
             try:
@@ -173,7 +175,13 @@ class FrameReader(Iterator[Frame]):
             index = self.decoded_frames
             self.decoded_frames += 1
             when = frame.time
-            if when is None:  # no timestamp: one frame after the previous one
+            if by_position or (when is not None and previous is not None and when <= previous):
+                # Decoded frames come in presentation order, so a time that does not move forward
+                # is a made-up one (AVI stores no presentation times; with B-frames FFmpeg's guesses
+                # come out as 1, 4, 3, 5, 2, ... frame periods): from here on, time = position.
+                by_position = by_position or frame_step > 0
+                when = (previous + frame_step) if previous is not None else 0.0
+            elif when is None:  # no timestamp: one frame after the previous one
                 when = (previous + frame_step) if previous is not None else 0.0
             previous = when
             if origin is None:
