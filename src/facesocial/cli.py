@@ -13,18 +13,23 @@ from facesocial import errors
 from facesocial.cli_ai_image import eval_ai_image
 from facesocial.cli_attention import eval_attention
 from facesocial.cli_bench import bench_app
+from facesocial.cli_counting import eval_tracking
 from facesocial.cli_deepfake import deepfake, eval_deepfake
 from facesocial.cli_index import index_app
 from facesocial.cli_jobs import beat, jobs_app, worker
 from facesocial.cli_keys import keys_app
 from facesocial.cli_liveness import eval_liveness
+from facesocial.cli_persons import eval_persons
 from facesocial.container import Container
+from facesocial.domains.registry import cli as registry_cli
 from facesocial.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="FaceSocial face-AI platform")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema")
 eval_app = typer.Typer(no_args_is_help=True, help="Accuracy evaluation on labelled data")
-models_app = typer.Typer(no_args_is_help=True, help="Model pack: pull, convert, list")
+models_app = typer.Typer(
+    no_args_is_help=True, help="Model pack (pull, list) and the registry (versions, deploy, rollback)"
+)
 audit_app = typer.Typer(no_args_is_help=True, help="Audit log reports")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
@@ -41,6 +46,9 @@ eval_app.command("deepfake")(eval_deepfake)
 eval_app.command("liveness")(eval_liveness)
 eval_app.command("ai-image")(eval_ai_image)
 eval_app.command("attention")(eval_attention)
+eval_app.command("persons")(eval_persons)
+eval_app.command("tracking")(eval_tracking)
+registry_cli.register(models_app)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (default: FACESOCIAL_DATA_DIR)")

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from facesocial.cli_attention import DEFAULT_LFW, bench_attention
+from facesocial.cli_counting import bench_counting
 from facesocial.settings import Settings
 
 bench_app = typer.Typer(
@@ -245,6 +246,7 @@ def bench_index(
 
 
 bench_app.command("attention")(bench_attention)
+bench_app.command("counting")(bench_counting)
 
 
 @bench_app.command("attention-ws")

@@ -28,6 +28,7 @@ from facesocial.services.keys import ApiKeyService
 from facesocial.services.model_registry import sync_registry
 from facesocial.services.recognition import LivenessGate, RecognitionService
 from facesocial.services.reconcile import ReconcileLoop, Reconciler
+from facesocial.services.serving_context import DetectorVariants
 from facesocial.services.sessions import SessionStore
 from facesocial.services.tokens import TokenService, installation_secret
 from facesocial.services.users import UserService
@@ -72,8 +73,13 @@ if TYPE_CHECKING:
     from facesocial.domains.antispoofing.service import AntispoofingService
     from facesocial.domains.attention.recordings import RecordingService
     from facesocial.domains.attention.service import MeetingService
+    from facesocial.domains.counting.service import CountingService
     from facesocial.domains.deepfake.known_content import KnownContent
     from facesocial.domains.deepfake.service import DeepfakeService
+    from facesocial.domains.experiments.service import ExperimentService
+    from facesocial.domains.registry.deployments import DeploymentService
+    from facesocial.domains.registry.monitoring import ModelMonitoring
+    from facesocial.domains.registry.routing import DbModelRouter
     from facesocial.forensics.ai_image.analyzer import AiImageAnalyzer
     from facesocial.forensics.ensemble import DeepfakeDetector
 
@@ -206,6 +212,41 @@ class Container:
             detector, base.landmarker, base.embedders, base.default_embedder, base.attributes, base.mesh
         )
 
+    def face_detector(self, name: str, search: SearchSettings) -> FaceDetector:
+        """A face detector by name (``FACE_DETECTORS``): a face_detection version the registry
+        may route to; ModelUnavailableError when its model is not pulled."""
+        if name == "retinaface_mnet025":
+            return RetinaFaceDetector(self.model_cache.get(name), search=search)
+        if name == "blazeface_full":
+            return BlazeFaceDetector(self.model_cache.get(name), search=search)
+        detection = self.settings.detection
+        return DlibHogDetector(detection.hog_upsample_max_pixels, detection.hog_max_pixels)
+
+    @cached_property
+    def detector_variants(self) -> DetectorVariants:
+        """Photo pipelines, one per installed face_detection version (services/serving_context.py)."""
+        detection = self.settings.detection
+        search = SearchSettings(
+            small_face_fraction=detection.small_face_fraction,
+            rotation=detection.rotation,
+            max_working_pixels=detection.max_working_pixels,
+        )
+        return DetectorVariants(
+            self.pipeline, self.model_cache, lambda name: self.face_detector(name, search)
+        )
+
+    @cached_property
+    def frame_detector_variants(self) -> DetectorVariants:
+        """Video-frame pipelines (one upright pass, see ``frame_pipeline``) per detector version."""
+        search = SearchSettings(
+            small_face_fraction=1.0,
+            rotation="upright",
+            max_working_pixels=self.settings.detection.max_working_pixels,
+        )
+        return DetectorVariants(
+            self.frame_pipeline, self.model_cache, lambda name: self.face_detector(name, search)
+        )
+
     @property
     def detect_defaults(self) -> DetectOptions:
         d = self.settings.detection
@@ -261,7 +302,7 @@ class Container:
 
     @cached_property
     def detection(self) -> DetectionService:
-        return DetectionService(self.database, self.pipeline, self.settings.limits)
+        return DetectionService(self.database, self.detector_variants, self.settings.limits)
 
     @cached_property
     def chip_vault(self) -> ChipVault | None:
@@ -305,11 +346,14 @@ class Container:
             LivenessGate(
                 lambda: self.liveness, lambda: self.settings.antispoofing.require_liveness_for_registration
             ),
+            self.detector_variants,
         )
 
     @cached_property
     def demographics(self) -> DemographicsService:
-        return DemographicsService(self.database, self.pipeline, self.settings.limits, self.detect_defaults)
+        return DemographicsService(
+            self.database, self.pipeline, self.settings.limits, self.detect_defaults, self.detector_variants
+        )
 
     @cached_property
     def face_cache(self) -> FaceCache:
@@ -322,6 +366,36 @@ class Container:
     @cached_property
     def groups(self) -> GroupService:
         return GroupService(self.database)
+
+    # --- model registry (src/facesocial/domains/registry/) ------------------------------------
+
+    @cached_property
+    def model_router(self) -> DbModelRouter:
+        """Which model version serves each request (production, canary, experiment arm)."""
+        from facesocial.domains.registry.routing import DbModelRouter
+
+        return DbModelRouter(self.database, self.settings.registry.refresh_seconds)
+
+    @cached_property
+    def registry(self) -> DeploymentService:
+        """Slots, versions and deployment actions; a change re-routes this process at once."""
+        from facesocial.domains.registry.deployments import DeploymentService
+
+        return DeploymentService(self.database, on_change=lambda: self.model_router.invalidate())
+
+    @cached_property
+    def experiments(self) -> ExperimentService:
+        """A/B experiments (domains/experiments/); a start or stop re-routes this process at once."""
+        from facesocial.domains.experiments.service import ExperimentService
+
+        return ExperimentService(self.database, on_change=lambda: self.model_router.invalidate())
+
+    @cached_property
+    def model_monitoring(self) -> ModelMonitoring:
+        """Drift checks and performance roll-ups over the inference records (registry/monitoring.py)."""
+        from facesocial.domains.registry.monitoring import ModelMonitoring
+
+        return ModelMonitoring(self.database)
 
     # --- jobs (src/facesocial/jobs/) ---------------------------------------------------------------
 
@@ -346,6 +420,9 @@ class Container:
         from facesocial.domains.attention.recordings import VIDEO_JOB as RECORDING_JOB
 
         kinds[RECORDING_JOB] = JobKind(RECORDING_JOB, self.recordings.run_job, self.recordings.on_job_end)
+        from facesocial.domains.counting.tasks import COUNTING_JOB
+
+        kinds[COUNTING_JOB] = JobKind(COUNTING_JOB, self.counting.run_job, self.counting.on_job_end)
         return kinds
 
     @cached_property
@@ -401,6 +478,7 @@ class Container:
             lambda: self.jobs,
             lambda job_id, tenant_id: self.job_runner.cancel(job_id, tenant_id),
             self.settings,
+            lambda: self.model_router,
         )
 
     # --- antispoofing (src/facesocial/domains/antispoofing/, antispoof/) -------------------------------
@@ -428,6 +506,9 @@ class Container:
             lambda: self.jobs,
             self.settings,
             self.detect_defaults,
+            lambda: self.detector_variants,
+            lambda: self.frame_detector_variants,
+            lambda: self.model_router,
         )
 
     @cached_property
@@ -443,6 +524,8 @@ class Container:
             self.settings,
             lambda: self.antispoofing.threshold,
             self.detect_defaults,
+            lambda: self.frame_detector_variants,
+            lambda: self.model_router,
         )
 
     # --- AI-generated image detection (src/facesocial/domains/ai_detection/, forensics/ai_image/) ----
@@ -470,6 +553,7 @@ class Container:
             lambda: self.jobs,
             lambda job_id, tenant_id: self.job_runner.cancel(job_id, tenant_id),
             self.settings,
+            lambda: self.model_router,
         )
 
     # --- meeting attention (src/facesocial/domains/attention/) ------------------------------------
@@ -507,6 +591,23 @@ class Container:
             self.settings,
         )
 
+    # --- people counting (src/facesocial/domains/counting/) ----------------------------------------
+
+    @cached_property
+    def counting(self) -> CountingService:
+        from facesocial.domains.counting.service import CountingService
+
+        # Models, the router and the queue are reached lazily: reading counts loads no model.
+        return CountingService(
+            self.database,
+            lambda: self.model_cache,
+            lambda: self.model_router,
+            self.job_store,
+            lambda: self.jobs,
+            lambda job_id, tenant_id: self.job_runner.cancel(job_id, tenant_id),
+            self.settings,
+        )
+
     def retention(self) -> dict[str, int]:
         """Scheduled clean-up (``facesocial beat``): old jobs, deepfake and AI-detection analyses."""
         return {
@@ -514,6 +615,7 @@ class Container:
             "deepfake_analyses": self.deepfake.retention(),
             "ai_detection_analyses": self.ai_detection.retention(),
             "attention_recordings": self.recordings.retention(),
+            "counting_videos": self.counting.retention(),
             "spool_folders": self.sweep_spool(),
             # Vectors of content features whose rows went (e.g. `db maintain`'s own retention)
             # and rows whose vector a crash lost.
@@ -535,6 +637,10 @@ class Container:
         self.attention_metrics.ensure_partitions(utcnow())
         models = self.settings.models
         sync_registry(self.database, models.model_dir, {models.detector, models.default_embedding})
+        # The serving slots and their versions (model_registry schema); stages are never overwritten.
+        from facesocial.domains.registry.sync import settings_defaults, sync_slots
+
+        sync_slots(self.database, models.model_dir, settings_defaults(self.settings))
 
     def close(self) -> None:
         """Release connections; safe to call more than once."""

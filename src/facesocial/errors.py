@@ -205,3 +205,43 @@ AlertAlreadyResolvedError = _error("ALERT_ALREADY_RESOLVED", 409, "The alert is 
 RecordingNotFoundError = _error("RECORDING_NOT_FOUND", 404, "No such recording")
 # The chart of a recording whose analysis has not completed (details: status).
 RecordingNotReadyError = _error("RECORDING_NOT_READY", 409, "The recording's analysis has not completed yet")
+
+# --- model registry and deployments (domains/registry/) ---------------------------------------
+ModelNotFoundError = _error("MODEL_NOT_FOUND", 404, "No such model slot")
+ModelVersionNotFoundError = _error("MODEL_VERSION_NOT_FOUND", 404, "The slot has no such version")
+# Production and canaries need the file on this server (`facesocial models pull`).
+ModelVersionNotInstalledError = _error(
+    "MODEL_VERSION_NOT_INSTALLED", 409, "The version's model file is not installed on this server"
+)
+# A stage change outside development -> staging -> production / archived (details: stage, allowed).
+IllegalStageTransitionError = _error(
+    "ILLEGAL_STAGE_TRANSITION", 409, "The version's stage does not allow this change"
+)
+NoCanaryError = _error("NO_CANARY", 409, "The slot has no canary")
+
+# --- A/B experiments (domains/experiments/) -----------------------------------------------------
+ExperimentNotFoundError = _error("EXPERIMENT_NOT_FOUND", 404, "No such experiment")
+# Both arms of one slot; details name the field (e.g. baseline and challenger are one version).
+InvalidExperimentError = _error("INVALID_EXPERIMENT", 422, "The experiment is not acceptable")
+# start on an experiment that is not a draft, stop on one that is not running (details: status).
+InvalidExperimentTransitionError = _error(
+    "INVALID_EXPERIMENT_TRANSITION", 409, "The experiment's status does not allow this transition"
+)
+# One running experiment per slot (details: experiment_id of the running one).
+ExperimentConflictError = _error(
+    "EXPERIMENT_CONFLICT", 409, "Another experiment is already running on this model slot"
+)
+# Feedback on an inference that is unknown, another tenant's, or not of this experiment: all 404.
+InferenceNotFoundError = _error("INFERENCE_NOT_FOUND", 404, "No such inference in this experiment")
+# Feedback that contradicts the outcome already recorded for an inference (a repeat is accepted).
+FeedbackConflictError = _error(
+    "FEEDBACK_CONFLICT", 409, "A different outcome was already recorded for this inference"
+)
+
+# --- people counting (domains/counting/) ------------------------------------------------------
+CountingVideoNotFoundError = _error("COUNTING_VIDEO_NOT_FOUND", 404, "No such counting video")
+# The preview or results of a counting video whose job has not completed (details: status).
+CountingNotReadyError = _error("COUNTING_NOT_READY", 409, "The counting video has not been processed yet")
+# Lines/zones JSON not acceptable (details: field, index, reason).
+InvalidCountingLinesError = _error("INVALID_COUNTING_LINES", 422, "The counting lines are not acceptable")
+InvalidCountingZonesError = _error("INVALID_COUNTING_ZONES", 422, "The counting zones are not acceptable")

@@ -203,12 +203,20 @@ def _default_limits() -> dict[str, RateLimit]:
         # and every vector, or rebuilds every collection. 10 at once, then 10 a minute: far more
         # than an operator or a cron job needs, too few to keep the server busy with them.
         "admin": RateLimit(rate_per_second=1 / 6, burst=10),
+        # The model registry (/api/v1/models, operator keys): small reads and deployment actions,
+        # each one transaction; a dashboard or a rollout script stays far below this.
+        "models": RateLimit(rate_per_second=5, burst=30),
         # Meeting REST (/api/v1/attention): cheap row reads and writes, plus identify (one face
         # embedding, like face_recognition's routes); a dashboard polls alerts and metrics.
         "attention": RateLimit(rate_per_second=10, burst=30),
         # Recording uploads (POST /api/v1/attention/videos): document 001's upload zone, 2 r/s,
         # as deepfake videos; each is a job decoding and scoring hundreds of frames.
         "attention_videos": RateLimit(rate_per_second=2, burst=5),
+        # People-counting uploads (POST /api/v1/counting/videos): the same upload zone.
+        "counting_videos": RateLimit(rate_per_second=2, burst=5),
+        # A/B experiments (/api/v1/experiments): operator actions and results (SQL aggregates over
+        # an experiment's inferences), and outcome feedback posted by clients (up to 1,000 per call).
+        "experiments": RateLimit(rate_per_second=10, burst=50),
     }
 
 
@@ -237,6 +245,14 @@ class IntakeSettings(BaseModel):
     # Proxies whose X-Forwarded-For names the client (IPs or CIDRs, e.g. ["10.0.0.0/8"]). Empty:
     # the socket peer is the client, so nobody can pick the address rate limits and audit see.
     trusted_proxies: list[str] = Field(default_factory=list)
+
+
+class RegistrySettings(BaseModel):
+    """The model registry's router (domains/registry/routing.py, docs/model-registry.md)."""
+
+    # Routing reads the slots' production/canary/experiment from memory, reloaded when older than
+    # this (a change made through another process is followed within it; through this one, at once).
+    refresh_seconds: float = Field(default=2.0, ge=0.0, le=300.0)
 
 
 class ReconcileSettings(BaseModel):
@@ -484,6 +500,33 @@ class AttentionSettings(BaseModel):
     rollup_interval_seconds: float = Field(default=60.0, ge=5.0, le=3600.0)
 
 
+class CountingSettings(BaseModel):
+    """People counting in uploaded videos (domains/counting/, docs/api.md "People counting").
+
+    The upload limits (bytes, duration, side, frames) are ``video``'s, as for every video route;
+    these bound the analysis. Sampling: a person walking at 1.4 m/s crosses a door line within a
+    few frames at 5/s, which the tracker (analytics/tracking.py) still associates.
+    """
+
+    # Person detector when the registry names none (vision/persons.py PERSON_DETECTORS).
+    detector: str = "nanodet"
+    default_sample_fps: float = Field(default=5.0, ge=0.5, le=30.0)
+    max_sample_fps: float = Field(default=30.0, ge=0.5, le=60.0)
+    # Analysed frames per video at most (the sample rate is lowered to fit): 10 min at 5/s.
+    max_analyzed_frames: int = Field(default=3000, ge=1, le=100_000)
+    max_lines: int = Field(default=16, ge=1, le=256)
+    max_zones: int = Field(default=16, ge=1, le=256)
+    max_polygon_points: int = Field(default=64, ge=3, le=1024)
+    # The annotated preview: its first seconds at the sample rate, long side scaled to at most
+    # preview_max_side pixels (H.264, yuv420p needs even sides).
+    preview_seconds: float = Field(default=20.0, ge=0.0, le=120.0)
+    preview_max_side: int = Field(default=640, ge=64, le=1920)
+    # Detection rows kept per video at most (one per box per sampled frame): beyond, the summary
+    # and tracks stay complete and the detections are cut (the summary says so).
+    max_detection_rows: int = Field(default=200_000, ge=1000)
+    retention_days: int = Field(default=183, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything configurable. Only :mod:`facesocial.container` turns it into adapters."""
 
@@ -508,6 +551,7 @@ class Settings(BaseSettings):
     thresholds: dict[str, RecognitionThresholds] = Field(default_factory=_default_thresholds)
     identify_max_top_k: int = 100
     reconcile: ReconcileSettings = ReconcileSettings()
+    registry: RegistrySettings = RegistrySettings()
     vector_index: VectorIndexSettings = VectorIndexSettings()
     jobs: JobSettings = JobSettings()
     video: VideoLimits = VideoLimits()
@@ -515,6 +559,7 @@ class Settings(BaseSettings):
     antispoofing: AntispoofSettings = AntispoofSettings()
     ai_detection: AiDetectionSettings = AiDetectionSettings()
     attention: AttentionSettings = AttentionSettings()
+    counting: CountingSettings = CountingSettings()
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL; plain ``postgresql://`` URLs get the psycopg 3 driver."""

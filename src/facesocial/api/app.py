@@ -23,7 +23,11 @@ from facesocial.domains.antispoofing import router as antispoofing_router
 from facesocial.domains.attention import recordings_router
 from facesocial.domains.attention import router as attention_router
 from facesocial.domains.attention import ws as attention_ws
+from facesocial.domains.counting import router as counting_router
 from facesocial.domains.deepfake import router as deepfake_router
+from facesocial.domains.experiments import router as experiments_router
+from facesocial.domains.registry import monitoring_router
+from facesocial.domains.registry import router as registry_router
 from facesocial.metrics import IMAGES_IN_FLIGHT, IMAGES_WAITING
 from facesocial.settings import Settings
 from facesocial.vision.decode_gate import DecodeGate
@@ -83,8 +87,12 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(attention_router.router)
     app.include_router(attention_ws.router)
     app.include_router(recordings_router.router)
+    app.include_router(counting_router.router)
     app.include_router(jobs.router)
     app.include_router(admin.router)
+    app.include_router(registry_router.router)
+    app.include_router(monitoring_router.router)
+    app.include_router(experiments_router.router)
     # Outermost last. A request meets: proxy headers (who the client is) -> metrics -> audit (one
     # row per call, refused ones too) -> authentication (headers only) -> body budget -> routes.
     app.add_middleware(BodyLimitMiddleware, default_limit=container.settings.intake.json_body_bytes)

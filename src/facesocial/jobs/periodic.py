@@ -9,6 +9,8 @@
 * :func:`attention_rollup` (every ``attention.rollup_interval_seconds``): the 1-minute roll-up of
   the attention time series; :func:`attention_upkeep` (hourly): its coming daily partitions and
   its retention (store/attention_metrics.py; no-ops where TimescaleDB does the work).
+* :func:`model_monitoring` (hourly): model versions' performance roll-up and drift checks over
+  the inference records (domains/registry/monitoring.py).
 
 Each takes the composition root and returns a JSON-able summary (logged by the callers).
 """
@@ -70,6 +72,10 @@ def attention_upkeep(container: Container) -> dict[str, Any]:
     return {"backend": store.backend, "rows_removed": store.retention(now)}
 
 
+def model_monitoring(container: Container) -> dict[str, Any]:
+    return container.model_monitoring.upkeep(datetime.now(UTC))
+
+
 def interval_seconds(name: str, settings: Settings) -> float:
     """How often the task ``name`` runs (seconds): its SCHEDULE entry, or the setting it follows."""
     if name == ATTENTION_ROLLUP:
@@ -89,6 +95,9 @@ SCHEDULE: dict[str, tuple[Callable[[Container], dict[str, Any]], float | None]] 
     ATTENTION_ROLLUP: (attention_rollup, 60.0),
     # Hourly: cheap when there is nothing to do; partitions exist a week ahead anyway.
     "facesocial.attention.upkeep": (attention_upkeep, 3600.0),
+    # Hourly: the previous hour's performance roll-up and the last day's drift checks
+    # (domains/registry/monitoring.py).
+    "facesocial.registry.monitoring": (model_monitoring, 3600.0),
 }
 
 

@@ -111,6 +111,24 @@ PACK: tuple[PackModel, ...] = (
         "64x64 BGR in 0..255",
         "Identity [N,1] age in years",
     ),
+    PackModel(
+        "nanodet",
+        "nanodet",
+        "person_detection",
+        "RangiLyu/nanodet",
+        "Apache-2.0",
+        "416x416 letterboxed, BGR (x - mean) / std of NanoDet's configs, NCHW",
+        "Identity/_1/_2 [1,2704|676|169,80] class scores; Identity_3/_4/_5 [1,cells,44] 4 sides x 11 bins",
+    ),
+    PackModel(
+        "centernet",
+        "centernet",
+        "person_detection",
+        "610265158/mobilenetv3_centernet",
+        "unstated upstream",
+        "512x512 letterboxed RGB in 0..255, NHWC",
+        "tower_0/keypoints [1,128,128,80] heatmap (stride 4); tower_0/wh [1,128,128,4] l,t,r,b px",
+    ),
 )
 
 BY_NAME = {model.name: model for model in PACK}

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from facesocial import errors
+from facesocial.domains.registry.serving import Serving
 from facesocial.services.context import RequestContext
 from facesocial.services.outcome import Outcome
+from facesocial.services.serving_context import DetectorVariants, ServingScope, scope_or_static
 from facesocial.settings import ImageLimits
 from facesocial.store.db import Database
 from facesocial.store.tables import DemographicAnalysis, FaceDemographics
@@ -36,38 +38,120 @@ class NamedImage:
 
 class DemographicsService:
     def __init__(
-        self, database: Database, pipeline: FacePipeline, limits: ImageLimits, detect_options: DetectOptions
+        self,
+        database: Database,
+        pipeline: FacePipeline,
+        limits: ImageLimits,
+        detect_options: DetectOptions,
+        variants: DetectorVariants | None = None,
     ) -> None:
         self._db = database
         self._pipeline = pipeline
+        self._variants = variants if variants is not None else DetectorVariants(pipeline)
         self._limits = limits
         self._detect = detect_options
 
-    def analyze(self, data: bytes, *, ctx: RequestContext, batch_id: str | None = None) -> Outcome:
+    def analyze(
+        self,
+        data: bytes,
+        *,
+        ctx: RequestContext,
+        batch_id: str | None = None,
+        scope: ServingScope | None = None,
+    ) -> Outcome:
+        """Age, gender, emotion of every face, by the face_detection and demographics versions
+        the registry gives this request (``scope``). The demographics slot has one version per
+        installed age/gender model (``faceres@…``); ``serving`` names both slots. Raises the
+        decoder's errors and ``MODEL_UNAVAILABLE``."""
         started = time.perf_counter()
+        scope = scope_or_static(scope)
+        pipeline, demographics = self._route(scope)
+        model_tag = self._model_tag()
         image = decode_image(data, self._limits)
-        faces = self._pipeline.detect(image.rgb, self._detect)
-        found = self._pipeline.analyze_attributes(image.rgb, faces) if len(faces) else []
+        faces = pipeline.detect(image.rgb, self._detect)
+        found = pipeline.analyze_attributes(image.rgb, faces) if len(faces) else []
         elapsed = round((time.perf_counter() - started) * 1000)
         request_id = uuid.uuid4().hex
-        model_tag = self._model_tag()
         self._store(request_id, image.sha256, faces, found, elapsed, ctx, batch_id, model_tag)
         items = []
         for row, attributes in enumerate(found):
             face = face_to_dict(faces, row, landmarks=False)
             items.append({**face, **attributes.as_dict(), "quality": face.get("quality")})
+        self._report(scope, started, image.rgb.shape, image.sha256, request_id, faces, found)
         body = {
             "request_id": request_id,
             "image": image.metadata(),
             "faces_detected": len(faces),
             "faces": items,
-            "models": self._models(),
+            "models": self._models(pipeline),
             "processing_time_ms": elapsed,
+            "serving": scope.serving_body(),
         }
         best = max((a.gender_confidence for a in found), default=None)
-        return Outcome(body, confidence=best, model_version=model_tag)
+        version = demographics.version if demographics is not None else model_tag
+        return Outcome(body, confidence=best, model_version=version)
 
-    def batch(self, images: list[NamedImage], *, ctx: RequestContext) -> Outcome:
+    def _route(self, scope: ServingScope) -> tuple[FacePipeline, Serving | None]:
+        """The routed detector's pipeline and the demographics decision (None without the
+        attribute models: there is nothing to route, and analysing faces raises)."""
+        detection = scope.resolve(
+            "face_detection", installed=self._variants.installed, default=self._variants.default
+        )
+        model_tag = self._model_tag()
+        demographics = (
+            scope.resolve("demographics", installed=(model_tag,), default=model_tag) if model_tag else None
+        )
+        return self._variants.pipeline(detection.version), demographics
+
+    def _report(
+        self,
+        scope: ServingScope,
+        started: float,
+        shape: tuple[int, ...],
+        image_hash: str,
+        request_id: str,
+        faces: Faces,
+        found: list[FaceAttributes],
+    ) -> None:
+        """Record the detector's inference and, when faces were analysed, the demographics one
+        (confidences: each face's gender confidence; features: mean age, quality)."""
+        height, width = shape[:2]
+        qualities = [float(q.score) for q in faces.columns["quality"]] if len(faces) else []
+        detection_features = {"faces": float(len(faces)), "width": float(width), "height": float(height)}
+        if qualities:
+            detection_features["quality"] = sum(qualities) / len(qualities)
+        scope.record(
+            scope.decisions["face_detection"],
+            "face_detection",
+            started=started,
+            result={"request_id": request_id, "faces_detected": len(faces)},
+            confidences=[float(c) for c in faces.confidence],
+            features=detection_features,
+            input_hash=image_hash,
+        )
+        serving = scope.decisions.get("demographics")
+        if serving is None or not found:
+            return
+        features = {
+            "faces": float(len(found)),
+            "age": sum(float(a.estimated_age) for a in found) / len(found),
+            "emotion_confidence": sum(float(a.emotion_confidence) for a in found) / len(found),
+        }
+        if qualities:
+            features["quality"] = detection_features["quality"]
+        scope.record(
+            serving,
+            "demographics",
+            started=started,
+            result={"request_id": request_id, "genders": [a.gender for a in found]},
+            confidences=[float(a.gender_confidence) for a in found],
+            features=features,
+            input_hash=image_hash,
+        )
+
+    def batch(
+        self, images: list[NamedImage], *, ctx: RequestContext, scope: ServingScope | None = None
+    ) -> Outcome:
         """Analyse each image on its own; one failing image fails only its own item.
 
         Raises:
@@ -82,12 +166,15 @@ class DemographicsService:
                 f"A batch holds at most {BATCH_MAX_IMAGES} images; {len(images)} were sent"
             )
         batch_id = uuid.uuid4().hex
+        scope = scope_or_static(scope)
+        _, demographics = self._route(scope)
         results: list[dict[str, Any]] = []
         for index, item in enumerate(images):
             try:
                 if item.error is not None:
                     raise item.error
-                outcome = self.analyze(item.data, ctx=ctx, batch_id=batch_id)
+                # One version per slot for the whole batch; each image is its own inference.
+                outcome = self.analyze(item.data, ctx=ctx, batch_id=batch_id, scope=scope.item())
                 results.append({"index": index, "filename": item.filename, "success": True, **outcome.body})
             except errors.FaceSocialError as exc:
                 results.append(
@@ -108,10 +195,10 @@ class DemographicsService:
                 f"All {len(images)} images of the batch failed; details.results gives each error",
                 **body,
             )
-        return Outcome(body, model_version=self._model_tag())
+        return Outcome(body, model_version=demographics.version if demographics else self._model_tag())
 
-    def _models(self) -> dict[str, Any]:
-        models: dict[str, Any] = {"detector": self._pipeline.detector.model.as_dict()}
+    def _models(self, pipeline: FacePipeline) -> dict[str, Any]:
+        models: dict[str, Any] = {"detector": pipeline.detector.model.as_dict()}
         if self._pipeline.attributes is not None:
             models.update({k: v.as_dict() for k, v in self._pipeline.attributes.models.items()})
         return models

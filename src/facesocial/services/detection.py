@@ -10,6 +10,7 @@ from typing import Any
 
 from facesocial import errors
 from facesocial.services.context import RequestContext
+from facesocial.services.serving_context import DetectorVariants, ServingScope, scope_or_static
 from facesocial.settings import ImageLimits
 from facesocial.store.db import Database
 from facesocial.store.tables import DetectedFace, DetectionRequest
@@ -37,17 +38,37 @@ class DetectionResult:
     faces: list[dict[str, Any]]
     model: dict[str, Any]
     processing_time_ms: int
+    # The registry's decision: {"slot", "version", "route", "experiment_id", "arm", "inference_id"}.
+    serving: dict[str, Any]
 
 
 class DetectionService:
-    def __init__(self, database: Database, pipeline: FacePipeline, limits: ImageLimits) -> None:
+    def __init__(self, database: Database, variants: DetectorVariants, limits: ImageLimits) -> None:
         self._db = database
-        self._pipeline = pipeline
+        self._variants = variants
         self._limits = limits
 
-    def detect(self, data: bytes, params: DetectionParams, ctx: RequestContext) -> DetectionResult:
+    @property
+    def _pipeline(self) -> FacePipeline:
+        return self._variants.base
+
+    def detect(
+        self,
+        data: bytes,
+        params: DetectionParams,
+        ctx: RequestContext,
+        scope: ServingScope | None = None,
+    ) -> DetectionResult:
+        """Detect with the face_detection version the registry gives this request (``scope``;
+        without one, the settings' detector) and record the inference (confidences, quality,
+        image size). Raises the decoder's errors and ``MODEL_UNAVAILABLE``."""
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
+        scope = scope_or_static(scope)
+        serving = scope.resolve(
+            "face_detection", installed=self._variants.installed, default=self._variants.default
+        )
+        pipeline = self._variants.pipeline(serving.version)
         row = DetectionRequest(
             request_id=request_id,
             image_hash=hashlib.sha256(data).hexdigest(),
@@ -58,13 +79,13 @@ class DetectionService:
             return_attributes=params.return_attributes,
             request_source=ctx.request_source,
             ip_address=ctx.ip_address,
-            model_version=self._pipeline.detector.model.tag,
+            model_version=serving.version,
         )
         try:
             image = decode_image(data, self._limits)
-            faces = self._pipeline.detect(image.rgb, params.options)
+            faces = pipeline.detect(image.rgb, params.options)
             extras = describe_faces(
-                self._pipeline,
+                pipeline,
                 image.rgb,
                 faces,
                 landmarks=params.landmark_set if params.return_landmarks else "5",
@@ -86,12 +107,29 @@ class DetectionService:
         self._store(row, image, faces, items, extras.attributes, elapsed)
         models = _models(faces)
         models.update({role: ref.as_dict() for role, ref in extras.models.items()})
+        qualities = [float(item["quality"]["score"]) for item in items if "quality" in item]
+        height, width = image.rgb.shape[:2]
+        scope.record(
+            serving,
+            "face_detection",
+            started=started,
+            result={"request_id": request_id, "faces_detected": len(items)},
+            confidences=[float(c) for c in faces.confidence],
+            features={
+                "faces": float(len(items)),
+                "width": float(width),
+                "height": float(height),
+                **({"quality": sum(qualities) / len(qualities)} if qualities else {}),
+            },
+            input_hash=row.image_hash,
+        )
         return DetectionResult(
             request_id=request_id,
             image=image.metadata(),
             faces=items,
             model=models,
             processing_time_ms=elapsed,
+            serving=serving.as_dict(),
         )
 
     def _store(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,8 +103,14 @@ class FaceWriter:
         face: NewFace,
         *,
         group_id: uuid.UUID | None = None,
+        companions: Sequence[NewFace] = (),
     ) -> uuid.UUID:
         """Store one face of the tenant's user (created on first enrolment); the internal user id.
+
+        ``companions``: the same face embedded by other models (dual enrolment while several
+        face_embedding versions serve, services/recognition.py), one per other collection; they
+        go through the same three steps with ``face`` (all pending, all vectors, all active),
+        so the answer names them only when every one is stored.
 
         Raises ``GROUP_NOT_FOUND`` (404) if ``group_id`` is not the tenant's, ``SERVICE_UNAVAILABLE``
         (503) when a store fails (nothing is left half-written), ``SERVER_BUSY`` (503) when the
@@ -114,14 +121,40 @@ class FaceWriter:
             if stale is not None:
                 # An erasure of this id was interrupted: finish it before the id is reused.
                 self.finish_erasure(stale)
+            faces = [face, *companions]
             user_id = self._insert_pending(tenant_id, external_id, face, group_id)
-            self._write_vector(face, tenant_id)
-            if not self._activate(face.face_id):
-                # The reconciler rolled the row back (it outlived its grace period): undo ours.
-                self._delete_vectors({face.collection: [str(face.face_id)]})
+            for companion in companions:
+                self._insert_pending(tenant_id, external_id, companion, group_id)
+            written: list[NewFace] = []
+            try:
+                for each in faces:
+                    self._write_vector(each, tenant_id)  # discards its own pending row on failure
+                    written.append(each)
+            except Exception:
+                self._undo_enrolment(faces, written)
+                raise
+            if not all([self._activate(each.face_id) for each in faces]):
+                # The reconciler rolled a row back (it outlived its grace period): undo ours.
+                self._delete_vectors(_by_collection(faces))
+                with self._db.session() as session:
+                    delete_face_rows(session, [each.face_id for each in faces])
+                    drop_faceless_users(session, [user_id])
                 raise errors.ServiceUnavailableError("The registration took too long and was rolled back")
         self._cache.drop(user_id)
         return user_id
+
+    def _undo_enrolment(self, faces: list[NewFace], written: list[NewFace]) -> None:
+        """A vector write failed mid-enrolment (that face's pending row is already discarded):
+        remove the vectors written before it and every other pending row of the enrolment.
+        What cannot be removed now, the reconciler rolls back (pending rows past their grace)."""
+        try:
+            self._delete_vectors(_by_collection(written))
+        except Exception:
+            log.warning("vectors of a failed enrolment left for the reconciler", exc_info=True)
+        failed = len(written)  # the face whose vector write raised
+        for index, each in enumerate(faces):
+            if index != failed:
+                self._discard_pending(each)
 
     def add_face(self, user_id: uuid.UUID, face: NewFace) -> None:
         """Enrol one more face of an existing user, by internal id (gallery migration)."""
@@ -262,6 +295,13 @@ class FaceWriter:
 
     def _delete_vectors(self, by_collection: dict[str, list[str]]) -> int:
         return sum(self._index.delete(name, ids) for name, ids in by_collection.items() if ids)
+
+
+def _by_collection(faces: Sequence[NewFace]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for face in faces:
+        out.setdefault(face.collection, []).append(str(face.face_id))
+    return out
 
 
 def _face_row(user_id: uuid.UUID, tenant_id: uuid.UUID, face: NewFace) -> FaceData:

@@ -32,6 +32,7 @@ _SERVICE_BY_TASK = {
     "age+gender+race": "demographics",
     "deepfake_face_classification": "deepfake_detection",
     "face_presentation_attack_detection": "antispoofing",
+    "person_detection": "people_counting",
 }
 
 

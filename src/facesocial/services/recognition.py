@@ -13,7 +13,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -22,12 +22,14 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from facesocial import errors
+from facesocial.domains.registry.serving import Serving
 from facesocial.services.context import RequestContext
 from facesocial.services.face_cache import CachedFace, FaceCache
 from facesocial.services.face_chips import ChipVault
 from facesocial.services.face_writes import FaceWriter, NewFace
 from facesocial.services.outcome import Outcome
 from facesocial.services.principal import Principal
+from facesocial.services.serving_context import DetectorVariants, ServingScope, scope_or_static
 from facesocial.settings import ImageLimits, RecognitionThresholds
 from facesocial.store import recognition_repository as repo
 from facesocial.store.db import Database
@@ -85,6 +87,18 @@ class LivenessGate:
         return self.sessions().vouch(token, caller, probe.rgb, probe.faces, user_id, operation)
 
 
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What serves one recognition request: the detector's pipeline view and the embedder."""
+
+    pipeline: FacePipeline
+    embedder: Embedder
+    detection: Serving
+    embedding: Serving
+    # Every installed embedder by tag (the face_embedding slot's candidates).
+    embedders: dict[str, Embedder]
+
+
 class RecognitionService:
     def __init__(
         self,
@@ -98,7 +112,9 @@ class RecognitionService:
         face_cache: FaceCache,
         chip_vault: ChipVault | None = None,
         liveness: LivenessGate | None = None,
+        variants: DetectorVariants | None = None,
     ) -> None:
+        self._variants = variants if variants is not None else DetectorVariants(pipeline)
         self._liveness = liveness
         self._db = database
         self._index = index
@@ -129,12 +145,35 @@ class RecognitionService:
             )
         return found
 
+    def route(self, scope: ServingScope, model: str | None) -> Routed:
+        """Resolve face_detection and face_embedding for this request (once each per scope).
+
+        ``model`` (a request's ``embedding_model``, by name) pins the embedding version: no
+        canary or experiment moves a caller who named its model. Raises ``UNKNOWN_MODEL`` (422).
+        """
+        variants = self._variants
+        detection = scope.resolve("face_detection", installed=variants.installed, default=variants.default)
+        pipeline = variants.pipeline(detection.version)
+        by_tag = {embedder.model.tag: embedder for embedder in pipeline.embedders.values()}
+        pinned = pipeline.embedder_for(model).model.tag if model is not None else None
+        embedding = scope.resolve(
+            "face_embedding", installed=by_tag, default=pipeline.embedder.model.tag, pinned=pinned
+        )
+        return Routed(pipeline, by_tag[embedding.version], detection, embedding, by_tag)
+
     def probe(
-        self, data: bytes, face_index: int | None, *, require_single: bool, model: str | None = None
+        self,
+        data: bytes,
+        face_index: int | None,
+        *,
+        require_single: bool,
+        model: str | None = None,
+        pipeline: FacePipeline | None = None,
     ) -> ProbeFace:
-        """The face of ``data`` a request is about, embedded (see vision/probe.py)."""
+        """The face of ``data`` a request is about, embedded (see vision/probe.py); ``pipeline``:
+        the routed detector's view (default: the settings' pipeline)."""
         return probe_face(
-            self._pipeline,
+            pipeline or self._pipeline,
             data,
             limits=self._limits,
             options=self._detect,
@@ -157,12 +196,22 @@ class RecognitionService:
         registration_source: str | None = None,
         model: str | None = None,
         liveness_session: str | None = None,
+        scope: ServingScope | None = None,
     ) -> Outcome:
         """Enrol one face of the caller's user ``user_id`` (created on first enrolment).
 
         ``liveness_session``: a completed liveness session of the same face, used up here.
+        ``scope``: the request's routing (:meth:`route`). Dual enrolment: galleries are bound
+        to their embedding model, so the face is also embedded with every other installed
+        version serving face_embedding now (production, canary, running experiment arms) and
+        stored in that version's collection (``companion_faces`` in the answer), so that a
+        verify or identify routed to any arm finds the user. Costs one more embedding of the
+        found face (median 4 ms dlib_resnet_v1, 10 ms faceres, 1 ms mobileface on a 2-core CPU;
+        docs/api.md) and one more row and vector per extra version. A pinned ``model`` enrols
+        in that model only: the caller chose its gallery.
         """
         started = time.perf_counter()
+        scope = scope_or_static(scope)
         try:
             if not consent:
                 raise errors.ConsentRequiredError(
@@ -171,7 +220,14 @@ class RecognitionService:
             if group_id is not None:
                 with self._db.session(readonly=True) as session:
                     repo.require_group(session, caller.tenant_id, group_id)
-            probe = self.probe(data, face_index, require_single=True, model=model)
+            routed = self.route(scope, model)
+            probe = self.probe(
+                data,
+                face_index,
+                require_single=True,
+                model=routed.embedder.model.name,
+                pipeline=routed.pipeline,
+            )
             liveness = self._check_liveness(liveness_session, caller, probe, user_id, "register")
         except errors.FaceSocialError as exc:
             self._log_failure("register", None, data, exc, started, ctx)
@@ -192,7 +248,11 @@ class RecognitionService:
             registration_source=registration_source or ctx.request_source,
             ip_address=ctx.ip_address,
         )
-        internal = self._writer.enroll(caller.tenant_id, user_id, face, group_id=group_id)
+        companions = [] if model is not None else self._companions(scope, routed, probe, face)
+        internal = self._writer.enroll(
+            caller.tenant_id, user_id, face, group_id=group_id, companions=[c for c, _ in companions]
+        )
+        self._report(scope, routed, probe, started, operation="register", user_id=str(user_id))
         self._record(
             self._session_row(
                 "register", internal, probe.image_hash, "success", started, ctx, embedder.model.tag,
@@ -209,6 +269,15 @@ class RecognitionService:
             "group_id": str(group_id) if group_id else None,
             "face_chip_kept": self._vault is not None,
             "liveness": liveness,
+            "companion_faces": [
+                {
+                    "face_id": str(companion.face_id),
+                    "embedding_model": embedder_description(other),
+                    "collection": companion.collection,
+                }
+                for companion, other in companions
+            ],
+            "serving": scope.serving_body(),
         }
         # The audit log speaks in the tenant's own ids (with its API key beside them).
         return Outcome(body, user_id=user_id, confidence=quality.score, model_version=embedder.model.tag)
@@ -227,22 +296,29 @@ class RecognitionService:
         face_index: int | None = None,
         model: str | None = None,
         liveness_session: str | None = None,
+        scope: ServingScope | None = None,
     ) -> Outcome:
         """1:1 against the caller's user ``user_id`` (best of their faces) or a second image.
 
         ``liveness_session``: a completed liveness session of the probe face, used up here.
+        ``scope``: the request's routing; both images run the same detector and embedder, and
+        the user's faces are those of the routed embedder's collection.
         """
         started = time.perf_counter()
+        scope = scope_or_static(scope)
         matched_face: uuid.UUID | None = None
         internal: uuid.UUID | None = None
         try:
-            embedder = self.embedder(model)
+            routed = self.route(scope, model)
+            embedder = routed.embedder
             used_threshold = threshold if threshold is not None else self._verify_threshold(embedder, mode)
             if (user_id is None) == (other is None):
                 raise errors.ValidationFailedError("Send either user_id or a second image (image2)")
             if user_id is not None:
                 internal, gallery = self._user_gallery(caller.tenant_id, user_id, embedder)
-            probe = self.probe(data, face_index, require_single=False, model=model)
+            probe = self.probe(
+                data, face_index, require_single=False, model=embedder.model.name, pipeline=routed.pipeline
+            )
             liveness = self._check_liveness(liveness_session, caller, probe, user_id, "verify")
             if user_id is not None:
                 scores = np.stack([face.embedding for face in gallery]) @ probe.embedding
@@ -251,13 +327,16 @@ class RecognitionService:
                 compared: dict[str, Any] = {"user_id": str(user_id), "faces_compared": len(gallery)}
             else:
                 assert other is not None
-                second = self.probe(other, None, require_single=False, model=model)
+                second = self.probe(
+                    other, None, require_single=False, model=embedder.model.name, pipeline=routed.pipeline
+                )
                 similarity = float(np.dot(second.embedding, probe.embedding))
                 compared = {"face2": second.describe(), "faces_detected2": second.faces_detected}
         except errors.FaceSocialError as exc:
             self._log_failure("verify", internal, data, exc, started, ctx)
             raise
         match = similarity >= used_threshold
+        self._report(scope, routed, probe, started, operation="verify", similarity=similarity, match=match)
         self._record(
             self._session_row(
                 "verify", internal, probe.image_hash, "success" if match else "failed", started, ctx,
@@ -275,6 +354,7 @@ class RecognitionService:
             "embedding_model": embedder_description(embedder),
             "liveness": liveness,
             **compared,
+            "serving": scope.serving_body(),
         }
         return Outcome(body, user_id=user_id, confidence=similarity, model_version=embedder.model.tag)
 
@@ -323,14 +403,22 @@ class RecognitionService:
         threshold: float | None = None,
         face_index: int | None = None,
         model: str | None = None,
+        scope: ServingScope | None = None,
     ) -> Outcome:
-        """1:N within the caller's tenant (or one of its groups): ranked people, or unknown."""
+        """1:N within the caller's tenant (or one of its groups): ranked people, or unknown.
+
+        ``scope``: the request's routing; the routed embedder's collection is searched.
+        """
         started = time.perf_counter()
+        scope = scope_or_static(scope)
         try:
-            embedder = self.embedder(model)
+            routed = self.route(scope, model)
+            embedder = routed.embedder
             used_threshold = threshold if threshold is not None else self.thresholds(embedder).identify
             allowed = self._group_faces(embedder, group_id, caller)
-            probe = self.probe(data, face_index, require_single=False, model=model)
+            probe = self.probe(
+                data, face_index, require_single=False, model=embedder.model.name, pipeline=routed.pipeline
+            )
         except errors.FaceSocialError as exc:
             self._log_failure("identify", None, data, exc, started, ctx)
             raise
@@ -341,6 +429,10 @@ class RecognitionService:
         )[0]
         candidates = self._rank_people(caller.tenant_id, hits, used_threshold, top_k)
         best = candidates[0] if candidates else None
+        self._report(
+            scope, routed, probe, started, operation="identify",
+            similarity=best["similarity"] if best else None, match=best is not None,
+        )  # fmt: skip
         self._record(
             self._session_row(
                 "identify", None, probe.image_hash,
@@ -360,6 +452,7 @@ class RecognitionService:
             "face": probe.describe(),
             "faces_detected": probe.faces_detected,
             "embedding_model": embedder_description(embedder),
+            "serving": scope.serving_body(),
         }
         return Outcome(
             body,
@@ -410,6 +503,74 @@ class RecognitionService:
             if len(people) == top_k:
                 break
         return list(people.values())
+
+    # --- serving ----------------------------------------------------------------------------------
+    def _companions(
+        self, scope: ServingScope, routed: Routed, probe: ProbeFace, face: NewFace
+    ) -> list[tuple[NewFace, Embedder]]:
+        """The same face embedded by every other version serving face_embedding now."""
+        out: list[tuple[NewFace, Embedder]] = []
+        for tag in scope.serving_versions("face_embedding", routed.embedders):
+            if tag == routed.embedding.version:
+                continue
+            other = routed.embedders[tag]  # its collection exists: __init__ ensures every embedder's
+            vector = routed.pipeline.embed(probe.rgb, probe.faces, other.model.name).columns["embedding"][0]
+            companion = replace(
+                face,
+                face_id=uuid.uuid4(),
+                collection=other.collection,
+                embedding=np.asarray(vector, dtype=np.float32),
+                model_tag=other.model.tag,
+            )
+            out.append((companion, other))
+        return out
+
+    def _report(
+        self,
+        scope: ServingScope,
+        routed: Routed,
+        probe: ProbeFace,
+        started: float,
+        *,
+        operation: str,
+        similarity: float | None = None,
+        match: bool | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Record the request's two inferences: the detector's and the embedder's."""
+        quality = float(probe.faces.columns["quality"][0].score)
+        height, width = probe.rgb.shape[:2]
+        scope.record(
+            routed.detection,
+            "face_detection",
+            started=started,
+            result={"operation": operation, "faces_detected": probe.faces_detected},
+            confidences=[float(probe.faces.confidence[0])],
+            features={
+                "faces": float(probe.faces_detected),
+                "width": float(width),
+                "height": float(height),
+                "quality": quality,
+            },
+            input_hash=probe.image_hash,
+        )
+        features = {"quality": quality, "embedding_norm": float(np.linalg.norm(probe.embedding))}
+        if similarity is not None:
+            features["similarity"] = float(similarity)
+        result: dict[str, Any] = {"operation": operation}
+        if match is not None:
+            result["match"] = match
+        if user_id is not None:
+            result["user_id"] = user_id
+        scope.record(
+            routed.embedding,
+            "face_recognition",
+            started=started,
+            result=result,
+            confidences=[similarity] if similarity is not None else [],
+            features=features,
+            input_hash=probe.image_hash,
+        )
 
     # --- helpers ----------------------------------------------------------------------------------
     def _verify_threshold(self, embedder: Embedder, mode: VerifyMode) -> float:

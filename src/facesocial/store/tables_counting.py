@@ -7,6 +7,8 @@ video's ``video_id``); its detections, tracks and line/zone events hang off that
 
 Deliberate differences from document 002 (docs/data-model.md):
 * ``counting_videos`` is added: the job, its lines and zones, per-line counts and the preview;
+* ``detection_results`` is ``person_detection_results``: on SQLite every schema is the one main
+  database, where ``ai_detection.detection_results`` (document 003) already has the name;
 * every result row carries ``video_id`` (ON DELETE CASCADE, so deleting a video erases its
   results) and ``tenant_id``; detections and events carry the frame's ``frame_index`` and
   ``timestamp_ms`` (video time);
@@ -84,12 +86,14 @@ class CountingVideo(Base):
 
 
 class DetectionResult(Base):
-    """One person box on one sampled frame (document 002's ``detection_results``)."""
+    """One person box on one sampled frame (document 002's ``detection_results``, named
+    ``person_detection_results`` because SQLite maps every schema onto one database and
+    ``ai_detection.detection_results`` has the name)."""
 
-    __tablename__ = "detection_results"
+    __tablename__ = "person_detection_results"
     __table_args__ = (
-        Index("idx_detection_results_inference", "inference_id"),
-        Index("idx_detection_results_video_frame", "video_id", "frame_index"),
+        Index("idx_person_detection_results_inference", "inference_id"),
+        Index("idx_person_detection_results_video_frame", "video_id", "frame_index"),
         _ARGS,
     )
 

@@ -96,6 +96,16 @@ class FacePipeline:
             embedder.model.name,
         )
 
+    def with_detector(self, detector: FaceDetector) -> FacePipeline:
+        """The same landmarker, embedders and heads behind another detector (a registry
+        version of the face_detection slot: services/serving_context.py). Shares the loaded
+        models; only the detector differs."""
+        view = FacePipeline(
+            detector, self.landmarker, self.embedders, self.default_embedder, self.attributes, self.mesh
+        )
+        view._landmarks68 = self._landmarks68
+        return view
+
     @property
     def embedder(self) -> Embedder:
         return self.embedders[self.default_embedder]

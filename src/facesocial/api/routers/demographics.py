@@ -7,13 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from facesocial import errors
-from facesocial.api.deps import ContainerDep, ContextDep, DecodeGateDep, rate_limited
+from facesocial.api.deps import CallerDep, ContainerDep, ContextDep, DecodeGateDep, rate_limited
 from facesocial.api.forms import AnalyzeForm, BatchForm
 from facesocial.api.image_input import image_form
 from facesocial.api.openapi import IMAGE_ERRORS, INTAKE_ERRORS, error_responses, image_request_body
 from facesocial.api.routing import ApiRoute
 from facesocial.api.schemas import AnalyzeResponse, BatchResponse
 from facesocial.services.demographics import NamedImage
+from facesocial.services.serving_context import ServingScope
 
 router = APIRouter(
     prefix="/api/v1/demographics", tags=["demographics"], route_class=ApiRoute, redirect_slashes=False
@@ -34,13 +35,15 @@ router = APIRouter(
 def analyze(
     request: Request,
     container: ContainerDep,
+    caller: CallerDep,
     ctx: ContextDep,
     gate: DecodeGateDep,
     form: Annotated[AnalyzeForm, image_form(AnalyzeForm)],
 ) -> dict[str, Any]:
     """Per face: estimated age, age range and group, gender + confidence, emotion + confidence."""
     with gate.admit(form.pixel_weight(container.settings.limits)):
-        outcome = container.demographics.analyze(form.image.data, ctx=ctx)
+        scope = ServingScope.for_request(container, caller, request.headers)
+        outcome = container.demographics.analyze(form.image.data, ctx=ctx, scope=scope)
     request.state.outcome = outcome
     return {"success": True, **outcome.body}
 
@@ -59,6 +62,7 @@ def analyze(
 def batch(
     request: Request,
     container: ContainerDep,
+    caller: CallerDep,
     ctx: ContextDep,
     gate: DecodeGateDep,
     form: Annotated[BatchForm, image_form(BatchForm)],
@@ -70,6 +74,7 @@ def batch(
     """
     named = [NamedImage(upload.filename, upload.data, upload.error) for upload in form.images]
     with gate.admit(form.pixel_weight(container.settings.limits)):
-        outcome = container.demographics.batch(named, ctx=ctx)
+        scope = ServingScope.for_request(container, caller, request.headers)
+        outcome = container.demographics.batch(named, ctx=ctx, scope=scope)
     request.state.outcome = outcome
     return {"success": True, **outcome.body}

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from facesocial import errors
-from facesocial.api.deps import ContainerDep, ContextDep, DecodeGateDep, rate_limited
+from facesocial.api.deps import CallerDep, ContainerDep, ContextDep, DecodeGateDep, rate_limited
 from facesocial.api.forms import DetectForm
 from facesocial.api.image_input import image_form
 from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
@@ -16,6 +16,7 @@ from facesocial.api.routing import ApiRoute
 from facesocial.api.schemas import DetectResponse
 from facesocial.services.detection import DetectionParams
 from facesocial.services.outcome import Outcome
+from facesocial.services.serving_context import ServingScope
 from facesocial.vision.pipeline import DetectOptions
 
 router = APIRouter(
@@ -40,6 +41,7 @@ router = APIRouter(
 def detect(
     request: Request,
     container: ContainerDep,
+    caller: CallerDep,
     ctx: ContextDep,
     gate: DecodeGateDep,
     form: Annotated[DetectForm, image_form(DetectForm)],
@@ -55,11 +57,11 @@ def detect(
         form.return_attributes,
     )
     with gate.admit(form.pixel_weight(container.settings.limits)):
-        result = container.detection.detect(form.image.data, params, ctx)
+        scope = ServingScope.for_request(container, caller, request.headers)
+        result = container.detection.detect(form.image.data, params, ctx, scope)
     best = max((f["confidence"] for f in result.faces), default=None)
-    request.state.outcome = Outcome(
-        {}, confidence=best, model_version="{name}@{version}".format(**result.model["detector"])
-    )
+    # The audit row names the version that served (the registry's answer, the detector that ran).
+    request.state.outcome = Outcome({}, confidence=best, model_version=result.serving["version"])
     body = asdict(result)
     body["faces_detected"] = len(result.faces)
     return {"success": True, **body}

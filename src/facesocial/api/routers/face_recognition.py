@@ -25,6 +25,7 @@ from facesocial.api.schemas import (
     VerifyResponse,
 )
 from facesocial.services.outcome import Outcome
+from facesocial.services.serving_context import ServingScope
 
 router = APIRouter(
     prefix="/api/v1/face-recognition",
@@ -88,6 +89,7 @@ def register(
             registration_source=form.registration_source,
             model=form.embedding_model,
             liveness_session=form.liveness_session,
+            scope=ServingScope.for_request(container, caller, request.headers),
         )
     return _ok(request, outcome)
 
@@ -128,6 +130,7 @@ def verify(
             face_index=form.face_index,
             model=form.embedding_model,
             liveness_session=form.liveness_session,
+            scope=ServingScope.for_request(container, caller, request.headers),
         )
     return _ok(request, outcome)
 
@@ -161,6 +164,7 @@ def identify(
             threshold=form.threshold,
             face_index=form.face_index,
             model=form.embedding_model,
+            scope=ServingScope.for_request(container, caller, request.headers),
         )
     return _ok(request, outcome)
 

@@ -9,7 +9,7 @@ Erasure removes them child-first in one transaction too (not relying on the dial
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,10 +78,13 @@ class ResultsRepository:
         found: AiImageReport,
         verdict: Verdict,
         processing_seconds: float,
+        serving: Mapping[str, Any] | None = None,
     ) -> None:
         """Write the result of ``upload`` (already in ``session``) whole; the caller commits.
 
-        A result of an earlier, interrupted attempt (a job's retry) is replaced.
+        A result of an earlier, interrupted attempt (a job's retry) is replaced. ``serving``:
+        the registry's decision for the ai_image slot, kept in the document (the report's
+        ``serving``).
         """
         result_id = upload.upload_id  # one result per upload: the same id (docs/data-model.md)
         self._drop_result(session, result_id)
@@ -129,6 +132,8 @@ class ResultsRepository:
             has_heatmap=heatmap is not None,
             created_at=now,
         )
+        if serving is not None:
+            document = {**document, "serving": dict(serving)}
         self._documents.put(session, result_id, document)
         for image in (ela, heatmap):
             if image is not None:

@@ -19,6 +19,7 @@ from facesocial.domains.ai_detection.catalogue import WEIGHT_MAX
 from facesocial.domains.ai_detection.methods_repo import MethodUpdate
 from facesocial.domains.ai_detection.service import Accepted
 from facesocial.services.principal import Principal
+from facesocial.services.serving_context import ServingScope
 
 router = APIRouter(
     prefix="/api/v1/ai-detection",
@@ -85,6 +86,7 @@ def analyze(
             methods=form.method_names(),
             run_async=form.run_async,
             caller=caller,
+            scope=ServingScope.for_request(container, caller, request.headers),
         )
     if isinstance(outcome, Accepted):
         return JSONResponse({"success": True, **outcome.body}, status_code=202)

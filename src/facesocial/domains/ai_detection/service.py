@@ -32,6 +32,7 @@ from facesocial import errors
 from facesocial.domains.ai_detection import images, views
 from facesocial.domains.ai_detection.methods_repo import MethodsRepository, MethodUpdate
 from facesocial.domains.ai_detection.repository import ResultsRepository
+from facesocial.domains.registry.serving import ModelRouter, RoutingKey, Serving, StaticRouter
 from facesocial.forensics.ai_image import report
 from facesocial.forensics.ai_image.analyzer import AiImageAnalyzer, AiImageReport
 from facesocial.forensics.ai_image.ensemble import MethodWeight, Verdict, fuse
@@ -39,6 +40,7 @@ from facesocial.jobs.port import PRIORITY_DEFAULT, JobContext, JobQueue, JobStat
 from facesocial.jobs.store import JobStore
 from facesocial.services.outcome import Outcome
 from facesocial.services.principal import Principal
+from facesocial.services.serving_context import ServingScope, scope_or_static
 from facesocial.settings import Settings
 from facesocial.store.db import Database
 from facesocial.store.tables import JOB_TERMINAL, AiUpload, Job
@@ -72,7 +74,9 @@ class AiDetectionService:
         jobs: Callable[[], JobQueue],
         cancel: Callable[[str, uuid.UUID], object],
         settings: Settings,
+        router: Callable[[], ModelRouter] | None = None,
     ) -> None:
+        self._router = router or StaticRouter
         self._results = results
         self._methods = methods
         self._analyzer = analyzer
@@ -93,8 +97,13 @@ class AiDetectionService:
         methods: Sequence[str] | None,
         run_async: bool,
         caller: Principal,
+        scope: ServingScope | None = None,
     ) -> Outcome | Accepted:
         """Analyse now (an Outcome with the report) or as a job (Accepted, for a 202).
+
+        ``scope``: the request's routing of the ai_image slot (one version per installed
+        learned model: ``skygate_mlp@…``); ``serving`` in a synchronous answer; a job routes
+        when it runs (where the model is loaded), with this request's key kept in its payload.
 
         Raises the image errors of :func:`decode_image` (4xx), and ValidationFailedError (422)
         for an unknown name in ``methods``; nothing is stored then.
@@ -119,18 +128,29 @@ class AiDetectionService:
         )
         upload.file_name = f"{upload.upload_id}.{image.format.lower()}"
         upload.thumbnail_path = images.url(str(upload.upload_id), images.THUMBNAIL)
+        scope = scope_or_static(scope)
         if run_async or image.width * image.height > self._settings.ai_detection.sync_max_pixels:
-            return self._submit(upload, data, thumb, wanted, caller)
+            return self._submit(upload, data, thumb, wanted, caller, scope.key)
         upload.processing_started_at = utcnow()
         upload.status = "processing"
+        serving = self._resolve(scope)
         found, verdict = self._run(data, image.rgb, wanted)
         with self._db.session() as session:
             session.add(upload)
             session.flush()  # no ORM relationship orders the inserts: the parent row first
             self._results.add_image(session, upload.upload_id, thumb)
-            self._results.save(session, upload, found, verdict, time.perf_counter() - started)
+            self._results.save(
+                session, upload, found, verdict, time.perf_counter() - started, scope.serving_body()
+            )
+        _report(scope, serving, started, verdict, image.sha256, str(upload.upload_id))
         body = self._body(str(upload.upload_id), caller)
-        return Outcome(body, confidence=body["confidence_score"], model_version=body["algorithm_version"])
+        return Outcome(body, confidence=body["confidence_score"], model_version=serving.version)
+
+    def _resolve(self, scope: ServingScope) -> Serving:
+        """The ai_image slot's version: the learned model's tag, or SkyGate's without it."""
+        analyzer = self._analyzer()
+        tag = analyzer.model.version if analyzer.model is not None else analyzer.version
+        return scope.resolve("ai_image", installed=(tag,), default=tag)
 
     def _run(
         self, data: bytes, rgb: npt.NDArray[np.uint8], wanted: Collection[str] | None
@@ -152,6 +172,7 @@ class AiDetectionService:
         thumb: images.ReportImage,
         wanted: Collection[str] | None,
         caller: Principal,
+        key: RoutingKey,
     ) -> Accepted:
         """Spool the bytes, store the upload, its thumbnail and its job (one commit), dispatch."""
         incoming = self.spool_dir / _INCOMING / secrets.token_hex(8)
@@ -169,6 +190,11 @@ class AiDetectionService:
                         payload={
                             "upload": str(upload.upload_id),
                             "methods": sorted(wanted) if wanted else None,
+                            "routing": {
+                                "request_id": key.request_id,
+                                "user_key": key.user_key,
+                                "session_id": key.session_id,
+                            },
                         },
                     ),
                     self._settings.jobs.max_attempts,
@@ -208,6 +234,7 @@ class AiDetectionService:
                 raise errors.AiResultNotFoundError("The analysis was erased before it ran")
             upload.status = "processing"
             upload.processing_started_at = upload.processing_started_at or utcnow()
+            tenant_id = upload.tenant_id
         path = self.spool_dir / job.job_id / _SPOOLED
         if not path.is_file():
             raise errors.TruncatedImageError("The uploaded image is no longer in the spool folder")
@@ -215,13 +242,27 @@ class AiDetectionService:
         data = path.read_bytes()
         image = decode_image(data, self._settings.limits)
         job.progress(0.1)
+        routing = job.payload.get("routing") or {}
+        scope = ServingScope(
+            self._router(),
+            RoutingKey(
+                request_id=str(routing.get("request_id") or job.job_id),
+                tenant_id=tenant_id,
+                user_key=routing.get("user_key"),
+                session_id=routing.get("session_id"),
+            ),
+        )
+        serving = self._resolve(scope)
         found, verdict = self._run(data, image.rgb, set(wanted) if wanted else None)
         job.progress(0.9)
         with self._db.session() as session:
             upload = session.get(AiUpload, upload_id)
             if upload is None:
                 raise errors.AiResultNotFoundError("The analysis was erased while it ran")
-            self._results.save(session, upload, found, verdict, time.perf_counter() - started)
+            self._results.save(
+                session, upload, found, verdict, time.perf_counter() - started, scope.serving_body()
+            )
+        _report(scope, serving, started, verdict, image.sha256, str(upload_id))
         return {
             "result_id": str(upload_id),
             "band": verdict.band,
@@ -354,3 +395,18 @@ def _requested(methods: Sequence[str] | None) -> frozenset[str] | None:
             fields=["methods"],
         )
     return names
+
+
+def _report(
+    scope: ServingScope, serving: Serving, started: float, verdict: Verdict, input_hash: str, result_id: str
+) -> None:
+    """Record one AI-image inference: the fused score (0..1, higher = more likely generated)."""
+    scope.record(
+        serving,
+        "ai_detection",
+        started=started,
+        result={"result_id": result_id, "band": verdict.band, "is_ai_generated": verdict.is_ai_generated},
+        confidences=[float(verdict.score)],
+        features={"score": float(verdict.score), "methods": float(len(verdict.factors))},
+        input_hash=input_hash,
+    )

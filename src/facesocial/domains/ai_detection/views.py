@@ -200,6 +200,8 @@ def report_body(
             "boxes_in": "image_pixels",
         },
         "ela_url": ela.get("ela_image_path"),
+        # The registry's decision for the ai_image slot (None for reports made before routing).
+        "serving": doc.get("serving"),
         "faces": doc.get("faces", []),
         "file_info": doc.get("file_info"),
         "algorithm_version": result.algorithm_version,

@@ -43,7 +43,14 @@ from facesocial.antispoof.challenges import random_sequence, validate_sequence
 from facesocial.antispoof.observe import FrameObservation, observe
 from facesocial.antispoof.passive import PassiveLiveness
 from facesocial.domains.antispoofing.sessions import LivenessSessions, SessionSnapshot, SessionUpdate
+from facesocial.domains.registry.serving import ModelRouter, StaticRouter
 from facesocial.services.principal import Principal
+from facesocial.services.serving_context import (
+    DetectorVariants,
+    ServingScope,
+    serving_from_dict,
+    session_key,
+)
 from facesocial.settings import ImageLimits, Settings
 from facesocial.store.db import Database
 from facesocial.store.tables import AntispoofingCheck, User
@@ -89,8 +96,13 @@ class LivenessService:
         settings: Settings,
         passive_threshold: Callable[[], float],
         detect_options: DetectOptions,
+        variants: Callable[[], DetectorVariants] | None = None,
+        router: Callable[[], ModelRouter] | None = None,
     ) -> None:
         self._detect = detect_options
+        # The frame detector's versions and the router, reached lazily.
+        self._variants = variants or (lambda: DetectorVariants(pipeline()))
+        self._router = router or StaticRouter
         self._db = database
         self._sessions = sessions
         self._pipeline = pipeline
@@ -188,6 +200,8 @@ class LivenessService:
             "failure_detail": snapshot.progress.get("failure_detail"),
             "frames_processed": int(snapshot.progress.get("frames", 0)),
             "engine_version": ENGINE_VERSION,
+            # The versions this session runs (decided on its first frames).
+            "serving": snapshot.progress.get("serving"),
         }
         if snapshot.status == "active":
             body["instruction"] = progress.instruction()
@@ -228,8 +242,8 @@ class LivenessService:
             state["failure_detail"] = _timing_detail(times, now_ms)
             change, check = self._change(snapshot, engine, state, utcnow(), input_type, started)
             return self.view(self._sessions.save(snapshot, change, check))
-        pipeline = self._pipeline()
         passive = self._passive()
+        pipeline, scope = self._serve(snapshot, state, passive)
         model = pipeline.default_embedder
         # Every face frame is compared with the session's first face, by the cheapest good
         # embedder installed: sampling identity every 400 ms let frames of other people slip in
@@ -242,6 +256,7 @@ class LivenessService:
 
         engine = SessionProgress.from_json(state.get("engine") or {})
         last: FrameObservation | None = None
+        observed: list[FrameObservation] = []
         # Frame by frame: whether a frame is embedded depends on the state the frames before it
         # left (a reference yet? all challenges passed, waiting for the face that did the last?).
         for i, (frame, t_ms) in enumerate(zip(frames, times, strict=True)):
@@ -259,13 +274,65 @@ class LivenessService:
             )
             engine = advance(engine, [obs], config)
             last = obs
+            observed.append(obs)
+        self._report(scope, started, observed, engine.status)
         state["reference_model"] = model
         state["frames"] = int(state.get("frames", 0)) + len(frames)
         state["engine"] = engine.to_json()
         now = utcnow()
         change, check = self._change(snapshot, engine, state, now, input_type, started)
         saved = self._sessions.save(snapshot, change, check)
-        return {**self.view(saved), "last_frame": _feedback(last)}
+        return {**self.view(saved), "last_frame": _feedback(last), "serving": scope.serving_body()}
+
+    def _serve(
+        self, snapshot: SessionSnapshot, state: dict[str, Any], passive: PassiveLiveness
+    ) -> tuple[FacePipeline, ServingScope]:
+        """The frame pipeline and routing of this submission.
+
+        One session runs one version per slot (face_detection, liveness): decided on its first
+        frames with the session as the split subject, kept in the session's state
+        (``serving``), reused by every later submission (a version no longer installed here is
+        routed afresh). Each submission is its own inference: fresh inference ids.
+        """
+        scope = ServingScope(
+            self._router(), session_key(snapshot.tenant_id, snapshot.api_key_id, snapshot.session_id)
+        )
+        for slot, data in (state.get("serving") or {}).items():
+            scope.decisions[slot] = serving_from_dict(data)
+        variants = self._variants()
+        planned = scope.decisions.get("face_detection")
+        if planned is not None and planned.version not in variants.installed:
+            del scope.decisions["face_detection"]
+        detection = scope.resolve("face_detection", installed=variants.installed, default=variants.default)
+        tag = passive.model.tag
+        scope.resolve("liveness", installed=(tag,), default=tag)
+        state["serving"] = scope.serving_body()
+        return variants.pipeline(detection.version), scope.item()
+
+    def _report(
+        self, scope: ServingScope, started: float, observed: list[FrameObservation], status: str
+    ) -> None:
+        """Record the submission's inferences: the detector's (faces per frame) and the passive
+        model's (P(live) of every frame with a face)."""
+        if not observed:
+            return
+        with_face = [obs for obs in observed if obs.face_count > 0]
+        scope.record(
+            scope.decisions["face_detection"],
+            "face_detection",
+            started=started,
+            result={"frames": len(observed), "frames_with_face": len(with_face)},
+            features={"frames": float(len(observed)), "face_fraction": len(with_face) / len(observed)},
+        )
+        scores = [float(obs.live_score) for obs in observed if obs.live_score is not None]
+        scope.record(
+            scope.decisions["liveness"],
+            "antispoofing",
+            started=started,
+            result={"session_status": status, "frames": len(observed)},
+            confidences=scores,
+            features={"live_score": sum(scores) / len(scores)} if scores else {},
+        )
 
     def require_open(self, token: str, tenant_id: uuid.UUID | None) -> None:
         """Raise unless the session exists for this tenant and takes frames (see :meth:`submit`)."""

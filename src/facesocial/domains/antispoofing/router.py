@@ -28,6 +28,8 @@ from facesocial.api.video_form import (
 from facesocial.domains.antispoofing.frames_input import read_frames
 from facesocial.domains.antispoofing.service import VideoCheckRequest
 from facesocial.domains.antispoofing.ws import liveness_socket
+from facesocial.services.outcome import Outcome
+from facesocial.services.serving_context import ServingScope
 
 router = APIRouter(
     prefix="/api/v1/antispoofing",
@@ -42,6 +44,15 @@ _SESSION_ERRORS = (
     errors.LivenessSessionClosedError,
     errors.LivenessSessionBusyError,
 )
+
+
+def _name_liveness(request: Request, body: dict[str, Any]) -> None:
+    """The audit row of a clip check names the liveness version that served (or will, queued)."""
+    serving = body.get("serving", {}).get("liveness")
+    if serving is not None:
+        request.state.outcome = Outcome(
+            {}, confidence=body.get("confidence_score"), model_version=serving["version"]
+        )
 
 
 class CheckForm(ImageForm):
@@ -99,7 +110,10 @@ def check(
 ) -> dict[str, Any]:
     """Passive check of one face: ``is_live``, ``confidence_score``, ``spoof_type``, ``risk_level``."""
     with gate.admit(form.pixel_weight(container.settings.limits)):
-        outcome = container.antispoofing.check_image(form.image.data, form.face_index, caller=caller, ctx=ctx)
+        scope = ServingScope.for_request(container, caller, request.headers)
+        outcome = container.antispoofing.check_image(
+            form.image.data, form.face_index, caller=caller, ctx=ctx, scope=scope
+        )
     request.state.outcome = outcome
     return {"success": True, **outcome.body}
 
@@ -128,8 +142,10 @@ async def check_video(
                 VideoCheckRequest(fields.priority, received.callback_url, fields.request_source),
                 caller=caller,
                 ctx=ctx,
+                scope=ServingScope.for_request(container, caller, request.headers),
             )
         )
+    _name_liveness(request, body)
     return JSONResponse({"success": True, **body}, status_code=status)
 
 

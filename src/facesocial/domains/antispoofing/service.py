@@ -25,11 +25,18 @@ from facesocial.antispoof.motion import video_cues
 from facesocial.antispoof.observe import FrameObservation, observe
 from facesocial.antispoof.passive import PassiveLiveness, PassiveScore
 from facesocial.domains.antispoofing.verdict import PassiveVerdict, SpoofType, passive_verdict
+from facesocial.domains.registry.serving import ModelRouter, StaticRouter
 from facesocial.jobs.port import JobContext, JobQueue, JobStatus, NewJob
 from facesocial.jobs.store import JobStore
 from facesocial.services.context import RequestContext
 from facesocial.services.outcome import Outcome
 from facesocial.services.principal import Principal
+from facesocial.services.serving_context import (
+    DetectorVariants,
+    ServingScope,
+    job_scope,
+    scope_or_static,
+)
 from facesocial.settings import Settings
 from facesocial.store.db import Database
 from facesocial.store.tables import AntispoofingCheck, Job
@@ -65,10 +72,17 @@ class AntispoofingService:
         jobs: Callable[[], JobQueue],
         settings: Settings,
         detect_options: DetectOptions,
+        variants: Callable[[], DetectorVariants] | None = None,
+        frame_variants: Callable[[], DetectorVariants] | None = None,
+        router: Callable[[], ModelRouter] | None = None,
     ) -> None:
         self._db = database
         self._pipeline = pipeline
         self._frame_pipeline = frame_pipeline
+        # The face_detection versions (photos; frames) and the router, reached lazily.
+        self._variants = variants or (lambda: DetectorVariants(pipeline()))
+        self._frame_variants = frame_variants or (lambda: DetectorVariants(frame_pipeline()))
+        self._router = router or StaticRouter
         self._passive = passive
         self._job_store = job_store
         self._jobs = jobs
@@ -85,17 +99,25 @@ class AntispoofingService:
     # --- one image -------------------------------------------------------------------------------
 
     def check_image(
-        self, data: bytes, face_index: int | None, *, caller: Principal, ctx: RequestContext
+        self,
+        data: bytes,
+        face_index: int | None,
+        *,
+        caller: Principal,
+        ctx: RequestContext,
+        scope: ServingScope | None = None,
     ) -> Outcome:
         """Judge the chosen face (default: the largest) of one image; one check row.
 
-        Raises the decoder's errors, ``NO_FACE_FOUND`` (422), ``FACE_INDEX_OUT_OF_RANGE`` (422),
-        ``MODEL_UNAVAILABLE`` (503).
+        ``scope``: the request's routing (face_detection and liveness; ``serving`` in the
+        answer and in ``analysis_details``). Raises the decoder's errors, ``NO_FACE_FOUND``
+        (422), ``FACE_INDEX_OUT_OF_RANGE`` (422), ``MODEL_UNAVAILABLE`` (503).
         """
         started = time.perf_counter()
+        scope = scope_or_static(scope)
         passive = self._passive()
+        pipeline = self._route(scope, self._variants(), passive)
         image = decode_image(data, self._settings.limits)
-        pipeline = self._pipeline()
         faces = pipeline.detect(image.rgb, self._detect)
         if len(faces) == 0:
             raise errors.NoFaceFoundError()
@@ -114,15 +136,59 @@ class AntispoofingService:
             "face": face_to_dict(faces, index, landmarks=False),
             "face_index": index,
             "faces_detected": len(faces),
+            "serving": scope.serving_body(),
         }
         elapsed = round((time.perf_counter() - started) * 1000)
+        height, width = image.rgb.shape[:2]
+        scope.record(
+            scope.decisions["face_detection"],
+            "face_detection",
+            started=started,
+            result={"faces_detected": len(faces)},
+            confidences=[float(c) for c in faces.confidence],
+            features={"faces": float(len(faces)), "width": float(width), "height": float(height)},
+            input_hash=image.sha256,
+        )
+        self._report(scope, started, verdict, [score.live_score], image.sha256)
         check_id = new_check_id()
         with self._db.session() as session:
             session.add(
                 self._row(check_id, caller, ctx, "image", image.sha256, verdict, passive, details, elapsed)
             )
         body = _body(check_id, verdict, passive, details, elapsed, "image")
-        return Outcome(body, confidence=verdict.confidence_score, model_version=passive.model.tag)
+        body["serving"] = details["serving"]
+        return Outcome(
+            body, confidence=verdict.confidence_score, model_version=scope.decisions["liveness"].version
+        )
+
+    def _route(
+        self, scope: ServingScope, variants: DetectorVariants, passive: PassiveLiveness
+    ) -> FacePipeline:
+        """Resolve face_detection (among ``variants``) and liveness (one version per installed
+        passive model); the routed detector's pipeline."""
+        detection = scope.resolve("face_detection", installed=variants.installed, default=variants.default)
+        tag = passive.model.tag
+        scope.resolve("liveness", installed=(tag,), default=tag)
+        return variants.pipeline(detection.version)
+
+    def _report(
+        self,
+        scope: ServingScope,
+        started: float,
+        verdict: PassiveVerdict,
+        live_scores: list[float],
+        input_hash: str | None,
+    ) -> None:
+        """Record the liveness inference: P(live) per scored face (or frame), the verdict."""
+        scope.record(
+            scope.decisions["liveness"],
+            "antispoofing",
+            started=started,
+            result={"is_live": verdict.is_live, "spoof_type": verdict.spoof_type},
+            confidences=live_scores,
+            features={"live_score": float(sum(live_scores) / len(live_scores))} if live_scores else {},
+            input_hash=input_hash,
+        )
 
     # --- a clip ------------------------------------------------------------------------------------
 
@@ -134,12 +200,21 @@ class AntispoofingService:
         *,
         caller: Principal,
         ctx: RequestContext,
+        scope: ServingScope | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """(200, result) for a clip up to ``sync_video_seconds``; else (202, the queued check)."""
+        """(200, result) for a clip up to ``sync_video_seconds``; else (202, the queued check).
+
+        ``scope``: the request's routing, decided now for a queued clip too (the job runs the
+        versions named in the 202 answer's ``serving``, and records them when it ends).
+        """
+        scope = scope_or_static(scope)
+        passive = self._passive()
+        pipeline = self._route(scope, self._frame_variants(), passive)
         if info.duration_seconds <= self._settings.antispoofing.sync_video_seconds:
             started = time.perf_counter()
-            passive = self._passive()
-            verdict, details = self.analyze_clip(upload.path, info, None)
+            verdict, details = self.analyze_clip(upload.path, info, None, pipeline=pipeline)
+            details["serving"] = scope.serving_body()
+            self._report(scope, started, verdict, details["frame_live_scores"], upload.sha256)
             elapsed = round((time.perf_counter() - started) * 1000)
             check_id = new_check_id()
             with self._db.session() as session:
@@ -148,7 +223,8 @@ class AntispoofingService:
                         check_id, caller, ctx, "video", upload.sha256, verdict, passive, details, elapsed
                     )
                 )
-            return 200, _body(check_id, verdict, passive, details, elapsed, "video")
+            body = _body(check_id, verdict, passive, details, elapsed, "video")
+            return 200, {**body, "serving": details["serving"]}
         check_pk = uuid.uuid4()
         check_id = new_check_id()
         with self._db.session() as session:
@@ -158,7 +234,7 @@ class AntispoofingService:
                     kind=VIDEO_JOB,
                     tenant_id=caller.tenant_id,
                     api_key_id=caller.api_key_id,
-                    payload={"check": str(check_pk)},
+                    payload={"check": str(check_pk), "serving": scope.serving_body()},
                     priority=request.priority,
                     callback_url=request.callback_url,
                 ),
@@ -197,10 +273,16 @@ class AntispoofingService:
             },
             "status_url": f"/api/v1/antispoofing/checks/{check_id}",
             "job_url": f"/api/v1/jobs/{job_id}",
+            "serving": scope.serving_body(),
         }
 
     def analyze_clip(
-        self, path: Path, info: VideoInfo, progress: Callable[[float, float | None], None] | None
+        self,
+        path: Path,
+        info: VideoInfo,
+        progress: Callable[[float, float | None], None] | None,
+        *,
+        pipeline: FacePipeline | None = None,
     ) -> tuple[PassiveVerdict, dict[str, Any]]:
         """Passive scores on sampled frames plus the motion cues of the clip (antispoof/motion.py).
 
@@ -210,7 +292,7 @@ class AntispoofingService:
         default). Raises ``NO_FACE_FOUND`` when no sampled frame shows a face.
         """
         passive = self._passive()
-        pipeline = self._frame_pipeline()
+        pipeline = pipeline or self._frame_pipeline()
         sample_fps = min(self._settings.antispoofing.video_sample_fps, max(info.fps, 0.1))
         max_frames = self._settings.video.max_analyzed_frames
         planned = max(1, min(max_frames, int(info.duration_seconds * sample_fps) + 1))
@@ -280,16 +362,26 @@ class AntispoofingService:
             if row is None:
                 raise errors.CheckNotFoundError("The check was erased before it ran")
             row.status = "processing"
+            tenant_id = row.tenant_id
         path = self.spool_dir / job.job_id / _VIDEO_FILE
         if not path.is_file():
             raise errors.VideoTruncatedError("The uploaded video is no longer in the spool folder")
         from facesocial.video.probe import probe_video
 
         started = time.perf_counter()
-        info = probe_video(path, self._settings.video)
-        verdict, details = self.analyze_clip(path, info, job.progress)
-        elapsed = round((time.perf_counter() - started) * 1000)
         passive = self._passive()
+        # The versions the request was routed to (kept in the payload); one no longer
+        # installed in this worker falls back to the router's answer now.
+        scope = job_scope(self._router(), job.payload.get("serving"), job_id=job.job_id, tenant_id=tenant_id)
+        variants = self._frame_variants()
+        planned = scope.decisions.get("face_detection")
+        if planned is not None and planned.version not in variants.installed:
+            del scope.decisions["face_detection"]
+        pipeline = self._route(scope, variants, passive)
+        info = probe_video(path, self._settings.video)
+        verdict, details = self.analyze_clip(path, info, job.progress, pipeline=pipeline)
+        details["serving"] = scope.serving_body()
+        elapsed = round((time.perf_counter() - started) * 1000)
         job.progress(1.0, 0.0)  # raises JobCancelled if the lease moved on: only its holder writes
         with self._db.session() as session:
             row = session.get(AntispoofingCheck, pk)
@@ -297,6 +389,7 @@ class AntispoofingService:
                 raise errors.CheckNotFoundError("The check was erased while it ran")
             _fill(row, verdict, passive, details, elapsed)
             row.status = "completed"
+        self._report(scope, started, verdict, details["frame_live_scores"], row.input_hash)
         return {"check_id": row.session_id, "is_live": verdict.is_live}
 
     def on_video_job_end(self, job_id: str, status: JobStatus) -> None:

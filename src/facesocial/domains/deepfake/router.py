@@ -17,6 +17,7 @@ from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_
 from facesocial.api.routing import ApiRoute
 from facesocial.api.video_form import VIDEO_UPLOAD_ERRORS, VideoJobFields, received_video, video_request_body
 from facesocial.domains.deepfake.service import VideoRequest
+from facesocial.services.serving_context import ServingScope
 from facesocial.video.frames import effective_sample_fps
 
 router = APIRouter(
@@ -78,6 +79,7 @@ def analyze(
             caller=caller,
             ctx=ctx,
             return_heatmap=form.return_heatmap,
+            scope=ServingScope.for_request(container, caller, request.headers),
         )
     request.state.outcome = outcome
     return {"success": True, **outcome.body}
@@ -107,7 +109,12 @@ async def analyze_video(
         )
         body = await run_in_threadpool(
             lambda: container.deepfake.submit_video(
-                received.upload, received.info, video_request, caller=caller, ctx=ctx
+                received.upload,
+                received.info,
+                video_request,
+                caller=caller,
+                ctx=ctx,
+                scope=ServingScope.for_request(container, caller, request.headers),
             )
         )
     return JSONResponse({"success": True, **body}, status_code=202)

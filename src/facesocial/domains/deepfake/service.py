@@ -29,7 +29,8 @@ from sqlalchemy import delete, func, select
 from facesocial import errors
 from facesocial.domains.deepfake import views
 from facesocial.domains.deepfake.known_content import KnownContent
-from facesocial.forensics.ensemble import DeepfakeDetector
+from facesocial.domains.registry.serving import ModelRouter, RoutingKey, Serving, StaticRouter
+from facesocial.forensics.ensemble import ENSEMBLE, DeepfakeDetector
 from facesocial.forensics.fingerprint import image_features
 from facesocial.forensics.video_analysis import analyze_video
 from facesocial.jobs.port import JobContext, JobQueue, JobStatus, NewJob
@@ -38,6 +39,7 @@ from facesocial.jobs.store import JobStore
 from facesocial.services.context import RequestContext
 from facesocial.services.outcome import Outcome
 from facesocial.services.principal import Principal
+from facesocial.services.serving_context import ServingScope, scope_or_static
 from facesocial.settings import Settings
 from facesocial.store.db import Database
 from facesocial.store.tables import JOB_TERMINAL, DeepfakeAnalysis, FrameAnalysis, Job
@@ -75,7 +77,9 @@ class DeepfakeService:
         jobs: Callable[[], JobQueue],
         cancel: Callable[[str, uuid.UUID], object],
         settings: Settings,
+        router: Callable[[], ModelRouter] | None = None,
     ) -> None:
+        self._router = router or StaticRouter
         self._db = database
         self._detector = detector
         self._known = known
@@ -88,12 +92,25 @@ class DeepfakeService:
     # --- images ----------------------------------------------------------------------------------
 
     def analyze_image(
-        self, data: bytes, level: Level, *, caller: Principal, ctx: RequestContext, return_heatmap: bool
+        self,
+        data: bytes,
+        level: Level,
+        *,
+        caller: Principal,
+        ctx: RequestContext,
+        return_heatmap: bool,
+        scope: ServingScope | None = None,
     ) -> Outcome:
-        """Judge one image now; the analysis is stored (without the image) under a new analysis_id."""
+        """Judge one image now; the analysis is stored (without the image) under a new analysis_id.
+
+        ``scope``: the request's routing of the deepfake slot (``serving`` in the answer; the
+        audit row names that version; ``model_version`` stays the whole ensemble's)."""
         started = time.perf_counter()
+        scope = scope_or_static(scope)
+        detector = self._detector()
+        serving = _resolve(scope, detector)
         image = decode_image(data, self._settings.limits)
-        verdict = self._detector().analyze_image(image.rgb, level)
+        verdict = detector.analyze_image(image.rgb, level)
         features = image_features(image.rgb)
         known = self._known.match(caller.tenant_id, features)
         elapsed = round((time.perf_counter() - started) * 1000)
@@ -124,11 +141,12 @@ class DeepfakeService:
                 session, row.id, caller.tenant_id, image.sha256, features, bool(body["is_deepfake"])
             )
         self._known.index(feature_id, features)
-        body = {"analysis_id": analysis_id, **body}
+        body = {"analysis_id": analysis_id, **body, "serving": scope.serving_body()}
+        _report(scope, serving, started, body, image.sha256)
         heatmap = getattr(verdict, "heatmap_png", None)
         if return_heatmap and heatmap:
             body["heatmap_png_base64"] = base64.b64encode(heatmap).decode("ascii")
-        return Outcome(body, confidence=body["confidence_score"], model_version=body["model_version"])
+        return Outcome(body, confidence=body["confidence_score"], model_version=serving.version)
 
     # --- videos ----------------------------------------------------------------------------------
 
@@ -140,8 +158,14 @@ class DeepfakeService:
         *,
         caller: Principal,
         ctx: RequestContext,
+        scope: ServingScope | None = None,
     ) -> dict[str, Any]:
-        """Store the analysis and its job (one commit), move the file under the job, dispatch it."""
+        """Store the analysis and its job (one commit), move the file under the job, dispatch it.
+
+        The deepfake slot is routed when the job runs (where the model is loaded: an API
+        process loads no forensic model for a queued video), with this request's routing key
+        kept in the payload; ``GET /analyses/{id}`` names the version in ``serving``."""
+        key = scope_or_static(scope).key
         analysis_pk = uuid.uuid4()
         analysis_id = _new_analysis_id()
         with self._db.session() as session:
@@ -151,7 +175,14 @@ class DeepfakeService:
                     kind=VIDEO_JOB,
                     tenant_id=caller.tenant_id,
                     api_key_id=caller.api_key_id,
-                    payload={"analysis": str(analysis_pk)},
+                    payload={
+                        "analysis": str(analysis_pk),
+                        "routing": {
+                            "request_id": key.request_id,
+                            "user_key": key.user_key,
+                            "session_id": key.session_id,
+                        },
+                    },
                     priority=request.priority,
                     callback_url=request.callback_url,
                 ),
@@ -214,8 +245,20 @@ class DeepfakeService:
         if not path.is_file():
             raise errors.VideoTruncatedError("The uploaded video is no longer in the spool folder")
         started = time.perf_counter()
+        detector = self._detector()
+        routing = job.payload.get("routing") or {}
+        scope = ServingScope(
+            self._router(),
+            RoutingKey(
+                request_id=str(routing.get("request_id") or job.job_id),
+                tenant_id=tenant_id,
+                user_key=routing.get("user_key"),
+                session_id=routing.get("session_id"),
+            ),
+        )
+        serving = _resolve(scope, detector)
         verdict = analyze_video(
-            path, self._detector(), self._settings.video, sample_fps, level, progress=job.progress
+            path, detector, self._settings.video, sample_fps, level, progress=job.progress
         )
         elapsed = round((time.perf_counter() - started) * 1000)
         body = views.video_body(verdict)
@@ -233,6 +276,7 @@ class DeepfakeService:
             for name, value in views.video_columns(body).items():
                 setattr(row, name, value)
             row.processing_time_ms = elapsed
+            row.analysis_scope = {**(row.analysis_scope or {}), "serving": scope.serving_body()}
             row.progress_percentage = 100.0
             row.job_status = "completed"
             row.completed_at = utcnow()
@@ -244,6 +288,7 @@ class DeepfakeService:
                 )
         if feature_id is not None and features is not None:
             self._known.index(feature_id, np.asarray(features, np.float32))
+        _report(scope, serving, started, {**body, "analysis_id": row.analysis_id}, content_hash)
         return {"analysis_id": row.analysis_id, "band": body["band"], "is_deepfake": body["is_deepfake"]}
 
     def on_video_job_end(self, job_id: str, status: JobStatus) -> None:
@@ -343,6 +388,45 @@ class DeepfakeService:
         if row is None or row.tenant_id != caller.tenant_id:
             raise errors.AnalysisNotFoundError(f"No analysis {analysis_id!r}")
         return row  # type: ignore[no-any-return]
+
+
+def serving_tag(detector: DeepfakeDetector) -> str:
+    """The deepfake slot's version: the learned model's tag (``deepfake_sbi@…``), or the
+    ensemble's (``deepfake_ensemble@1.0``) when the SBI weights are absent."""
+    return detector.sbi.model.tag if detector.sbi is not None else ENSEMBLE.tag
+
+
+def _resolve(scope: ServingScope, detector: DeepfakeDetector) -> Serving:
+    tag = serving_tag(detector)
+    return scope.resolve("deepfake", installed=(tag,), default=tag)
+
+
+def _report(
+    scope: ServingScope, serving: Serving, started: float, body: dict[str, Any], input_hash: str | None
+) -> None:
+    """Record one deepfake inference: the verdict's confidence, the manipulation score."""
+    features: dict[str, float] = {}
+    for name in ("manipulation_score", "consistency_score", "analyzed_frames"):
+        value = body.get(name)
+        if isinstance(value, int | float):
+            features[name] = float(value)
+    faces = body.get("faces")
+    if isinstance(faces, list):
+        features["faces"] = float(len(faces))
+    confidence = body.get("confidence_score")
+    scope.record(
+        serving,
+        "deepfake_detection",
+        started=started,
+        result={
+            "analysis_id": body.get("analysis_id"),
+            "is_deepfake": body.get("is_deepfake"),
+            "band": body.get("band"),
+        },
+        confidences=[float(confidence)] if isinstance(confidence, int | float) else [],
+        features=features,
+        input_hash=input_hash,
+    )
 
 
 def _new_analysis_id() -> str:

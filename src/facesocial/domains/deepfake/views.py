@@ -178,6 +178,8 @@ def analysis_body(
         "completed_at": _iso(row.completed_at),
         "processing_time_ms": row.processing_time_ms,
         "model_version": row.model_version,
+        # The registry's decision for the deepfake slot (a video's, once its job ran).
+        "serving": (row.analysis_scope or {}).get("serving"),
     }
     if status == "failed" or (job is not None and job.error_code):
         body["error"] = {

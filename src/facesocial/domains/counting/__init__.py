@@ -1,0 +1,1 @@
+"""People counting in uploaded videos: API, job, results, annotated preview (docs/api.md)."""
