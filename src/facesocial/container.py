@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from facesocial import errors
+from facesocial.domains.registry.retention import purge_inferences
 from facesocial.jobs.builtin import builtin_kinds
 from facesocial.jobs.callbacks import CallbackSender
 from facesocial.jobs.inprocess import InProcessJobQueue
@@ -616,6 +617,9 @@ class Container:
             "ai_detection_analyses": self.ai_detection.retention(),
             "attention_recordings": self.recordings.retention(),
             "counting_videos": self.counting.retention(),
+            "model_inference_results": purge_inferences(
+                self.database, self.settings.registry.inference_retention_days
+            ),
             "spool_folders": self.sweep_spool(),
             # Vectors of content features whose rows went (e.g. `db maintain`'s own retention)
             # and rows whose vector a crash lost.

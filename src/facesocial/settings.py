@@ -253,6 +253,10 @@ class RegistrySettings(BaseModel):
     # Routing reads the slots' production/canary/experiment from memory, reloaded when older than
     # this (a change made through another process is followed within it; through this one, at once).
     refresh_seconds: float = Field(default=2.0, ge=0.0, le=300.0)
+    # model_inference_results older than this are deleted by the daily retention (document 002
+    # keeps inference results 90 days); drift baselines and experiment results read these rows,
+    # so a baseline window must lie within it. A counting video's row goes with the video.
+    inference_retention_days: int = Field(default=90, ge=1, le=3650)
 
 
 class ReconcileSettings(BaseModel):

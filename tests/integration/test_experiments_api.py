@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from facesocial.api.app import create_app
 from facesocial.container import Container
 from facesocial.domains.registry.routing import inference_row
 from facesocial.domains.registry.serving import Arm, InferenceRecord, Serving
+from facesocial.jobs.periodic import model_monitoring
 from facesocial.store.tables_registry import (
     AbAssignment,
     AbConclusion,
@@ -31,6 +33,7 @@ from facesocial.store.tables_registry import (
     ModelComparisonMetric,
     ModelInferenceResult,
 )
+from facesocial.store.types import utcnow
 from tests.integration.conftest import profile
 
 pytestmark = pytest.mark.integration
@@ -475,3 +478,20 @@ def test_a_session_split_follows_the_session_header(app: App, astronaut_jpeg: by
             .where(AbAssignment.experiment_id == experiment["experiment_id"])
         )
     assert reasons == {"session_hash"} and subjects == len(arms)
+
+
+def test_an_experiment_past_its_duration_is_stopped_by_the_upkeep(app: App) -> None:
+    baseline, challenger = app.arms()
+    short = app.create(
+        name="short", model_id=SLOT, baseline_version=baseline, challenger_version=challenger,
+        traffic_split_percent=50, duration_days=1,
+    )  # fmt: skip
+    assert app.post(f"{EXPERIMENTS}/{short['experiment_id']}/start").status_code == 200
+    # Not yet due: still running, still routing.
+    assert model_monitoring(app.container)["experiments_stopped"] == []
+    assert app.get(f"{EXPERIMENTS}/{short['experiment_id']}").json()["experiment"]["status"] == "running"
+    later = utcnow() + timedelta(days=1, minutes=1)
+    assert app.container.experiments.expire(later) == [short["experiment_id"]]
+    stopped = app.get(f"{EXPERIMENTS}/{short['experiment_id']}").json()["experiment"]
+    assert stopped["status"] in ("stopped", "completed") and stopped["end_date"]
+    assert app.container.experiments.expire(later) == []

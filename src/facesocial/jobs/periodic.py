@@ -73,7 +73,11 @@ def attention_upkeep(container: Container) -> dict[str, Any]:
 
 
 def model_monitoring(container: Container) -> dict[str, Any]:
-    return container.model_monitoring.upkeep(datetime.now(UTC))
+    now = datetime.now(UTC)
+    report = container.model_monitoring.upkeep(now)
+    # Experiments past their duration stop here (their final results are stored then).
+    report["experiments_stopped"] = container.experiments.expire(now)
+    return report
 
 
 def interval_seconds(name: str, settings: Settings) -> float:

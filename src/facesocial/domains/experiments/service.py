@@ -19,6 +19,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -278,6 +279,28 @@ class ExperimentService:
             body = self._store_and_describe(session, row, results)
         self._changed()
         return body
+
+    def expire(self, now: datetime | None = None) -> list[str]:
+        """Stop every running experiment whose ``experiment_duration_days`` have passed since its
+        start (run by the periodic model upkeep); returns their ids. One that another caller
+        stopped meanwhile is skipped."""
+        now = now or utcnow()
+        with self.database.session(readonly=True) as session:
+            due = [
+                row.experiment_id
+                for row in ExperimentRepository(session).running()
+                if row.start_date is not None
+                and row.experiment_duration_days
+                and row.start_date + timedelta(days=row.experiment_duration_days) <= now
+            ]
+        stopped = []
+        for experiment_id in due:
+            try:
+                self.stop(experiment_id)
+            except errors.InvalidExperimentTransitionError:
+                continue
+            stopped.append(experiment_id)
+        return stopped
 
     # --- reads ------------------------------------------------------------------------------
 
