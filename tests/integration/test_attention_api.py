@@ -466,6 +466,10 @@ def test_identify_binds_the_participant_to_the_enrolled_user(app: App, model_dir
     assert found["matched"] is True and found["user_id"] == str(obama)
     assert found["similarity"] >= found["threshold"]
     assert found["participant"]["user_id"] == str(obama)
+    # The registry routed both slots, and the embedding version is the one that enrolled Obama.
+    serving = found["serving"]
+    assert set(serving) == {"face_detection", "face_embedding"}
+    assert serving["face_embedding"]["version"] == registered.json()["serving"]["face_embedding"]["version"]
     listed = app.ok("GET", f"{BASE}/meetings/{meeting_id}/participants")["items"]
     assert [p["user_id"] for p in listed] == [str(obama)]
     # The enrolled user may also join by id; another tenant's user may not.

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from facesocial import errors
@@ -20,6 +20,7 @@ from facesocial.api.forms import ONE_LINE_TEXT, Description
 from facesocial.api.image_input import ImageForm, ImageUpload, image_form
 from facesocial.api.openapi import IMAGE_ERRORS, error_responses, image_request_body
 from facesocial.api.routing import ApiRoute
+from facesocial.services.serving_context import ServingScope
 
 router = APIRouter(
     prefix="/api/v1/attention",
@@ -261,6 +262,7 @@ def leave_meeting(
     ),
 )
 def identify_participant(
+    request: Request,
     container: ContainerDep,
     caller: CallerDep,
     ctx: ContextDep,
@@ -282,6 +284,7 @@ def identify_participant(
             ctx,
             face_index=form.face_index,
             threshold=form.threshold,
+            scope=ServingScope.for_request(container, caller, request.headers),
         )
     return {"success": True, **found}
 

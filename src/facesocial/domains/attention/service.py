@@ -27,6 +27,7 @@ from facesocial.domains.attention import summary, views
 from facesocial.services.context import RequestContext
 from facesocial.services.principal import Principal
 from facesocial.services.recognition import RecognitionService
+from facesocial.services.serving_context import ServingScope
 from facesocial.settings import AttentionSettings
 from facesocial.store import recognition_repository as faces
 from facesocial.store.attention_metrics import AttentionMetricsStore
@@ -452,9 +453,13 @@ class MeetingService:
         *,
         face_index: int | None = None,
         threshold: float | None = None,
+        scope: ServingScope | None = None,
     ) -> dict[str, Any]:
         """Identify the face in ``data`` against the meeting's face group (the whole tenant when
         the meeting has none) and bind the best match to the participant.
+
+        ``scope``: the request's routing (face_detection and face_embedding are routed, recorded
+        and named in ``serving`` as in face-recognition identify).
 
         No match: ``matched`` false and the participant unchanged (not an error: the face was
         seen, it is just nobody enrolled). A match replaces an earlier binding. Errors: those of
@@ -472,6 +477,7 @@ class MeetingService:
             group_id=group_id,
             threshold=threshold,
             face_index=face_index,
+            scope=scope,
         )
         found = outcome.body
         best = found["candidates"][0] if found["candidates"] else None
@@ -490,6 +496,7 @@ class MeetingService:
             "group_id": found["group_id"],
             "gallery_size": found["gallery_size"],
             "face": found["face"],
+            "serving": found.get("serving"),
         }
 
     # --- alerts --------------------------------------------------------------------------------------
