@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_DATA = Path("../shared/data")
+from facesocial.evaluation.shared_data import shared_data_dir
+
+DEFAULT_DATA = shared_data_dir()
 DEFAULT_LFW = DEFAULT_DATA / "lfw_deepfunneled" / "lfw-deepfunneled"
 
 

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_VIDEO = Path("../shared/data/people_walking/opencv_vtest/vtest.avi")
+from facesocial.evaluation.shared_data import shared_data_dir
+
+DEFAULT_VIDEO = shared_data_dir() / "people_walking" / "opencv_vtest" / "vtest.avi"
 
 # vision.persons is imported only when a command runs: it loads ONNX (seconds), and this module
 # is imported by every `facesocial` command.

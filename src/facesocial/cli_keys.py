@@ -116,7 +116,8 @@ def keys_create(
         str,
         typer.Option(
             help="admin (its tenant's data), user (the same, for client applications) or operator "
-            "(also index upkeep over every tenant: /api/v1/admin/..., `index verify|rebuild --server`)"
+            "(also the installation: index upkeep over every tenant, /api/v1/admin/..., `index "
+            "verify|rebuild --server`; the model registry /api/v1/models and experiments /api/v1/experiments)"
         ),
     ] = "admin",
     request_limit: Annotated[int | None, typer.Option(help="Requests allowed (default: no limit)")] = None,

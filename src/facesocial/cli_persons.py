@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_PEOPLE_WALKING = Path("../shared/data/people_walking")
+from facesocial.evaluation.shared_data import shared_data_dir
+
+DEFAULT_PEOPLE_WALKING = shared_data_dir() / "people_walking"
 
 
 def eval_persons(

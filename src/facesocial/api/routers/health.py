@@ -130,6 +130,9 @@ def _vector_index(container: Container) -> dict[str, Any]:
 
 
 def _models(container: Container) -> dict[str, Any]:
+    # Imported here: the counting job module pulls in the person detectors' code.
+    from facesocial.domains.counting.tasks import detector_versions
+
     pipeline = container.pipeline
     return {
         "status": "ok",
@@ -141,6 +144,8 @@ def _models(container: Container) -> dict[str, Any]:
         },
         # Packaged with the code and checksummed on load: a mismatch makes the check fail.
         "liveness": container.passive_liveness.model.tag,
+        # People counting's person detectors that are pulled (loaded by a counting job on use).
+        "person_detectors": sorted(detector_versions(container.model_cache)),
     }
 
 
