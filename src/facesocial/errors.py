@@ -218,6 +218,11 @@ IllegalStageTransitionError = _error(
     "ILLEGAL_STAGE_TRANSITION", 409, "The version's stage does not allow this change"
 )
 NoCanaryError = _error("NO_CANARY", 409, "The slot has no canary")
+# An embedding version whose vector collection lacks users enrolled in another one: verify and
+# identify routed to it would not find them (details: version, missing_users, command).
+GalleryNotMigratedError = _error(
+    "GALLERY_NOT_MIGRATED", 409, "The embedding version's gallery does not hold every enrolled user"
+)
 
 # --- A/B experiments (domains/experiments/) -----------------------------------------------------
 ExperimentNotFoundError = _error("EXPERIMENT_NOT_FOUND", 404, "No such experiment")

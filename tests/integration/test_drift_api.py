@@ -208,6 +208,49 @@ def test_monitoring_routes_are_the_operators_and_refuse_bad_input(app: App) -> N
     assert empty.json()["drift"]["severity"] == "none" and empty.json()["drift"]["alerted"] is False
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Only `current` in year 1: the default baseline (7 days before it) is before year 1.
+        {"current": {"start": "0001-01-02T00:00:00Z", "end": "0001-01-03T00:00:00Z"}},
+        # Aware datetimes whose UTC instant is past 9999-12-31 or before 0001-01-01.
+        {"current": {"start": "9999-12-31T00:00:00-12:00", "end": "9999-12-31T23:00:00-12:00"}},
+        {"baseline": {"start": "0001-01-01T00:00:00+14:00", "end": "0001-01-02T00:00:00+00:00"}},
+        # Inside datetime's range but outside the monitored span 1970..9000 UTC.
+        {"current": {"start": "1969-12-31T00:00:00Z", "end": "1970-01-02T00:00:00Z"}},
+        {"current": {"start": "9000-01-01T00:00:00Z", "end": "9000-01-01T00:00:01+00:00"}},
+        # A current window at the span's start: its default baseline reaches before 1970.
+        {"current": {"start": "1970-01-02T00:00:00Z", "end": "1970-01-03T00:00:00Z"}},
+    ],
+)
+def test_drift_windows_outside_the_monitored_span_are_422(app: App, body: dict[str, Any]) -> None:
+    response = app.client.post(f"{DRIFT}/check", json=body, headers=app.operator)
+    assert error_of(response) == (422, "VALIDATION_ERROR")
+    assert "1970-01-01" in response.json()["error"]["message"]
+
+
+def test_drift_windows_at_the_span_edges_are_accepted(app: App) -> None:
+    body = {
+        "baseline": {"start": "1970-01-01T00:00:00Z", "end": "1970-01-02T00:00:00+00:00"},
+        "current": {"start": "8999-12-31T00:00:00Z", "end": "8999-12-31T20:00:00-04:00"},
+    }
+    response = app.client.post(f"{DRIFT}/check", json=body, headers=app.operator)
+    assert response.status_code == 201, response.text
+    drift = response.json()["drift"]
+    assert drift["severity"] == "none"
+    assert drift["current"]["end"].startswith("9000-01-01T00:00:00")  # stored in UTC
+
+
+def test_drift_check_of_an_unknown_version_is_404(app: App) -> None:
+    """A typo in `version` must not read as "no drift": 404 MODEL_VERSION_NOT_FOUND, nothing stored."""
+    response = app.client.post(f"{DRIFT}/check", json={"version": "nope@1"}, headers=app.operator)
+    assert error_of(response) == (404, "MODEL_VERSION_NOT_FOUND")
+    assert response.json()["error"]["details"] == {"field": "version", "version": "nope@1"}
+    assert app.client.get(DRIFT, headers=app.operator).json()["checks"] == []
+    known = app.client.post(f"{DRIFT}/check", json={"version": app.production()}, headers=app.operator)
+    assert known.status_code == 201, known.text
+
+
 # --- real detections on a degraded camera -------------------------------------------------------
 
 

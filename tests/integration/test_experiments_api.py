@@ -495,3 +495,240 @@ def test_an_experiment_past_its_duration_is_stopped_by_the_upkeep(app: App) -> N
     stopped = app.get(f"{EXPERIMENTS}/{short['experiment_id']}").json()["experiment"]
     assert stopped["status"] in ("stopped", "completed") and stopped["end_date"]
     assert app.container.experiments.expire(later) == []
+
+
+# --- regressions of attacker B's findings (issue 13) ----------------------------------------------
+
+
+def started_experiment(app: App, **fields: Any) -> dict[str, Any]:
+    baseline, challenger = app.arms()
+    experiment = app.create(
+        name="regression", model_id=SLOT, baseline_version=baseline, challenger_version=challenger, **fields
+    )
+    started = app.post(f"{EXPERIMENTS}/{experiment['experiment_id']}/start")
+    assert started.status_code == 200, started.text
+    return experiment
+
+
+def tenant_of(app: App, headers: dict[str, str]) -> uuid.UUID:
+    principal = app.container.keys.authenticate(headers["X-API-Key"])
+    assert principal is not None
+    return principal.tenant_id
+
+
+def run_together(n: int, work: Any) -> None:
+    """``work(i)`` for i in 0..n-1, each on its own thread, released at once."""
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def results_together(app: App, experiment_id: str, n: int) -> list[Any]:
+    answers: list[Any] = []
+    run_together(n, lambda _i: answers.append(app.get(f"{EXPERIMENTS}/{experiment_id}/results")))
+    return answers
+
+
+def test_concurrent_first_results_calls_share_one_comparison_row(app: App) -> None:
+    """Six dashboards read /results of new experiments at once: every call 200 (the comparison row
+    is created with ON CONFLICT DO NOTHING, not read-then-insert), one comparison row each."""
+    baseline, challenger = app.arms()
+    for round_ in range(3):
+        fresh = app.create(
+            name=f"fresh {round_}", model_id=SLOT, baseline_version=baseline, challenger_version=challenger
+        )
+        answers = results_together(app, fresh["experiment_id"], 6)
+        assert [r.status_code for r in answers] == [200] * 6, [
+            r.text for r in answers if r.status_code >= 300
+        ]
+        with app.container.database.session(readonly=True) as session:
+            rows = session.scalar(
+                select(func.count())
+                .select_from(ModelComparisonMetric)
+                .where(ModelComparisonMetric.experiment_id == fresh["experiment_id"])
+            )
+        assert rows == 1
+
+
+def test_overlapping_feedback_batches_from_many_threads(app: App) -> None:
+    """Twelve clients post overlapping batches (thread i: inferences [5i, 5i + 20), every other
+    one in reverse order) at once: every request 200, each inference recorded exactly once across
+    the requests, the rest duplicates. A later batch mixing a new outcome with a contradicting one
+    is 409 and stores nothing."""
+    experiment = started_experiment(app)
+    caller = app.key()
+    url = f"{EXPERIMENTS}/{experiment['experiment_id']}/feedback"
+    rng = np.random.default_rng(5)
+    for _round in range(2):
+        ids = add_arm_rows(app, experiment, "baseline", tenant_of(app, caller), 80, rng)
+        bodies: list[Any] = []
+
+        def post(i: int, ids: list[str] = ids, bodies: list[Any] = bodies) -> None:
+            part = ids[5 * i : 5 * i + 20]
+            if i % 2:  # opposite orders must not deadlock on PostgreSQL
+                part = part[::-1]
+            bodies.append(app.post(url, [{"inference_id": x, "correct": True} for x in part], headers=caller))
+
+        run_together(12, post)
+        assert [b.status_code for b in bodies] == [200] * 12, [b.text for b in bodies if b.status_code != 200]
+        assert sum(b.json()["recorded"] for b in bodies) == 75  # ids[0:75]
+        assert sum(b.json()["duplicates"] for b in bodies) == 12 * 20 - 75
+    # All or none: ids[79] is new, ids[0] contradicts its stored outcome.
+    mixed = [{"inference_id": ids[79], "correct": True}, {"inference_id": ids[0], "correct": False}]
+    assert error_of(app.post(url, mixed, headers=caller)) == (409, "FEEDBACK_CONFLICT")
+    again = app.post(url, {"inference_id": ids[79], "correct": False}, headers=caller)
+    assert again.status_code == 200 and again.json()["recorded"] == 1, again.text
+
+
+def test_concurrent_starts_of_one_draft_answer_invalid_transition(app: App) -> None:
+    """One draft started by six threads: one 200; the others 409 INVALID_EXPERIMENT_TRANSITION
+    (not EXPERIMENT_CONFLICT naming the experiment itself)."""
+    baseline, challenger = app.arms()
+    draft = app.create(name="once", model_id=SLOT, baseline_version=baseline, challenger_version=challenger)
+    answers: list[tuple[int, str | None]] = []
+
+    def start(_i: int) -> None:
+        response = app.post(f"{EXPERIMENTS}/{draft['experiment_id']}/start")
+        answers.append((response.status_code, None if response.status_code == 200 else error_of(response)[1]))
+
+    run_together(6, start)
+    assert sorted(answers, key=str) == sorted(
+        [(200, None)] + [(409, "INVALID_EXPERIMENT_TRANSITION")] * 5, key=str
+    )
+
+
+def test_a_finished_experiment_keeps_its_verdict(app: App) -> None:
+    """After the stop, feedback is 409 INVALID_EXPERIMENT_TRANSITION and /results answers the
+    final results (``final: true``, the stop's conclusion and figures) without storing again."""
+    experiment = started_experiment(app, minimum_sample_size=5, success_metrics=["accuracy"])
+    exp_id = experiment["experiment_id"]
+    caller = app.key()
+    rng = np.random.default_rng(6)
+    base = add_arm_rows(app, experiment, "baseline", tenant_of(app, caller), 40, rng)
+    chal = add_arm_rows(app, experiment, "challenger", tenant_of(app, caller), 40, rng)
+    url = f"{EXPERIMENTS}/{exp_id}/feedback"
+    items = [{"inference_id": i, "correct": True} for i in chal[:20]]
+    items += [{"inference_id": i, "correct": False} for i in base[:20]]
+    assert app.post(url, items, headers=caller).status_code == 200
+    running = app.get(f"{EXPERIMENTS}/{exp_id}/results").json()
+    assert running["final"] is False
+    stopped = app.post(f"{EXPERIMENTS}/{exp_id}/stop")
+    assert stopped.status_code == 200, stopped.text
+    final = stopped.json()
+    assert final["conclusion"]["recommendation"] == "deploy_challenger"
+    assert final["experiment"]["status"] == "completed"
+
+    late = [{"inference_id": i, "correct": False} for i in chal[20:]]
+    late += [{"inference_id": i, "correct": True} for i in base[20:]]
+    refused = app.post(url, late, headers=caller)
+    assert error_of(refused) == (409, "INVALID_EXPERIMENT_TRANSITION")
+    assert refused.json()["error"]["details"]["status"] == "completed"
+    # Rows an in-flight request writes after the stop do not count either.
+    add_arm_rows(app, experiment, "baseline", tenant_of(app, caller), 5, rng)
+
+    with app.container.database.session(readonly=True) as session:
+        stored_before = session.scalar(
+            select(func.count()).select_from(AbConclusion).where(AbConclusion.experiment_id == exp_id)
+        )
+    after = app.get(f"{EXPERIMENTS}/{exp_id}/results").json()
+    assert after["final"] is True
+    assert after["conclusion"]["recommendation"] == "deploy_challenger"
+    assert after["conclusion"]["winner_version"] == experiment["challenger_version"]
+    assert after["arms"] == final["arms"]
+    assert after["tests"] == final["tests"]
+    with app.container.database.session(readonly=True) as session:
+        stored_after = session.scalar(
+            select(func.count()).select_from(AbConclusion).where(AbConclusion.experiment_id == exp_id)
+        )
+        comparison = session.scalar(
+            select(ModelComparisonMetric).where(ModelComparisonMetric.experiment_id == exp_id)
+        )
+        assert comparison is not None
+        assert comparison.comparison_status == "completed"
+        assert comparison.winner_version == experiment["challenger_version"]
+    assert stored_after == stored_before
+
+
+def test_archived_versions_cannot_be_arms(app: App) -> None:
+    """An archived version is refused as an arm at create and at start (archived after the draft
+    was made): 409 ILLEGAL_STAGE_TRANSITION, naming the field; nothing starts routing to it."""
+    baseline, challenger = app.arms()
+    draft = app.create(name="retire", model_id=SLOT, baseline_version=baseline, challenger_version=challenger)
+    archived = app.post(f"/api/v1/models/{SLOT}/versions/{challenger}/stage", {"stage": "archived"})
+    assert archived.status_code == 200, archived.text
+    refused = app.post(f"{EXPERIMENTS}/{draft['experiment_id']}/start")
+    assert error_of(refused) == (409, "ILLEGAL_STAGE_TRANSITION")
+    assert refused.json()["error"]["details"]["field"] == "challenger_version"
+    assert app.get(f"{EXPERIMENTS}/{draft['experiment_id']}").json()["experiment"]["status"] == "draft"
+    assert app.slot()["experiment"] is None
+    created = app.post(
+        EXPERIMENTS,
+        {"name": "revive", "model_id": SLOT, "baseline_version": baseline, "challenger_version": challenger},
+    )
+    assert error_of(created) == (409, "ILLEGAL_STAGE_TRANSITION")
+    assert created.json()["error"]["details"] == {
+        "field": "challenger_version",
+        "version": challenger,
+        "stage": "archived",
+    }
+
+
+def test_feedback_values_at_the_documented_bounds_are_stored(app: App) -> None:
+    """value in [-1e8, 1e8] (FeedbackBody) fits ab_testing_feedback.value (NUMERIC(16, 6)) on
+    both databases; a repeat is a duplicate, a value beyond the bound is 422."""
+    experiment = started_experiment(app)
+    caller = app.key()
+    ids = add_arm_rows(app, experiment, "baseline", tenant_of(app, caller), 2, np.random.default_rng(7))
+    url = f"{EXPERIMENTS}/{experiment['experiment_id']}/feedback"
+    for inference_id, value in zip(ids, (1e8, -99_999_999.999999), strict=True):
+        item = {"inference_id": inference_id, "correct": True, "value": value}
+        first = app.post(url, item, headers=caller)
+        assert first.status_code == 200 and first.json()["recorded"] == 1, first.text
+        again = app.post(url, item, headers=caller)
+        assert again.status_code == 200 and again.json()["duplicates"] == 1, again.text
+    beyond = {"inference_id": ids[0], "correct": True, "value": 1.5e8}
+    assert error_of(app.post(url, beyond, headers=caller)) == (422, "VALIDATION_ERROR")
+
+
+def test_an_embedding_experiment_waits_for_the_gallery(app: App, astronaut_jpeg: bytes) -> None:
+    """An embedding experiment whose challenger's collection lacks an enrolled user does not start
+    (409 GALLERY_NOT_MIGRATED, galleries.require_gallery_coverage) unless ``force``, and the
+    forced start names the missing users per arm."""
+    slot = "face_embedding"
+    model = app.slot(slot)
+    production = model["production"]
+    name = production.split("@", 1)[0]
+    others = [
+        v["version"] for v in model["versions"] if v["is_installed"] and v["version"].split("@", 1)[0] != name
+    ]
+    if not others:
+        pytest.skip("one embedding model installed: pull faceres or mobileface for a second")
+    owner = app.key()
+    registered = app.client.post(
+        "/api/v1/face-recognition/register",
+        files={"image": ("a.jpg", astronaut_jpeg, "image/jpeg")},
+        data={"user_id": str(uuid.uuid4()), "consent": "true"},
+        headers=owner,
+    )
+    assert registered.status_code == 200, registered.text
+    draft = app.create(
+        name="gallery", model_id=slot, baseline_version=production, challenger_version=others[0]
+    )
+    start = f"{EXPERIMENTS}/{draft['experiment_id']}/start"
+    refused = app.post(start)
+    assert error_of(refused) == (409, "GALLERY_NOT_MIGRATED")
+    assert refused.json()["error"]["details"]["version"] == others[0]
+    assert refused.json()["error"]["details"]["missing_users"] == 1
+    assert error_of(app.post(start, {"force": "yes please"})) == (422, "VALIDATION_ERROR")
+    forced = app.post(start, {"force": True})
+    assert forced.status_code == 200, forced.text
+    assert forced.json()["experiment"]["gallery_missing_users"] == {"baseline": 0, "challenger": 1}
+    assert forced.json()["experiment"]["status"] == "running"

@@ -148,6 +148,34 @@ def test_degenerate_samples_are_not_significant() -> None:
         two_proportion_ztest(11, 10, 0, 10)
 
 
+def test_constant_but_different_samples_are_a_certain_difference() -> None:
+    """Both arms constant (latency always 5 ms vs 50 ms): no sampling error, so p = 0 and the
+    interval is the exact difference; the conclusion is decisive, not run_longer forever."""
+    test = welch_ttest([5.0] * 2000, [50.0] * 2000)
+    assert test.p_value == 0.0 and test.significant
+    assert test.ci_difference == (45.0, 45.0) and test.difference == 45.0
+    assert test.t == math.inf and test.df == 3998.0
+    assert test.as_dict()["statistic"] is None  # JSON has no infinity
+    assert conclude({"latency_ms": test}, ["latency_ms"], 1000).recommendation == "keep_baseline"
+    faster = welch_ttest([50.0] * 2000, [5.0] * 2000)
+    assert faster.ci_difference == (-45.0, -45.0) and faster.t == -math.inf
+    assert conclude({"latency_ms": faster}, ["latency_ms"], 1000).recommendation == "deploy_challenger"
+
+
+def test_identical_constant_samples_are_equivalent() -> None:
+    """Both arms the same constant: difference exactly 0, p = 1, interval [0, 0] (within any
+    equivalence margin): keep_baseline after the minimum sample, run_longer before it."""
+    test = welch_ttest([40.0] * 2000, [40.0] * 2000)
+    assert (test.p_value, test.ci_difference, test.t) == (1.0, (0.0, 0.0), 0.0)
+    assert not test.significant
+    assert conclude({"latency_ms": test}, ["latency_ms"], 1000).recommendation == "keep_baseline"
+    small = welch_ttest([40.0] * 10, [40.0] * 10)
+    assert conclude({"latency_ms": small}, ["latency_ms"], 1000).recommendation == "run_longer"
+    # One constant arm is not this case: Welch's test rests on the other arm's variance.
+    mixed = welch_ttest([40.0] * 50, [39.0, 41.0] * 25)
+    assert mixed.p_value == pytest.approx(1.0) and math.isfinite(mixed.t) and mixed.ci_difference[0] < 0
+
+
 # --- synthetic experiments with a known truth -----------------------------------------------------
 
 

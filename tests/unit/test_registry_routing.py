@@ -404,3 +404,30 @@ def test_sync_creates_every_slot_and_never_overwrites_a_decision(
     assert production_of(database) == [B]
     stages = {v["version"]: v["stage"] for v in registry.versions(SLOT)}
     assert stages[hog.version_number] == "archived"
+
+
+def test_every_batch_item_of_an_experiment_arm_records_the_assignment(
+    database: Database, router: DbModelRouter
+) -> None:
+    """ServingScope.item() gives each item a fresh inference id: the assignment travels with the
+    decision, so each item's record writes it (once: insert-if-absent) and none is left pending."""
+    from facesocial.services.serving_context import ServingScope
+
+    start_experiment(database, method="user")
+    router.invalidate()
+    scope = ServingScope(router, RoutingKey(uuid.uuid4().hex, tenant_id=uuid.uuid4(), user_key="key:9"))
+    served = scope.resolve(SLOT, installed=ALL, default=DEFAULT)
+    assert served.route == "experiment"
+    items = [scope.item() for _ in range(3)]
+    ids = {item.decisions[SLOT].inference_id for item in items} | {served.inference_id}
+    assert len(ids) == 4
+    for item in items[1:]:  # not in order, and never the batch's own id
+        item.record(item.decisions[SLOT], "face_detection", started=0.0, result={})
+    with database.session(readonly=True) as session:
+        assignments = session.scalars(select(AbAssignment)).all()
+    assert [(a.subject_key, a.assigned_group) for a in assignments] == [("user:key:9", "challenger")]
+    assert not router._pending  # the batch's own entry went with the first item's record
+    items[0].record(items[0].decisions[SLOT], "face_detection", started=0.0, result={})
+    with database.session(readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(AbAssignment)) == 1
+        assert session.scalar(select(func.count()).select_from(ModelInferenceResult)) == 3

@@ -499,7 +499,7 @@ class AbFeedback(Base):
     model_version: Mapped[str | None] = mapped_column(String(64))
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     correct: Mapped[bool | None] = mapped_column(Boolean)
-    value: Mapped[float | None] = mapped_column(_num(14, 6))  # a numeric outcome, optional
+    value: Mapped[float | None] = mapped_column(_num(16, 6))  # a numeric outcome, |value| <= 1e8
     created_at: Mapped[datetime] = _created()
 
 

@@ -5,11 +5,13 @@ session (one transaction per use case, opened by the service)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from facesocial.store.tables_registry import (
@@ -72,10 +74,14 @@ class ExperimentRepository:
 
     # --- experiments ------------------------------------------------------------------------
 
-    def get(self, experiment_id: str, *, lock: bool = False) -> AbExperiment | None:
+    def get(self, experiment_id: str, *, lock: bool = False, share: bool = False) -> AbExperiment | None:
+        """The experiment. ``lock``: hold its row FOR UPDATE (start, stop); ``share``: FOR SHARE
+        (feedback: many at once, but never beside a stop). Either re-reads the row's columns
+        (``populate_existing``): an earlier unlocked read in this session must not leave the
+        identity map's stale status in place (two concurrent starts of one draft)."""
         query = select(AbExperiment).where(AbExperiment.experiment_id == experiment_id)
-        if lock:
-            query = query.with_for_update()
+        if lock or share:
+            query = query.with_for_update(read=share and not lock).execution_options(populate_existing=True)
         return self.session.scalar(query)
 
     def running_on(self, model_id: str) -> AbExperiment | None:
@@ -112,15 +118,21 @@ class ExperimentRepository:
 
     # --- observations -----------------------------------------------------------------------
 
-    def arm_sample(self, experiment_id: str, arm: str) -> ArmSample:
-        """Counts and values of one arm (the newest :data:`MAX_ROWS_PER_ARM` inferences for the means)."""
+    def arm_sample(self, experiment_id: str, arm: str, until: datetime | None = None) -> ArmSample:
+        """Counts and values of one arm (the newest :data:`MAX_ROWS_PER_ARM` inferences for the
+        means). ``until``: only inferences made and feedback given up to then (a finished
+        experiment's end: its figures stay those of the stop)."""
+        in_arm = [ModelInferenceResult.experiment_id == experiment_id, ModelInferenceResult.arm == arm]
+        feedback_in_arm = [
+            AbFeedback.experiment_id == experiment_id,
+            AbFeedback.arm == arm,
+            AbFeedback.correct.is_not(None),
+        ]
+        if until is not None:
+            in_arm.append(ModelInferenceResult.input_timestamp <= until)
+            feedback_in_arm.append(AbFeedback.created_at <= until)
         inferences = int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(ModelInferenceResult)
-                .where(ModelInferenceResult.experiment_id == experiment_id, ModelInferenceResult.arm == arm)
-            )
-            or 0
+            self.session.scalar(select(func.count()).select_from(ModelInferenceResult).where(*in_arm)) or 0
         )
         subjects = int(
             self.session.scalar(
@@ -132,20 +144,14 @@ class ExperimentRepository:
         )
         rows = self.session.execute(
             select(ModelInferenceResult.processing_time_ms, ModelInferenceResult.confidence_scores)
-            .where(ModelInferenceResult.experiment_id == experiment_id, ModelInferenceResult.arm == arm)
+            .where(*in_arm)
             .order_by(ModelInferenceResult.input_timestamp.desc())
             .limit(MAX_ROWS_PER_ARM)
         ).all()
         latency = [float(ms) for ms, _scores in rows if ms is not None]
         confidence = [c for _ms, scores in rows if (c := _row_confidence(scores)) is not None]
         outcomes = self.session.execute(
-            select(AbFeedback.correct, func.count())
-            .where(
-                AbFeedback.experiment_id == experiment_id,
-                AbFeedback.arm == arm,
-                AbFeedback.correct.is_not(None),
-            )
-            .group_by(AbFeedback.correct)
+            select(AbFeedback.correct, func.count()).where(*feedback_in_arm).group_by(AbFeedback.correct)
         ).all()
         by_outcome = {bool(correct): int(n) for correct, n in outcomes}
         return ArmSample(
@@ -167,9 +173,45 @@ class ExperimentRepository:
 
     def feedback_of(self, inference_ids: Sequence[str]) -> dict[str, AbFeedback]:
         rows = self.session.scalars(
-            select(AbFeedback).where(AbFeedback.inference_id.in_(list(inference_ids)))
+            select(AbFeedback)
+            .where(AbFeedback.inference_id.in_(list(inference_ids)))
+            .execution_options(populate_existing=True)
         ).all()
         return {row.inference_id: row for row in rows}
+
+    def _insert(self, table: Any) -> postgresql.Insert | sqlite.Insert:
+        """INSERT for this session's database with ON CONFLICT support (PostgreSQL or SQLite)."""
+        dialect = self.session.get_bind().dialect.name
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+    def insert_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert outcomes, skipping inferences that already have one (ON CONFLICT (inference_id)
+        DO NOTHING): concurrent requests on one inference never fail; the caller reads back what
+        is stored (:meth:`feedback_of`) to tell its own rows from another request's."""
+        if rows:
+            statement = self._insert(AbFeedback).on_conflict_do_nothing(index_elements=["inference_id"])
+            # One order for every request: two requests inserting overlapping ids in opposite
+            # orders would otherwise wait on each other's unique-index entries (a deadlock).
+            ordered = sorted((dict(r) for r in rows), key=lambda r: str(r["inference_id"]))
+            self.session.execute(statement, ordered)
+
+    def ensure_comparison(self, comparison_id: str, experiment_id: str) -> ModelComparisonMetric:
+        """The comparison row, created when missing (ON CONFLICT (comparison_id) DO NOTHING, then
+        read): concurrent first results calls of one experiment share one row."""
+        statement = self._insert(ModelComparisonMetric).on_conflict_do_nothing(
+            index_elements=["comparison_id"]
+        )
+        self.session.execute(
+            statement,
+            [{"id": uuid.uuid4(), "comparison_id": comparison_id, "experiment_id": experiment_id}],
+        )
+        row = self.session.scalar(
+            select(ModelComparisonMetric)
+            .where(ModelComparisonMetric.comparison_id == comparison_id)
+            .execution_options(populate_existing=True)
+        )
+        assert row is not None  # inserted above or by a concurrent call that committed
+        return row
 
     # --- results ----------------------------------------------------------------------------
 

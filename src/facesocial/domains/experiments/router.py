@@ -99,6 +99,15 @@ class ExperimentCreate(BaseModel):
         )
 
 
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = Field(
+        default=False,
+        description="Start although an arm's gallery lacks enrolled users (else 409 GALLERY_NOT_MIGRATED)",
+    )
+
+
 class FeedbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -122,10 +131,12 @@ class FeedbackBody(BaseModel):
         errors.ModelNotFoundError,
         errors.ModelVersionNotFoundError,
         errors.InvalidExperimentError,
+        errors.IllegalStageTransitionError,
     ),
 )
 def create_experiment(container: ContainerDep, caller: CallerDep, body: ExperimentCreate) -> JSONResponse:
-    """A draft experiment on a slot: both versions must be listed in it (GET /api/v1/models)."""
+    """A draft experiment on a slot: both versions must be listed in it (GET /api/v1/models) and
+    neither archived (409 ILLEGAL_STAGE_TRANSITION)."""
     experiment = container.experiments.create(body.spec(), created_by=caller.account_id)
     return JSONResponse({"success": True, "experiment": experiment}, status_code=201)
 
@@ -165,11 +176,18 @@ def get_experiment(container: ContainerDep, experiment_id: str) -> dict[str, Any
         errors.InvalidExperimentTransitionError,
         errors.ExperimentConflictError,
         errors.ModelVersionNotInstalledError,
+        errors.IllegalStageTransitionError,
+        errors.GalleryNotMigratedError,
     ),
 )
-def start_experiment(container: ContainerDep, experiment_id: str) -> dict[str, Any]:
-    """draft → running: from now the slot's requests are split between the arms."""
-    return {"success": True, "experiment": container.experiments.start(experiment_id)}
+def start_experiment(
+    container: ContainerDep, experiment_id: str, body: StartBody | None = None
+) -> dict[str, Any]:
+    """draft → running: from now the slot's requests are split between the arms. An embedding
+    experiment whose arm's collection lacks enrolled users is 409 GALLERY_NOT_MIGRATED unless
+    ``force`` (``facesocial index migrate`` fills it)."""
+    force = body.force if body is not None else False
+    return {"success": True, "experiment": container.experiments.start(experiment_id, force=force)}
 
 
 @router.post(
@@ -197,7 +215,9 @@ def experiment_results(container: ContainerDep, experiment_id: str) -> dict[str,
     """Per arm: sample size, subjects, feedback, metrics with intervals; per metric: the test
     (two-proportion z for accuracy, Welch's t for confidence and latency_ms), difference
     challenger − baseline with its interval, p-value, significance; and the conclusion
-    (deploy_challenger | keep_baseline | run_longer). Each call is stored."""
+    (deploy_challenger | keep_baseline | run_longer). Each call on a draft or running experiment
+    is stored; a finished one answers its final results (figures up to its end, the conclusion
+    stored at the stop, ``final: true``) and stores nothing."""
     return {"success": True, **container.experiments.results(experiment_id)}
 
 
@@ -210,6 +230,7 @@ def experiment_results(container: ContainerDep, experiment_id: str) -> dict[str,
         errors.ExperimentNotFoundError,
         errors.InferenceNotFoundError,
         errors.FeedbackConflictError,
+        errors.InvalidExperimentTransitionError,
         errors.ValidationFailedError,
     ),
 )
@@ -221,7 +242,9 @@ def experiment_feedback(
 ) -> dict[str, Any]:
     """Outcomes of the caller's own inferences (one object, or a list of at most 1000): all are
     stored or none. A repeat of a stored outcome is accepted (``duplicate``); a different one is
-    409 FEEDBACK_CONFLICT; an inference that is not the caller's or not of this experiment is 404."""
+    409 FEEDBACK_CONFLICT; an inference that is not the caller's or not of this experiment is 404;
+    an experiment that is not running (its verdict is final once stopped) is 409
+    INVALID_EXPERIMENT_TRANSITION."""
     items = body if isinstance(body, list) else [body]
     feedback = [FeedbackItem(i.inference_id, i.correct, i.value) for i in items]
     return {"success": True, **container.experiments.feedback(experiment_id, feedback, caller.tenant_id)}

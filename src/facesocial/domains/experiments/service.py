@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from facesocial import errors
@@ -42,15 +41,15 @@ from facesocial.domains.experiments.stats import (
     welch_ttest,
     wilson_interval,
 )
+from facesocial.domains.registry.galleries import require_gallery_coverage
 from facesocial.store.db import Database
 from facesocial.store.tables_registry import (
     ARMS,
     SPLIT_METHODS,
     AbConclusion,
     AbExperiment,
-    AbFeedback,
     AbResult,
-    ModelComparisonMetric,
+    ModelVersion,
 )
 from facesocial.store.types import utcnow
 
@@ -102,10 +101,13 @@ class ExperimentResults:
     conclusion: Conclusion
 
 
-def compute_results(experiment: AbExperiment, repo: ExperimentRepository) -> ExperimentResults:
-    """Both arms' observations, every metric's test (challenger − baseline), and the conclusion."""
+def compute_results(
+    experiment: AbExperiment, repo: ExperimentRepository, until: datetime | None = None
+) -> ExperimentResults:
+    """Both arms' observations (up to ``until``, when given), every metric's test
+    (challenger − baseline), and the conclusion."""
     confidence = float(experiment.confidence_level)
-    samples = {arm: repo.arm_sample(experiment.experiment_id, arm) for arm in ARMS}
+    samples = {arm: repo.arm_sample(experiment.experiment_id, arm, until) for arm in ARMS}
     a, b = samples["baseline"], samples["challenger"]
     tests: dict[str, ProportionTest | MeanTest] = {
         "accuracy": two_proportion_ztest(a.correct, a.feedback, b.correct, b.feedback, confidence=confidence),
@@ -172,10 +174,12 @@ class ExperimentService:
                 ("baseline_version", spec.baseline_version),
                 ("challenger_version", spec.challenger_version),
             ):
-                if repo.version(spec.model_id, tag) is None:
+                version = repo.version(spec.model_id, tag)
+                if version is None:
                     raise errors.ModelVersionNotFoundError(
                         f"{spec.model_id} has no version {tag!r}", field=field_name, version=tag
                     )
+                self._refuse_archived(version, field_name)
             row = AbExperiment(
                 experiment_id=new_experiment_id(),
                 experiment_name=spec.name,
@@ -198,6 +202,19 @@ class ExperimentService:
             )
             repo.add(row)
             return views.experiment(row)
+
+    @staticmethod
+    def _refuse_archived(version: ModelVersion, field_name: str) -> None:
+        """An archived version is retired: it serves no traffic, not even an experiment's share
+        (docs/model-registry.md: un-archive first). 409 ILLEGAL_STAGE_TRANSITION, like canary,
+        deploy and rollback of an archived version."""
+        if version.deployment_status == "archived":
+            raise errors.IllegalStageTransitionError(
+                f"{version.version_number} is archived: move it to staging before it serves an arm",
+                field=field_name,
+                version=version.version_number,
+                stage="archived",
+            )
 
     @staticmethod
     def _check(spec: ExperimentSpec) -> None:
@@ -227,13 +244,18 @@ class ExperimentService:
         if problems:
             raise errors.InvalidExperimentError("; ".join(problems), problems=problems)
 
-    def start(self, experiment_id: str) -> dict[str, Any]:
+    def start(self, experiment_id: str, *, force: bool = False) -> dict[str, Any]:
         """draft → running. 409 INVALID_EXPERIMENT_TRANSITION (not a draft), 409 EXPERIMENT_CONFLICT
-        (another runs on the slot), 409 MODEL_VERSION_NOT_INSTALLED (an arm cannot serve here)."""
+        (another runs on the slot), 409 MODEL_VERSION_NOT_INSTALLED (an arm cannot serve here),
+        409 ILLEGAL_STAGE_TRANSITION (an arm was archived after the draft was created), 409
+        GALLERY_NOT_MIGRATED (an embedding arm's collection lacks enrolled users: identify and
+        verify routed to it would miss them; galleries.require_gallery_coverage), unless
+        ``force``; a forced start names the missing users per arm in ``gallery_missing_users``."""
         with self.database.session() as session:
             repo = ExperimentRepository(session)
             row = self._get(repo, experiment_id)
-            # The slot's row serialises starts on one slot (two starts cannot both find it free).
+            # The slot's row serialises starts on one slot (two starts cannot both find it free);
+            # the locked re-read refreshes the status a concurrent start may have changed.
             repo.slot(row.model_id, lock=True)
             row = self._get(repo, experiment_id, lock=True)
             if row.experiment_status != "draft":
@@ -247,16 +269,26 @@ class ExperimentService:
                     f"{running.experiment_id} is already running on {row.model_id}",
                     experiment_id=running.experiment_id,
                 )
-            for tag in (row.baseline_version, row.challenger_version):
+            for field_name, tag in (
+                ("baseline_version", row.baseline_version),
+                ("challenger_version", row.challenger_version),
+            ):
                 version = repo.version(row.model_id, tag)
                 if version is None or not version.is_installed:
                     raise errors.ModelVersionNotInstalledError(
                         f"{tag} is not installed on this server; `facesocial models pull` first", version=tag
                     )
+                self._refuse_archived(version, field_name)
+            missing = {
+                arm: require_gallery_coverage(session, row.model_id, tag, force=force)
+                for arm, tag in (("baseline", row.baseline_version), ("challenger", row.challenger_version))
+            }
             row.experiment_status = "running"
             row.start_date = utcnow()
             session.flush()
             body = views.experiment(row)
+            if any(missing.values()):
+                body["gallery_missing_users"] = missing
         self._changed()
         return body
 
@@ -271,10 +303,12 @@ class ExperimentService:
                     f"Only a running experiment can stop; this one is {row.experiment_status}",
                     status=row.experiment_status,
                 )
-            results = compute_results(row, repo)
+            # The end is the cut-off of the final figures: /results of the finished experiment
+            # recomputes with the same cut-off and shows the conclusion stored here.
+            row.end_date = utcnow()
+            results = compute_results(row, repo, until=row.end_date)
             decisive = results.conclusion.recommendation != "run_longer"
             row.experiment_status = "completed" if decisive else "stopped"
-            row.end_date = utcnow()
             session.flush()
             body = self._store_and_describe(session, row, results)
         self._changed()
@@ -327,11 +361,64 @@ class ExperimentService:
 
     def results(self, experiment_id: str) -> dict[str, Any]:
         """Per-arm figures, tests, conclusion; stored as ab_testing_results (one row per arm),
-        an ab_testing_conclusions row and the experiment's model_comparison_metrics row."""
+        an ab_testing_conclusions row and the experiment's model_comparison_metrics row.
+
+        A finished (completed/stopped) experiment's results are final: its figures are those up
+        to its end (feedback is refused after the stop), its conclusion is the one stored at the
+        stop, ``final`` is true, and nothing is stored again."""
         with self.database.session() as session:
             repo = ExperimentRepository(session)
             row = self._get(repo, experiment_id)
+            if row.experiment_status in ("completed", "stopped") and row.end_date is not None:
+                return self._describe_final(repo, row)
             return self._store_and_describe(session, row, compute_results(row, repo))
+
+    def _describe_final(self, repo: ExperimentRepository, row: AbExperiment) -> dict[str, Any]:
+        results = compute_results(row, repo, until=row.end_date)
+        body = self._describe(row, results, row.end_date or utcnow())
+        stored = repo.latest_conclusion(row.experiment_id)
+        if stored is not None:
+            # The verdict given at the stop, whatever a recomputation would say.
+            body["conclusion"].update(
+                recommendation=stored.recommendation,
+                reason=stored.conclusion_reason,
+                winner_version=stored.winner_version,
+                expected_improvement_percent=stored.expected_improvement_percent,
+                risk=stored.risk_assessment,
+            )
+            body["conclusion"]["winner"] = {
+                row.challenger_version: "challenger",
+                row.baseline_version: "baseline",
+            }.get(stored.winner_version or "")
+        body["final"] = True
+        return body
+
+    def _describe(self, row: AbExperiment, results: ExperimentResults, at: datetime) -> dict[str, Any]:
+        """The results body (not stored)."""
+        confidence = float(row.confidence_level)
+        conclusion = results.conclusion
+        arms: dict[str, Any] = {}
+        for arm in ARMS:
+            sample = results.samples[arm]
+            arms[arm] = {
+                "version": row.challenger_version if arm == "challenger" else row.baseline_version,
+                "sample_size": sample.inferences,
+                "subjects": sample.subjects,
+                "feedback": sample.feedback,
+                "metrics": _arm_metrics(sample, confidence),
+            }
+        winner_version = {"challenger": row.challenger_version, "baseline": row.baseline_version}.get(
+            conclusion.winner or ""
+        )
+        return {
+            "experiment": views.experiment(row),
+            "computed_at": at.isoformat(),
+            "arms": arms,
+            "tests": {name: test.as_dict() for name, test in results.tests.items()},
+            "primary_metric": conclusion.primary_metric,
+            "conclusion": {**conclusion.as_dict(), "winner_version": winner_version},
+            "final": False,
+        }
 
     def _store_and_describe(
         self, session: Session, row: AbExperiment, results: ExperimentResults
@@ -341,17 +428,9 @@ class ExperimentService:
         primary = conclusion.primary_metric
         primary_test = results.tests.get(primary) if primary else None
         now = utcnow()
-        arms: dict[str, Any] = {}
         for arm in ARMS:
             sample = results.samples[arm]
             metrics = _arm_metrics(sample, confidence)
-            arms[arm] = {
-                "version": row.challenger_version if arm == "challenger" else row.baseline_version,
-                "sample_size": sample.inferences,
-                "subjects": sample.subjects,
-                "feedback": sample.feedback,
-                "metrics": metrics,
-            }
             # The test's figures sit on the challenger's row: the baseline is the reference.
             shown = primary_test if arm == "challenger" else None
             session.add(
@@ -386,12 +465,7 @@ class ExperimentService:
                 deployment_strategy=strategy[conclusion.recommendation],
             )
         )
-        comparison = ExperimentRepository(session).comparison(row.experiment_id)
-        if comparison is None:
-            comparison = ModelComparisonMetric(
-                comparison_id=row.experiment_id, experiment_id=row.experiment_id
-            )
-            session.add(comparison)
+        comparison = ExperimentRepository(session).ensure_comparison(row.experiment_id, row.experiment_id)
         accuracy, latency = results.tests["accuracy"], results.tests["latency_ms"]
         comparison.baseline_model_id = comparison.challenger_model_id = row.model_id
         comparison.baseline_version = row.baseline_version
@@ -411,14 +485,7 @@ class ExperimentService:
         comparison.winner_version = winner_version
         comparison.completed_at = row.end_date if finished else None
         session.flush()
-        return {
-            "experiment": views.experiment(row),
-            "computed_at": now.isoformat(),
-            "arms": arms,
-            "tests": {name: test.as_dict() for name, test in results.tests.items()},
-            "primary_metric": primary,
-            "conclusion": {**conclusion.as_dict(), "winner_version": winner_version},
-        }
+        return self._describe(row, results, now)
 
     # --- feedback ---------------------------------------------------------------------------
 
@@ -430,7 +497,9 @@ class ExperimentService:
         An inference that is unknown, another tenant's, or served outside this experiment →
         404 INFERENCE_NOT_FOUND (the same answer for all three). Repeating an outcome already
         recorded is accepted and reported as ``duplicate`` (idempotent); a different outcome for
-        the same inference → 409 FEEDBACK_CONFLICT. Returns the counts and each item's status.
+        the same inference → 409 FEEDBACK_CONFLICT; an experiment that is not running (a draft,
+        or finished: its verdict is final) → 409 INVALID_EXPERIMENT_TRANSITION. Returns the
+        counts and each item's status.
         """
         if not items:
             raise errors.ValidationFailedError("Send at least one feedback item")
@@ -448,19 +517,20 @@ class ExperimentService:
                     f"Two different outcomes for {item.inference_id} in one request",
                     inference_id=item.inference_id,
                 )
-        try:
-            return self._record_feedback(experiment_id, wanted, tenant_id)
-        except IntegrityError:
-            # A concurrent request recorded one of these inferences first (unique inference_id);
-            # a second pass compares with what it stored: a duplicate, or a conflict.
-            return self._record_feedback(experiment_id, wanted, tenant_id)
+        return self._record_feedback(experiment_id, wanted, tenant_id)
 
     def _record_feedback(
         self, experiment_id: str, wanted: Mapping[str, FeedbackItem], tenant_id: uuid.UUID
     ) -> dict[str, Any]:
+        """One transaction: lock the experiment FOR SHARE (concurrent feedback proceeds, a stop
+        waits), check every inference, insert with ON CONFLICT (inference_id) DO NOTHING, then
+        read back what is stored: our rows are ``recorded``, another request's equal outcome a
+        ``duplicate``, a different one a conflict (raised: the whole request rolls back)."""
         with self.database.session() as session:
             repo = ExperimentRepository(session)
-            experiment = self._get(repo, experiment_id)
+            experiment = repo.get(experiment_id[:100], share=True)
+            if experiment is None:
+                raise errors.ExperimentNotFoundError(f"No experiment {experiment_id[:100]!r}")
             ids = list(wanted)
             inferences = repo.inferences(ids)
             for inference_id in ids:
@@ -474,37 +544,47 @@ class ExperimentService:
                         f"No inference {inference_id!r} of yours in {experiment.experiment_id}",
                         inference_id=inference_id,
                     )
-            existing = repo.feedback_of(ids)
+            # After the inference check: an inference that is not of this experiment stays 404.
+            if experiment.experiment_status != "running":
+                raise errors.InvalidExperimentTransitionError(
+                    f"Feedback is taken while an experiment runs; this one is {experiment.experiment_status}",
+                    status=experiment.experiment_status,
+                )
+            ours = {inference_id: uuid.uuid4() for inference_id in ids}
+            repo.insert_feedback(
+                [
+                    {
+                        "id": ours[inference_id],
+                        "inference_id": inference_id,
+                        "experiment_id": experiment.experiment_id,
+                        "arm": inferences[inference_id].arm,
+                        "model_id": inferences[inference_id].model_id,
+                        "model_version": inferences[inference_id].model_version,
+                        "tenant_id": tenant_id,
+                        "correct": item.correct,
+                        "value": item.value,
+                    }
+                    for inference_id, item in wanted.items()
+                ]
+            )
+            stored = repo.feedback_of(ids)
             statuses: list[dict[str, Any]] = []
             for inference_id, item in wanted.items():
-                inference = inferences[inference_id]
-                known = existing.get(inference_id)
-                if known is not None:
-                    same_value = (known.value is None and item.value is None) or (
-                        known.value is not None
-                        and item.value is not None
-                        and math.isclose(known.value, item.value)
-                    )
-                    if known.correct != item.correct or not same_value:
-                        raise errors.FeedbackConflictError(
-                            f"{inference_id} already has a different outcome", inference_id=inference_id
-                        )
-                    statuses.append({"inference_id": inference_id, "arm": known.arm, "status": "duplicate"})
+                known = stored[inference_id]
+                if known.id == ours[inference_id]:
+                    statuses.append({"inference_id": inference_id, "arm": known.arm, "status": "recorded"})
                     continue
-                session.add(
-                    AbFeedback(
-                        inference_id=inference_id,
-                        experiment_id=experiment.experiment_id,
-                        arm=inference.arm,
-                        model_id=inference.model_id,
-                        model_version=inference.model_version,
-                        tenant_id=tenant_id,
-                        correct=item.correct,
-                        value=item.value,
-                    )
+                # abs_tol: the stored value is rounded to the column's 6 decimals.
+                same_value = (known.value is None and item.value is None) or (
+                    known.value is not None
+                    and item.value is not None
+                    and math.isclose(known.value, item.value, abs_tol=1e-6)
                 )
-                statuses.append({"inference_id": inference_id, "arm": inference.arm, "status": "recorded"})
-            session.flush()
+                if known.correct != item.correct or not same_value:
+                    raise errors.FeedbackConflictError(
+                        f"{inference_id} already has a different outcome", inference_id=inference_id
+                    )
+                statuses.append({"inference_id": inference_id, "arm": known.arm, "status": "duplicate"})
         return {
             "experiment_id": experiment.experiment_id,
             "recorded": sum(1 for s in statuses if s["status"] == "recorded"),

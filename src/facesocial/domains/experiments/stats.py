@@ -181,7 +181,10 @@ class MeanTest:
 def welch_ttest(a: npt.ArrayLike, b: npt.ArrayLike, *, confidence: float = 0.95) -> MeanTest:
     """Is the challenger's mean different from the baseline's? Two-sided, unequal variances.
 
-    Fewer than 2 finite values in an arm, or zero variance in both, gives p = NaN (not significant).
+    Fewer than 2 finite values in an arm gives p = NaN (not significant). Zero variance in both
+    arms (constant samples: a model whose latency is always 5 ms) leaves no sampling error: the
+    difference is exact, so p = 0 with the interval [d, d] when the means differ (t = ±inf), and
+    p = 1 with the interval [0, 0] when they are equal (t = 0); df is then n_a + n_b − 2.
     """
     xa = np.asarray(a, dtype=np.float64).ravel()
     xb = np.asarray(b, dtype=np.float64).ravel()
@@ -201,6 +204,14 @@ def welch_ttest(a: npt.ArrayLike, b: npt.ArrayLike, *, confidence: float = 0.95)
         df = float(result.df)
         interval = result.confidence_interval(confidence_level=confidence)
         ci = (float(interval.low), float(interval.high))
+    elif sa.n >= 2 and sb.n >= 2:
+        # Both constant: SciPy answers NaN (0/0), which would keep an experiment running forever
+        # although the difference is certain.
+        df = float(sa.n + sb.n - 2)
+        if difference == 0:
+            t, p, ci = 0.0, 1.0, (0.0, 0.0)
+        else:
+            t, p, ci = math.copysign(math.inf, difference), 0.0, (difference, difference)
     return MeanTest(
         a=sa,
         b=sb,

@@ -1,11 +1,15 @@
 """Which model files can fill which serving slot, and what is known about each.
 
 One explicit map (no discovery by shape): :data:`SLOT_INFO` names every slot of
-:data:`facesocial.domains.registry.serving.SLOTS` with its kind and, for the slots whose models
-share a task with models that cannot serve them (``blazeface_back`` is a face detector the
-pipeline never runs; ``faceres`` both embeds and estimates age and gender), the model names that
-can. The other slots take every model of their task (:data:`SLOT_BY_TASK`), so a person
-detector added to the pack (task ``person_detection``) joins its slot without a change here.
+:data:`facesocial.domains.registry.serving.SLOTS` with its kind and the model names its service
+can actually run when the registry routes to them (``only_listed``): a version the service
+cannot load must not be listed as installed, or a deploy, canary or experiment of it would be
+accepted and then silently served by another model. ``blazeface_back`` is a face detector the
+pipeline never runs; ``gear`` and ``age_ssrnet`` estimate age but services/demographics.py runs
+faceres' head only (vision/attributes.py); liveness, deepfake and AI-image each load one model
+(their ``scope.resolve(..., installed=(tag,))``); counting runs vision/persons.py
+``PERSON_DETECTORS``. tests/unit/test_registry_catalogue.py checks these lists against the
+services' own.
 
 :func:`installed_versions` lists the files of this installation: dlib's own models (pip),
 the converted pack in ``models.model_dir`` (manifest.json) and the models trained here and
@@ -69,7 +73,8 @@ SLOT_INFO: Mapping[str, SlotInfo] = {
         "classification",
         "Age and gender (with emotion, and race where enabled) of each face",
         ("face_embedding+age+gender", "age+gender+race", "age"),
-        ("faceres", "gear", "age_ssrnet"),
+        # The attribute analyser runs faceres' age/gender head only (vision/attributes.py).
+        ("faceres",),
         only_listed=True,
     ),
     "liveness": SlotInfo(
@@ -77,25 +82,32 @@ SLOT_INFO: Mapping[str, SlotInfo] = {
         "classification",
         "Presentation-attack detection of a face image (antispoofing checks and liveness sessions)",
         ("face_presentation_attack_detection",),
+        ("liveness_passive",),
+        only_listed=True,
     ),
     "deepfake": SlotInfo(
         "Deepfake detection",
         "classification",
         "The learned face classifier of the deepfake ensemble (images and videos)",
         ("deepfake_face_classification",),
+        ("deepfake_sbi",),
+        only_listed=True,
     ),
     "ai_image": SlotInfo(
         "AI-generated image detection",
         "classification",
         "SkyGate's learned model (the `model` method of the AI-image ensemble)",
         ("ai_generated_image_detection",),
+        ("skygate_mlp",),
+        only_listed=True,
     ),
     "person_detection": SlotInfo(
         "Person detection",
         "detection",
         "Person boxes for people counting and tracking in video",
         ("person_detection",),
-        ("nanodet", "centernet"),
+        ("nanodet", "centernet"),  # vision/persons.py PERSON_DETECTORS
+        only_listed=True,
     ),
 }
 assert tuple(SLOT_INFO) == SLOTS  # one entry per slot, in the contract's order
@@ -117,9 +129,8 @@ VALIDATION_METRICS: Mapping[tuple[str, str], Mapping[str, Any]] = {
     ("face_embedding", "faceres"): {"lfw_accuracy": 0.9577, "lfw_auc": 0.9899, "tar_at_fmr_1e-3": 0.717},
     ("face_embedding", "mobileface"): {"lfw_accuracy": 0.8893, "lfw_auc": 0.9537, "tar_at_fmr_1e-3": 0.401},
     # docs/accuracy.md "Age and gender" (UTKFace, ages 16-70)
+    # (gear 9.24 / 0.745 and age_ssrnet 9.30 are measured there too, but no service runs them.)
     ("demographics", "faceres"): {"age_mae_16_70": 7.66, "gender_accuracy_16_70": 0.947},
-    ("demographics", "gear"): {"age_mae_16_70": 9.24, "gender_accuracy_16_70": 0.745},
-    ("demographics", "age_ssrnet"): {"age_mae_16_70": 9.30},
     # docs/accuracy.md "Passive presentation-attack detection", out-of-fold at the default threshold
     ("liveness", "liveness_passive"): {"acer": 0.0501, "eer": 0.0497, "apcer_max": 0.0497, "bpcer": 0.0505},
     # docs/accuracy.md "AI-generated image detection": the learned model's AUC on the test split

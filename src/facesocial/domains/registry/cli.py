@@ -28,6 +28,14 @@ DataDir = Annotated[
 ]
 Slot = Annotated[str, typer.Argument(help="The slot: face_detection, face_embedding, person_detection, ...")]
 VersionArg = Annotated[str, typer.Argument(help="The version's model tag, e.g. retinaface_mnet025@0.1.0")]
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="face_embedding: serve the version although its gallery misses enrolled users "
+        "(else GALLERY_NOT_MIGRATED; run `facesocial index migrate --to MODEL` first)",
+    ),
+]
 
 
 def _print(payload: Any) -> None:
@@ -68,6 +76,7 @@ def models_deploy(
         str | None,
         typer.Option("--stage", help="Only move the version to this stage: development|staging|archived"),
     ] = None,
+    force: Force = False,
     data_dir: DataDir = None,
 ) -> None:
     """Make VERSION production (or a canary with --canary, or move it to --stage)."""
@@ -76,10 +85,10 @@ def models_deploy(
 
     def act(registry: DeploymentService) -> Any:
         if canary is not None:
-            return registry.set_canary(slot, version, canary, CLI_ACTOR)
+            return registry.set_canary(slot, version, canary, CLI_ACTOR, force=force)
         if stage is not None:
-            return registry.set_stage(slot, version, stage, CLI_ACTOR)
-        return registry.deploy(slot, version, CLI_ACTOR)
+            return registry.set_stage(slot, version, stage, CLI_ACTOR, force=force)
+        return registry.deploy(slot, version, CLI_ACTOR, force=force)
 
     _run(data_dir, act)
 
@@ -88,25 +97,27 @@ def models_stage(
     slot: Slot,
     version: VersionArg,
     stage: Annotated[str, typer.Argument(help="development | staging | production | archived")],
+    force: Force = False,
     data_dir: DataDir = None,
 ) -> None:
     """Move VERSION to STAGE (production: as deploy)."""
-    _run(data_dir, lambda registry: registry.set_stage(slot, version, stage, CLI_ACTOR))
+    _run(data_dir, lambda registry: registry.set_stage(slot, version, stage, CLI_ACTOR, force=force))
 
 
 def models_canary(
     slot: Slot,
     version: VersionArg,
     percent: Annotated[float, typer.Argument(min=1, max=99, help="Share of the slot's callers, 1..99")],
+    force: Force = False,
     data_dir: DataDir = None,
 ) -> None:
     """VERSION serves PERCENT of the slot's callers (stable per caller); replaces another canary."""
-    _run(data_dir, lambda registry: registry.set_canary(slot, version, percent, CLI_ACTOR))
+    _run(data_dir, lambda registry: registry.set_canary(slot, version, percent, CLI_ACTOR, force=force))
 
 
-def models_promote(slot: Slot, data_dir: DataDir = None) -> None:
+def models_promote(slot: Slot, force: Force = False, data_dir: DataDir = None) -> None:
     """The slot's canary becomes production (the previous production goes to staging)."""
-    _run(data_dir, lambda registry: registry.promote(slot, CLI_ACTOR))
+    _run(data_dir, lambda registry: registry.promote(slot, CLI_ACTOR, force=force))
 
 
 def models_canary_end(slot: Slot, data_dir: DataDir = None) -> None:
@@ -118,10 +129,11 @@ def models_rollback(
     slot: Slot,
     version: VersionArg,
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the deployment history)")],
+    force: Force = False,
     data_dir: DataDir = None,
 ) -> None:
     """Serve VERSION again at once (any canary ends); the reason is recorded."""
-    _run(data_dir, lambda registry: registry.rollback(slot, version, reason, CLI_ACTOR))
+    _run(data_dir, lambda registry: registry.rollback(slot, version, reason, CLI_ACTOR, force=force))
 
 
 def models_history(

@@ -11,7 +11,9 @@ change (the slot would be left without one): deploy or roll back another version
 A canary is a staging version serving ``canary_percent`` (1..99) of the slot's traffic, chosen
 by a stable hash of the caller (routing.py); one per slot (a new one replaces the old).
 Only a version installed on this server can go to production or be a canary
-(``MODEL_VERSION_NOT_INSTALLED``, 409).
+(``MODEL_VERSION_NOT_INSTALLED``, 409). A face_embedding version must also hold every enrolled
+user in its gallery (galleries.py: ``GALLERY_NOT_MIGRATED``, 409, unless ``force``, which the
+pipeline row records as ``force: true`` with ``missing_users``).
 
 Every action is one transaction that first locks the slot's ``registered_models`` row
 (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write lock is taken at BEGIN), so two
@@ -35,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from facesocial import errors
 from facesocial.domains.registry import views
+from facesocial.domains.registry.galleries import require_gallery_coverage
 from facesocial.domains.registry.serving import SLOTS
 from facesocial.store.db import Database
 from facesocial.store.tables_registry import (
@@ -120,12 +123,15 @@ class DeploymentService:
 
     # --- actions ----------------------------------------------------------------------------
 
-    def set_stage(self, slot: str, version: str, stage: str, actor: Actor) -> dict[str, Any]:
-        """Move ``version`` to ``stage`` (:data:`TRANSITIONS`); to ``production`` it is a deploy."""
+    def set_stage(
+        self, slot: str, version: str, stage: str, actor: Actor, *, force: bool = False
+    ) -> dict[str, Any]:
+        """Move ``version`` to ``stage`` (:data:`TRANSITIONS`); to ``production`` it is a deploy
+        (``force``: as :meth:`deploy`)."""
         if stage not in STAGES:
             raise errors.ValidationFailedError(f"stage must be one of {', '.join(STAGES)}")
         if stage == "production":
-            return self.deploy(slot, version, actor)
+            return self.deploy(slot, version, actor, force=force)
         with self._action(slot) as (session, _model):
             row = self._version(session, slot, version)
             before = row.deployment_status
@@ -138,8 +144,12 @@ class DeploymentService:
             )
         return entry
 
-    def deploy(self, slot: str, version: str, actor: Actor) -> dict[str, Any]:
-        """``version`` becomes production now (passing staging); the old one goes to staging."""
+    def deploy(self, slot: str, version: str, actor: Actor, *, force: bool = False) -> dict[str, Any]:
+        """``version`` becomes production now (passing staging); the old one goes to staging.
+
+        Raises ``GALLERY_NOT_MIGRATED`` (409) for a face_embedding version whose gallery misses
+        enrolled users, unless ``force`` (galleries.py).
+        """
         with self._action(slot) as (session, model):
             row = self._version(session, slot, version)
             before = row.deployment_status
@@ -149,16 +159,22 @@ class DeploymentService:
                 )
             _check_transition(version, before, "production")
             _require_installed(row)
+            forced = _forced(require_gallery_coverage(session, slot, version, force=force), force)
             stages = ["staging", "production"] if before == "development" else [before, "production"]
             previous = self._make_production(session, model, row)
             entry = self._log(
-                session, slot, version, actor, "deploy", stages, "production", {"previous_version": previous},
-                rollback_version=previous,
+                session, slot, version, actor, "deploy", stages, "production",
+                {"previous_version": previous, **forced}, rollback_version=previous,
             )  # fmt: skip
         return entry
 
-    def set_canary(self, slot: str, version: str, percent: float, actor: Actor) -> dict[str, Any]:
-        """``version`` serves ``percent`` (1..99) of the slot's traffic; replaces another canary."""
+    def set_canary(
+        self, slot: str, version: str, percent: float, actor: Actor, *, force: bool = False
+    ) -> dict[str, Any]:
+        """``version`` serves ``percent`` (1..99) of the slot's traffic; replaces another canary.
+
+        Raises ``GALLERY_NOT_MIGRATED`` (409) as :meth:`deploy`, unless ``force``.
+        """
         if not CANARY_MIN <= percent <= CANARY_MAX:
             raise errors.ValidationFailedError(f"percent must be within {CANARY_MIN:g}..{CANARY_MAX:g}")
         with self._action(slot) as (session, model):
@@ -173,6 +189,7 @@ class DeploymentService:
                     f"{version} is archived: move it to staging first", stage=row.deployment_status
                 )
             _require_installed(row)
+            forced = _forced(require_gallery_coverage(session, slot, version, force=force), force)
             replaced = None
             for other in self._canaries(session, slot):
                 if other.version_number != version:
@@ -184,7 +201,7 @@ class DeploymentService:
             entry = self._log(
                 session, slot, version, actor, "canary", [before, "staging"], "staging",
                 {"canary_percent": row.canary_percent, "replaced_canary": replaced,
-                 "production_version": model.model_version},
+                 "production_version": model.model_version, **forced},
                 rollback_version=model.model_version,
             )  # fmt: skip
         return entry
@@ -203,27 +220,37 @@ class DeploymentService:
             )  # fmt: skip
         return entry
 
-    def promote(self, slot: str, actor: Actor) -> dict[str, Any]:
-        """The canary becomes production; the previous production version goes to staging."""
+    def promote(self, slot: str, actor: Actor, *, force: bool = False) -> dict[str, Any]:
+        """The canary becomes production; the previous production version goes to staging.
+
+        The canary's gallery is checked again (users enrolled while it ran are in it, but one
+        forced in is not): ``GALLERY_NOT_MIGRATED`` (409) unless ``force``.
+        """
         with self._action(slot) as (session, model):
             canaries = self._canaries(session, slot)
             if not canaries:
                 raise errors.NoCanaryError(f"{slot} has no canary to promote")
             row = canaries[0]
             _require_installed(row)
+            forced = _forced(require_gallery_coverage(session, slot, row.version_number, force=force), force)
             percent = row.canary_percent
             previous = self._make_production(session, model, row)
             entry = self._log(
                 session, slot, row.version_number, actor, "promote", ["staging", "production"], "production",
-                {"previous_version": previous, "canary_percent": percent}, rollback_version=previous,
+                {"previous_version": previous, "canary_percent": percent, **forced},
+                rollback_version=previous,
             )  # fmt: skip
         return entry
 
-    def rollback(self, slot: str, version: str, reason: str, actor: Actor) -> dict[str, Any]:
+    def rollback(
+        self, slot: str, version: str, reason: str, actor: Actor, *, force: bool = False
+    ) -> dict[str, Any]:
         """``version`` becomes production at once and any canary ends; ``reason`` is recorded.
 
         Rolling back to the current production version only ends the canary. Archived versions
-        are refused (409): un-archive first, so a retired file is never revived by mistake.
+        are refused (409): un-archive first, so a retired file is never revived by mistake. A
+        face_embedding version whose gallery misses enrolled users: ``GALLERY_NOT_MIGRATED``
+        (409) unless ``force`` (galleries.py).
         """
         reason = reason.strip()
         if not reason or len(reason) > MAX_REASON:
@@ -236,6 +263,9 @@ class DeploymentService:
                     f"{version} is archived: move it to staging first", stage=before
                 )
             _require_installed(row)
+            forced: dict[str, Any] = {}
+            if before != "production":
+                forced = _forced(require_gallery_coverage(session, slot, version, force=force), force)
             ended = [c.version_number for c in self._canaries(session, slot)]
             for other in self._canaries(session, slot):
                 other.canary_percent = None
@@ -244,7 +274,7 @@ class DeploymentService:
                 previous = self._make_production(session, model, row)
             entry = self._log(
                 session, slot, version, actor, "rollback", [before, "production"], "production",
-                {"previous_version": previous, "ended_canaries": ended},
+                {"previous_version": previous, "ended_canaries": ended, **forced},
                 rollback_version=previous, reason=reason,
             )  # fmt: skip
         return entry
@@ -385,6 +415,11 @@ def _check_transition(version: str, before: str, stage: str) -> None:
         raise errors.IllegalStageTransitionError(
             f"{version} cannot go from {before} to {stage}", stage=before, allowed=sorted(TRANSITIONS[before])
         )
+
+
+def _forced(missing: int, force: bool) -> dict[str, Any]:
+    """What a pipeline row records of a forced gallery check (nothing without ``force``)."""
+    return {"force": True, "missing_users": missing} if force else {}
 
 
 def _require_installed(row: ModelVersion) -> None:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ from facesocial.store.tables_registry import (
     ModelDriftMetric,
     ModelInferenceResult,
     ModelPerformanceMetric,
+    ModelVersion,
     RegisteredModel,
 )
 from facesocial.store.types import utcnow
@@ -58,18 +59,43 @@ MIN_FEEDBACK = 30
 CURRENT_WINDOW = timedelta(days=1)
 BASELINE_WINDOW = timedelta(days=7)
 OUTPUT_FEATURES = ("confidence",)
+# The span a window may cover, in UTC: no inference record lies outside it, and window arithmetic
+# (the default baseline = 7 days before the current window) and the stored TIMESTAMPTZ columns
+# stay far from datetime's year 1..9999 limits, which raise OverflowError (a 500) instead.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _in_span(moment: datetime, what: str) -> datetime:
+    """``moment`` in UTC; 422 VALIDATION_ERROR outside [:data:`EARLIEST`, :data:`LATEST`]."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise errors.ValidationFailedError(
+            f"The {what} must lie between {EARLIEST.isoformat()} and {LATEST.isoformat()}",
+            field=what,
+        )
+    return utc
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A half-open time interval ``[start, end)`` (timezone-aware)."""
+    """A half-open time interval ``[start, end)``: timezone-aware, stored in UTC, within
+    :data:`EARLIEST` .. :data:`LATEST` (else 422 VALIDATION_ERROR). ``name`` words the errors."""
 
     start: datetime
     end: datetime
+    name: str = field(default="window", compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "start", _in_span(self.start, f"{self.name}.start"))
+        object.__setattr__(self, "end", _in_span(self.end, f"{self.name}.end"))
         if self.end <= self.start:
-            raise errors.ValidationFailedError("A window's end must come after its start")
+            raise errors.ValidationFailedError(
+                f"{self.name}.end must come after {self.name}.start", field=self.name
+            )
 
     @property
     def seconds(self) -> float:
@@ -103,6 +129,18 @@ class ModelMonitoring:
         found = session.scalar(select(RegisteredModel.id).where(RegisteredModel.model_id == model_id))
         if found is None:
             raise errors.ModelNotFoundError(f"No model slot {model_id!r}", model_id=model_id)
+
+    @staticmethod
+    def _require_version(session: Session, model_id: str, version: str) -> None:
+        found = session.scalar(
+            select(ModelVersion.id).where(
+                ModelVersion.model_id == model_id, ModelVersion.version_number == version
+            )
+        )
+        if found is None:
+            raise errors.ModelVersionNotFoundError(
+                f"{model_id} has no version {version!r}", field="version", version=version
+            )
 
     @staticmethod
     def _rows(session: Session, model_id: str, version: str | None, window: Window) -> Sequence[Any]:
@@ -150,9 +188,13 @@ class ModelMonitoring:
     ) -> dict[str, Any]:
         """Compare ``current`` with ``baseline`` for the slot (one version, or all) and store the
         check. ``features``: only these (default: every feature present in both windows).
-        Raises ModelNotFoundError for an unknown slot. Returns the stored check (views.drift)."""
+        Raises ModelNotFoundError for an unknown slot, ModelVersionNotFoundError for a version
+        the slot does not list (a typo must not read as "no drift"). Returns the stored check
+        (views.drift)."""
         with self.database.session() as session:
             self._require_slot(session, model_id)
+            if version is not None:
+                self._require_version(session, model_id, version)
             base = features_of(self._rows(session, model_id, version, baseline))
             cur = features_of(self._rows(session, model_id, version, current))
             if features is not None:

@@ -50,9 +50,9 @@ class WindowBody(BaseModel):
     end: AwareDatetime
 
     def window(self, name: str) -> Window:
-        if self.end <= self.start:
-            raise errors.ValidationFailedError(f"{name}.end must come after {name}.start", field=name)
-        return Window(self.start, self.end)
+        """The window; 422 VALIDATION_ERROR when end <= start or either lies outside
+        1970-01-01 .. 9000-01-01 UTC (monitoring.EARLIEST/LATEST)."""
+        return Window(self.start, self.end, name)
 
 
 class DriftCheckBody(BaseModel):
@@ -77,19 +77,23 @@ class DriftCheckBody(BaseModel):
     name="check_model_drift",
     response_model=None,
     status_code=201,
-    responses=error_responses(errors.ValidationFailedError),
+    responses=error_responses(errors.ValidationFailedError, errors.ModelVersionNotFoundError),
 )
 def check_drift(container: ContainerDep, model_id: str, body: DriftCheckBody | None = None) -> JSONResponse:
     """Compare the current window's confidences and input features with the baseline window's
     (PSI over baseline-quantile bins, KS test); store and return the check: per-feature figures,
-    severity none|low|medium|high|critical, ``alerted`` (high or worse)."""
+    severity none|low|medium|high|critical, ``alerted`` (high or worse). 422 VALIDATION_ERROR for
+    a window outside 1970..9000 UTC (or end <= start), 404 MODEL_VERSION_NOT_FOUND for a version
+    the slot does not list."""
     body = body or DriftCheckBody()
     now = utcnow()
-    current = body.current.window("current") if body.current else Window(now - CURRENT_WINDOW, now)
+    current = body.current.window("current") if body.current else Window(now - CURRENT_WINDOW, now, "current")
+    # current.start is at least EARLIEST (1970), so the subtraction cannot overflow; a baseline
+    # reaching before 1970 is refused by Window (422).
     baseline = (
         body.baseline.window("baseline")
         if body.baseline
-        else Window(current.start - BASELINE_WINDOW, current.start)
+        else Window(current.start - BASELINE_WINDOW, current.start, "baseline")
     )
     check = container.model_monitoring.check_drift(
         model_id[:100],

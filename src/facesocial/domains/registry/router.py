@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from facesocial import errors
 from facesocial.api.deps import CallerDep, ContainerDep, rate_limited
@@ -48,9 +48,20 @@ _VERSION = error_responses(
     errors.ModelVersionNotFoundError,
     errors.ModelVersionNotInstalledError,
     errors.IllegalStageTransitionError,
+    errors.GalleryNotMigratedError,
 )
 _CANARY = error_responses(
-    errors.ModelNotFoundError, errors.NoCanaryError, errors.ModelVersionNotInstalledError
+    errors.ModelNotFoundError,
+    errors.NoCanaryError,
+    errors.ModelVersionNotInstalledError,
+    errors.GalleryNotMigratedError,
+)
+# face_embedding only: route to a version whose gallery misses enrolled users (galleries.py).
+_FORCE = Field(
+    default=False,
+    description="face_embedding: serve the version although its gallery misses enrolled users "
+    "(otherwise 409 GALLERY_NOT_MIGRATED; run `facesocial index migrate --to <model>` first). "
+    "Recorded in the deployment row with the missing count",
 )
 
 
@@ -60,6 +71,7 @@ class StageRequest(BaseModel):
     stage: Literal["development", "staging", "production", "archived"] = Field(
         description="development -> staging -> production; archived retires a version"
     )
+    force: bool = _FORCE
 
 
 class CanaryRequest(BaseModel):
@@ -68,15 +80,24 @@ class CanaryRequest(BaseModel):
     version: str = Field(
         min_length=1, max_length=64, description="The model tag, e.g. retinaface_mnet025@0.1.0"
     )
-    percent: float = Field(
+    # Strict: JSON true is not the number 1, nor "5" a number.
+    percent: StrictFloat = Field(
         ge=CANARY_MIN, le=CANARY_MAX, allow_inf_nan=False, description="Share of the slot's callers, 1..99"
     )
+    force: bool = _FORCE
 
 
 class DeployRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str = Field(min_length=1, max_length=64)
+    force: bool = _FORCE
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    force: bool = _FORCE
 
 
 class RollbackRequest(BaseModel):
@@ -86,6 +107,7 @@ class RollbackRequest(BaseModel):
     reason: str = Field(
         min_length=1, max_length=MAX_REASON, description="Why (kept in the deployment history)"
     )
+    force: bool = _FORCE
 
 
 def _actor(caller: Principal) -> Actor:
@@ -136,14 +158,14 @@ def set_stage(
     container: ContainerDep, caller: CallerDep, model_id: str, version: str, body: StageRequest
 ) -> dict[str, Any]:
     """Move a version between stages; ``production`` deploys it (the old one goes to staging)."""
-    deployment = container.registry.set_stage(model_id, version, body.stage, _actor(caller))
+    deployment = container.registry.set_stage(model_id, version, body.stage, _actor(caller), force=body.force)
     return _changed(container, model_id, deployment)
 
 
 @router.post("/{model_id}/deploy", name="deploy_model", response_model=None, responses=_VERSION)
 def deploy(container: ContainerDep, caller: CallerDep, model_id: str, body: DeployRequest) -> dict[str, Any]:
     """Make a version production now (its canary, if any, ends)."""
-    deployment = container.registry.deploy(model_id, body.version, _actor(caller))
+    deployment = container.registry.deploy(model_id, body.version, _actor(caller), force=body.force)
     return _changed(container, model_id, deployment)
 
 
@@ -152,7 +174,9 @@ def set_canary(
     container: ContainerDep, caller: CallerDep, model_id: str, body: CanaryRequest
 ) -> dict[str, Any]:
     """A version serves ``percent`` of the slot's callers (stable per caller); replaces a canary."""
-    deployment = container.registry.set_canary(model_id, body.version, body.percent, _actor(caller))
+    deployment = container.registry.set_canary(
+        model_id, body.version, body.percent, _actor(caller), force=body.force
+    )
     return _changed(container, model_id, deployment)
 
 
@@ -164,9 +188,13 @@ def end_canary(container: ContainerDep, caller: CallerDep, model_id: str) -> dic
 
 
 @router.post("/{model_id}/promote", name="promote_model_canary", response_model=None, responses=_CANARY)
-def promote(container: ContainerDep, caller: CallerDep, model_id: str) -> dict[str, Any]:
-    """The canary becomes production; the previous production version goes to staging."""
-    deployment = container.registry.promote(model_id, _actor(caller))
+def promote(
+    container: ContainerDep, caller: CallerDep, model_id: str, body: PromoteRequest | None = None
+) -> dict[str, Any]:
+    """The canary becomes production; the previous production version goes to staging (the body
+    ``{"force": true}`` is optional)."""
+    force = body.force if body is not None else False
+    deployment = container.registry.promote(model_id, _actor(caller), force=force)
     return _changed(container, model_id, deployment)
 
 
@@ -175,5 +203,7 @@ def rollback(
     container: ContainerDep, caller: CallerDep, model_id: str, body: RollbackRequest
 ) -> dict[str, Any]:
     """Serve a named version again at once, with a reason; any canary ends."""
-    deployment = container.registry.rollback(model_id, body.version, body.reason, _actor(caller))
+    deployment = container.registry.rollback(
+        model_id, body.version, body.reason, _actor(caller), force=body.force
+    )
     return _changed(container, model_id, deployment)

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import Counter
@@ -109,10 +109,16 @@ def load_states(database: Database) -> dict[str, SlotState]:
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
+    """An experiment arm given to a subject, to be written with its first recorded inference.
+
+    ``inference_id``: the decision's own id, under which the router also keeps it (for a
+    decision that lost the carried copy, e.g. one kept in a job's payload as a dict)."""
+
     experiment: ExperimentSnapshot
     key: RoutingKey
     subject: str
     reason: str
+    inference_id: str
 
 
 class DbModelRouter:
@@ -212,8 +218,10 @@ class DbModelRouter:
             version = experiment.version_of(arm)
             if self._runnable(slot, version, installed):
                 serving = Serving(slot, version, "experiment", experiment.experiment_id, arm)
-                self._remember(serving.inference_id, _Pending(experiment, key, subject, reason))
-                return serving
+                pending = _Pending(experiment, key, subject, reason, serving.inference_id)
+                self._remember(serving.inference_id, pending)
+                # Carried on the decision too: a batch item's copy has another inference id.
+                return replace(serving, assignment=pending)
         if state.canary is not None and state.canary_percent > 0:
             # The caller (API key or account) keeps one version while the share is unchanged.
             subject = key.user_key or key.request_id
@@ -247,10 +255,17 @@ class DbModelRouter:
 
     def record(self, record: InferenceRecord) -> None:
         """One ``model_inference_results`` row (and, for an experiment arm, the subject's first
-        assignment), in one transaction. Never raises: a failure is logged and counted."""
+        assignment), in one transaction. Never raises: a failure is logged and counted.
+
+        The assignment comes with the decision (``Serving.assignment``, also on each batch
+        item's copy under its own inference id), else from the entry kept under the inference
+        id; the kept entry is dropped at the first record of either. Repeats are harmless
+        (``record_assignment`` inserts if absent)."""
         serving = record.serving
+        carried = serving.assignment if isinstance(serving.assignment, _Pending) else None
         with self._pending_lock:
-            pending = self._pending.pop(serving.inference_id, None)
+            kept = self._pending.pop(carried.inference_id if carried else serving.inference_id, None)
+        pending = carried or kept
         try:
             with self._database.session() as session:
                 session.add(inference_row(record))

@@ -65,6 +65,10 @@ class Serving:
     experiment_id: str | None = None
     arm: Arm | None = None
     inference_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The router's pending experiment assignment of this decision (routing.py), carried by every
+    # copy (``ServingScope.item()`` copies it under a fresh inference id per batch item), so each
+    # item's record writes the subject's assignment. Opaque to services; not in as_dict().
+    assignment: object | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The ``serving`` object of a response: ``{"slot", "version", "route", "experiment_id",

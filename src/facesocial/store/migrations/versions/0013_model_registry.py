@@ -559,7 +559,7 @@ def upgrade() -> None:
         sa.Column("model_version", sa.String(length=64), nullable=True),
         sa.Column("tenant_id", sa.Uuid(), nullable=True),
         sa.Column("correct", sa.Boolean(), nullable=True),
-        sa.Column("value", sa.Numeric(precision=14, scale=6, asdecimal=False), nullable=True),
+        sa.Column("value", sa.Numeric(precision=16, scale=6, asdecimal=False), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ab_testing_feedback")),
         sa.UniqueConstraint("inference_id", name=op.f("uq_ab_testing_feedback_inference_id")),
