@@ -314,3 +314,25 @@ def test_real_detections_on_a_degraded_camera_drift(
         assert quality["current_mean"] < quality["baseline_mean"]
         assert check["alerted"] is True and check["severity"] in ("high", "critical")
         assert check["features"]["width"]["psi"] == pytest.approx(0.0)  # same size: no covariate change there
+
+
+def test_a_check_without_a_version_watches_production_not_a_canary_beside_it(app: App) -> None:
+    """A canary's different scores next to a steady production version are a model change, not
+    drift of the data: a check without ``version`` compares the production version alone."""
+    rng = np.random.default_rng(5)
+    production = app.production()
+    now = utcnow()
+    base_start, current_start = now - timedelta(days=2), now - timedelta(hours=1)
+    add_rows(app, production, base_start, rng.beta(8, 2, 800), rng.normal(0.70, 0.10, 800))
+    add_rows(app, production, current_start, rng.beta(8, 2, 400), rng.normal(0.70, 0.10, 400))
+    add_rows(app, "canary-model@1", current_start, rng.beta(3, 5, 400), rng.normal(0.40, 0.10, 400))
+    body = {
+        "baseline": window(base_start, base_start + timedelta(hours=1)),
+        "current": window(current_start, now),
+    }
+    response = app.client.post(f"{DRIFT}/check", json=body, headers=app.operator)
+    assert response.status_code == 201, response.text
+    check = response.json()["drift"]
+    assert check["model_version"] == production
+    assert check["features"]["confidence"]["n_current"] == 400
+    assert check["alerted"] is False

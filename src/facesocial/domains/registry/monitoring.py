@@ -186,8 +186,12 @@ class ModelMonitoring:
         features: Sequence[str] | None = None,
         min_samples: int = MIN_SAMPLES,
     ) -> dict[str, Any]:
-        """Compare ``current`` with ``baseline`` for the slot (one version, or all) and store the
-        check. ``features``: only these (default: every feature present in both windows).
+        """Compare ``current`` with ``baseline`` for one version of the slot and store the check.
+
+        ``version``: default the slot's production version — mixing versions would report a
+        model change (a canary, a promotion) as drift of the data; a slot without a production
+        version is checked over all its inferences. ``features``: only these (default: every
+        feature present in both windows).
         Raises ModelNotFoundError for an unknown slot, ModelVersionNotFoundError for a version
         the slot does not list (a typo must not read as "no drift"). Returns the stored check
         (views.drift)."""
@@ -195,6 +199,12 @@ class ModelMonitoring:
             self._require_slot(session, model_id)
             if version is not None:
                 self._require_version(session, model_id, version)
+            else:
+                version = session.scalar(
+                    select(ModelVersion.version_number).where(
+                        ModelVersion.model_id == model_id, ModelVersion.deployment_status == "production"
+                    )
+                )
             base = features_of(self._rows(session, model_id, version, baseline))
             cur = features_of(self._rows(session, model_id, version, current))
             if features is not None:
