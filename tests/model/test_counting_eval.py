@@ -82,6 +82,7 @@ TUD_BOUNDS: dict[str, dict[str, float]] = {
     "centernet": {"mota": 0.52, "idf1": 0.50, "num_switches": 5, "abs_error": 2},  # 0.574, 0.551, 3, 1
 }
 PETS_5FPS_BOUNDS: dict[str, dict[str, float]] = {
-    "nanodet": {"mota": 0.77, "idf1": 0.66, "relative_error": 0.14},  # 0.826, 0.713, 0.063
+    # 0.826, 0.713, 0.095 with the default line band (0.063 without: luck, docs/accuracy.md)
+    "nanodet": {"mota": 0.77, "idf1": 0.66, "relative_error": 0.16},
     "centernet": {"mota": 0.69, "idf1": 0.56, "relative_error": 0.19},  # 0.741, 0.610, 0.111
 }

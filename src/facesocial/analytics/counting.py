@@ -24,23 +24,28 @@ crossed).
 
 Debounce (a person lingering on the line counts once; jitter does not flap):
 
-* points within the *band* around the line (``margin`` pixels, or ``relative_margin`` of the
-  person's box height when given) change nothing; a track must leave the band on the other side;
+* points within the *band* around the line (half-width ``margin`` pixels or ``relative_margin``
+  of the person's box height, whichever is larger; by default 3 px / 3 %) change nothing — a
+  track must leave the band on the other side before a crossing is pending (hysteresis), and
+  after a crossing it counts back only once beyond the band on the first side;
 * the new side must then hold for ``min_frames`` updates *and* ``min_ms`` of video time before
   the crossing counts (the event carries the time and point where the line was crossed);
 * coming back to the old side before that cancels the pending crossing: nothing counts, in
   either direction;
-* a track first seen on one side has not crossed anything (its first side is just noted);
+* a track first seen on one side has not crossed anything (its first side is just noted; first
+  seen inside the band, the side of the line it stands on);
 * a track that ends (:meth:`LineCounter.end_track`) while a crossing is pending has left the
   scene on the new side: it counts when it held that side for at least one update (a person who
-  crosses a line near the frame edge and walks out cannot hold the side for ``min_frames``).
+  crosses a line near the frame edge and walks out cannot hold the side for ``min_frames``); so
+  does a track last seen past the line but still inside the band.
 
 **Zones.** A :class:`CountingZone` is a simple polygon (≥ 3 points, not self-intersecting —
-callers validate). A track is inside when its point is inside the polygon (even-odd rule; points
-on the edge count as outside). ``"entry"`` is emitted when being inside has held for
-``min_frames``/``min_ms`` (also for a track first seen inside: occupancy counts whoever is in
-the zone), ``"exit"`` when being outside has held as long after an entry, or when the track ends
-while inside (at its last time). Occupancy = entries − exits; ``peak`` is its maximum.
+callers validate). A track is inside when its point is inside the polygon (even-odd rule) or on
+its boundary (a person whose box is clipped at the frame's edge stands on a zone edge drawn there).
+``"entry"`` is emitted when being inside has held for ``min_frames``/``min_ms`` (also for a track
+first seen inside: occupancy counts whoever is in the zone), ``"exit"`` when being outside has held
+as long after an entry, or when the track ends while inside (at its last time). Occupancy = entries
+− exits; ``peak`` is its maximum.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ CrossingKind = Literal["cross_line", "entry", "exit"]
 # A crossing point within this fraction of the segment's length beyond an end still counts
 # (the step's intersection is computed in floating point; an exact endpoint hit must count).
 _EXTENT_TOLERANCE = 1e-9
+# A zone point this close (pixels) to an edge is on it, hence inside (floating-point slack only).
+_EDGE_TOLERANCE = 1e-6
 
 
 def _finite_point(value: Point, what: str) -> Point:
@@ -122,18 +129,31 @@ class CountingZone:
         object.__setattr__(self, "polygon", points)
 
     def contains(self, point: Point) -> bool:
-        """Even-odd (ray casting) inside test; points on an edge may fall either way."""
+        """Even-odd (ray casting) inside test; a point on an edge or vertex (within
+        :data:`_EDGE_TOLERANCE` px) is inside — boxes are clipped to the image, so a person cut
+        off by the frame's bottom stands exactly on a zone edge drawn along it."""
         x, y = point
         inside = False
         n = len(self.polygon)
         for i in range(n):
             x1, y1 = self.polygon[i]
             x2, y2 = self.polygon[(i + 1) % n]
+            if _on_segment(point, (x1, y1), (x2, y2)):
+                return True
             if (y1 > y) != (y2 > y):
                 x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
                 if x < x_cross:
                     inside = not inside
         return inside
+
+
+def _on_segment(point: Point, a: Point, b: Point) -> bool:
+    """Whether ``point`` lies on the segment a–b within :data:`_EDGE_TOLERANCE` pixels."""
+    (px, py), (ax, ay), (bx, by) = point, a, b
+    dx, dy = bx - ax, by - ay
+    length_sq = dx * dx + dy * dy
+    t = 0.0 if length_sq == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / length_sq))
+    return math.hypot(px - (ax + t * dx), py - (ay + t * dy)) <= _EDGE_TOLERANCE
 
 
 def _polygon_area(points: tuple[Point, ...]) -> float:
@@ -154,18 +174,21 @@ class Debounce:
     is larger.
 
     Defaults: 2 updates and 200 ms between the first and the latest update on the new side (at
-    5 frames/s two samples; at 25 frames/s six — a step, not a sway), and no band. Measured on
-    PETS09-S2L1 with NanoDet (docs/accuracy.md, "People tracking and counting"): a band of 5 % of
-    the box height — for a box bottom that wobbles while someone walks *along* a line — cut the
-    centre-line counting error from 11 to 6 of 63 crossings at 10 frames/s but raised it from 4
-    to 7 at 5 frames/s (the API's default rate), where the time rule already absorbs the wobble
-    and the band loses crossings of tracks that end near the line; so it is off by default.
+    5 frames/s two samples; at 25 frames/s six — a step, not a sway), and a band of 3 px or 3 %
+    of the box height, whichever is larger (4.5 px for a person 150 px tall). Measured with
+    ``facesocial eval tracking`` (docs/accuracy.md, "People tracking and counting"): any band from
+    2 px to 5 % of the height removes the flapping of people who stand *on* a line or walk along
+    it — PETS09-S2L1 with NanoDet, centre-line count error 11 → 5 of 63 crossings at 10 frames/s;
+    at 5 frames/s 4 → 6, where the 4 was luck: a man standing on ``h_centre`` counted 2 in and 2
+    out, cancelling 4 crossings NanoDet missed. On ground-truth boxes 3 px / 3 % loses no
+    crossing (0 of 63 at 5 and 10 frames/s, 0 of 5 on TUD-Campus) and 5 % loses one; ~1 px of
+    jitter (σ) on a line for 6 s stays inside it (tests/unit/test_counting_regressions.py).
     """
 
     min_frames: int = 2
     min_ms: int = 200
-    margin: float = 0.0
-    relative_margin: float = 0.0
+    margin: float = 3.0
+    relative_margin: float = 0.03
 
     def __post_init__(self) -> None:
         if self.min_frames < 1 or self.min_ms < 0 or not (self.margin >= 0 and self.relative_margin >= 0):
@@ -203,8 +226,13 @@ class _Pending:
 @dataclass(slots=True)
 class _LineState:
     side: int = 0  # settled side: -1 left, +1 right, 0 not yet known
-    last_point: Point | None = None  # last point seen on the settled side
+    last_point: Point | None = None  # last point seen beyond the band on the settled side
     pending: _Pending | None = None
+    # The latest point past the line but inside the band (no pending crossing yet): where a track
+    # that ends there left the scene (counted by end_track).
+    across: Point | None = None
+    across_ms: int = 0  # when and in which frame ``across`` was first reached
+    across_frame: int = 0
 
 
 class LineCounter:
@@ -229,9 +257,23 @@ class LineCounter:
         state = self._states.setdefault(track_id, _LineState())
         distance = self.line.signed_distance(point)
         band = max(self.debounce.margin, self.debounce.relative_margin * height)
-        observed = 0 if abs(distance) <= band else (1 if distance > 0 else -1)
+        raw = 0 if distance == 0 else (1 if distance > 0 else -1)
+        observed = 0 if abs(distance) <= band else raw
+        if observed == 0 and state.side == 0 and raw != 0:
+            # First seen inside the band: the side of the line it stands on is where it came from
+            # (a track that starts 1 px right of the line and walks left has crossed it).
+            state.side, state.last_point = raw, point
+            return None
         if observed == 0:
-            return None  # in the band: neither confirms nor cancels anything
+            # In the band: neither confirms nor cancels a pending crossing (hysteresis).
+            if state.side == 0 or raw != -state.side:
+                state.across = None  # on the settled side of the line (or side not yet known)
+                return None
+            if state.across is None:
+                state.across_ms, state.across_frame = timestamp_ms, frame_index
+            state.across = point
+            return None
+        state.across = None
         if state.side == 0:
             state.side, state.last_point = observed, point
             return None
@@ -251,9 +293,15 @@ class LineCounter:
         return None
 
     def end_track(self, track_id: int) -> Crossing | None:
-        """Forget ``track_id``; a crossing still pending counts (it left on the new side)."""
+        """Forget ``track_id``; a crossing still pending counts (it left on the new side), and so
+        does a track last seen past the line inside the band (it left the scene across the line)."""
         state = self._states.pop(track_id, None)
-        if state is None or state.pending is None or state.last_point is None:
+        if state is None or state.last_point is None:
+            return None
+        if state.pending is None and state.across is not None:
+            crossed = self.line.crossing_point(state.last_point, state.across)
+            state.pending = _Pending(-state.side, state.across_ms, state.across_frame, 1, crossed)
+        if state.pending is None:
             return None
         return self._settle(track_id, state, state.last_point)
 

@@ -14,7 +14,9 @@ Errors (all :mod:`facesocial.errors`):
 * ``NO_VIDEO_STREAM`` (422): a container with audio (or cover art) and no video;
 * ``VIDEO_TRUNCATED`` (422): a recognised container whose structure runs past the end of the file
   (:mod:`.container_sniff`), samples indexed beyond the end of the file, or no decodable frame;
-* ``VIDEO_TOO_LONG``, ``VIDEO_RESOLUTION_UNSUPPORTED``, ``VIDEO_TOO_MANY_FRAMES`` (422): the limits.
+* ``VIDEO_TOO_LONG``, ``VIDEO_RESOLUTION_UNSUPPORTED``, ``VIDEO_TOO_MANY_FRAMES`` (422): the limits
+  (the longest side is checked coded and as shown, and the pixel aspect ratio must lie within
+  1/4..4: frames are decoded at the size shown).
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ def _describe(
             height=coded_height,
             max_side=limits.max_side,
         )
+    _check_display_size(coded_width, coded_height, stream.sample_aspect_ratio, limits)
     if shape.kind in ("mp4", "mov"):
         _check_samples_in_file(stream, size)
     duration, fps, frames, exact = _timing(container, stream)
@@ -191,6 +194,31 @@ def _describe(
         size_bytes=size,
         stream_index=stream.index,
     )
+
+
+# Pixel aspect ratios (width/height of one stored pixel) accepted: real anamorphic formats stay
+# within 1/2..2 (DV 16:11 and 10:11, HDV 4:3, 2:1 "squeeze" lenses); beyond 1/4..4 a file only
+# multiplies the decoded frame's size (a 64:1 ``pasp`` box turns 256 coded px into 16384).
+MAX_PIXEL_ASPECT = 4
+
+
+def _check_display_size(
+    coded_width: int, coded_height: int, sample_aspect_ratio: Fraction | None, limits: VideoLimits
+) -> None:
+    """Refuse (``VIDEO_RESOLUTION_UNSUPPORTED``) a pixel aspect ratio outside
+    1/:data:`MAX_PIXEL_ASPECT`..:data:`MAX_PIXEL_ASPECT`, or a picture whose longest side *as
+    shown* (the size frames are decoded at, video/frames.py) exceeds ``limits.max_side``."""
+    width, height = display_size(coded_width, coded_height, sample_aspect_ratio, 0)
+    aspect = float(sample_aspect_ratio) if sample_aspect_ratio and sample_aspect_ratio > 0 else 1.0
+    if not 1 / MAX_PIXEL_ASPECT <= aspect <= MAX_PIXEL_ASPECT or max(width, height) > limits.max_side:
+        raise errors.VideoResolutionUnsupportedError(
+            f"The video is shown at {width}x{height} (pixel aspect ratio {aspect:g}); the longest "
+            f"side may be {limits.max_side} px, the pixel aspect ratio 1/{MAX_PIXEL_ASPECT} to "
+            f"{MAX_PIXEL_ASPECT}",
+            width=width,
+            height=height,
+            max_side=limits.max_side,
+        )
 
 
 def display_size(

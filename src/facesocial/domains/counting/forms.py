@@ -11,7 +11,9 @@ item's place in its list, None for the list itself). The rules:
 
 * the field is a JSON array (absent or empty text = no lines / zones) of at most
   ``counting.max_lines`` / ``max_zones`` objects with exactly the keys above;
-* ``name``: text of 1..100 characters after trimming, no control characters, unique in its list;
+* ``name``: text of 1..100 characters after trimming, valid Unicode (no lone surrogate such as
+  the JSON escape ``"\\ud800"``), no character of the Unicode categories Cc, Cf, Cs, Zl or Zp
+  (controls, format characters such as U+202E or U+200B, line separators), unique in its list;
 * a point: ``[x, y]`` of two finite numbers (not booleans), inside the frame once its size is
   known: ``0 <= x <= width`` and ``0 <= y <= height``;
 * a line: start and end at least 1 pixel apart;
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,6 +35,11 @@ from facesocial import errors
 MAX_NAME = 100
 Point = tuple[float, float]
 _Kind = Literal["lines", "zones"]
+# Unicode general categories refused in names (Unicode Standard §4.5): Cc controls (C0 and C1,
+# e.g. U+0085, U+009B), Cf format characters (bidi overrides such as U+202E, zero-width U+200B),
+# Cs surrogates, Zl/Zp line and paragraph separators (U+2028, U+2029). Each makes a name look
+# different from what it is, or breaks lines, in responses, logs and the preview.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,17 +175,27 @@ def _keys(item: dict[str, Any], expected: set[str], kind: _Kind, index: int) -> 
     if missing:
         raise _fail(kind, index, f"missing {', '.join(missing)}")
     if extra:
-        raise _fail(kind, index, f"unknown key {', '.join(str(k)[:40] for k in extra)}")
+        # A key may hold a lone surrogate (valid JSON text), which no response could encode.
+        shown = (str(k)[:40].encode("utf-8", "backslashreplace").decode("utf-8") for k in extra)
+        raise _fail(kind, index, f"unknown key {', '.join(shown)}")
 
 
 def _name(value: object, kind: _Kind, index: int) -> str:
     if not isinstance(value, str):
         raise _fail(kind, index, "name must be text")
-    name = value.strip()
+    # Only spaces are trimmed: str.strip would also drop controls such as U+0085 or "\n", which
+    # are refused below wherever they stand.
+    name = value.strip(" ")
     if not 1 <= len(name) <= MAX_NAME:
         raise _fail(kind, index, f"name must have 1 to {MAX_NAME} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        raise _fail(kind, index, "name must not contain control characters")
+    try:
+        # "\\ud800" is valid JSON that json.loads turns into a lone surrogate: no database,
+        # response or log line can encode it, so refuse it before anything is stored.
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(kind, index, "name must be valid Unicode text (no lone surrogates)") from None
+    if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in name):
+        raise _fail(kind, index, "name must not contain control, format or line-separator characters")
     return name
 
 

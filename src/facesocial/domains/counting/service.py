@@ -297,6 +297,13 @@ class CountingService:
 
     def _erase(self, video_id: str, job_id: str | None) -> None:
         with self._db.session() as session:
+            # Lock the video row first: a job writing its results holds this lock until it commits
+            # (tasks.py), so the erasure waits for it and then, in fresh statements, sees and
+            # removes every row it wrote — the inference row has no foreign key to the video and
+            # would otherwise outlive it (PostgreSQL, READ COMMITTED).
+            session.execute(
+                select(CountingVideo.video_id).where(CountingVideo.video_id == video_id).with_for_update()
+            )
             erase_results(session, video_id)
             session.execute(delete(CountingVideo).where(CountingVideo.video_id == video_id))
         if job_id:

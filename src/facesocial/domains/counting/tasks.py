@@ -117,6 +117,17 @@ class CountingJob:
             video = session.scalar(select(CountingVideo).where(CountingVideo.video_id == video_id))
             if video is None:  # erased while queued: nothing to do
                 raise errors.CountingVideoNotFoundError("The counting video was erased before it ran")
+            if video.status == "completed":
+                # An earlier attempt committed its results, then its worker died before the runner
+                # marked the job completed: this retry has nothing to do, and must not set the row
+                # back to "processing" (a failure of this attempt would then hide those results).
+                summary = dict(video.summary or {})
+                return {
+                    "video_id": video_id,
+                    "lines": summary.get("lines", []),
+                    "tracks": summary.get("tracks", 0),
+                    "events": summary.get("events", 0),
+                }
             video.status = "processing"
             video.started_at = utcnow()
             parameters = dict(video.parameters)
@@ -134,6 +145,14 @@ class CountingJob:
         limit = self._settings.counting.max_analyzed_frames
         planned = max(1, planned_samples(info, sample_fps, limit))
         detector = load_person_detector(self._model_cache(), self._detector_name(serving))
+        if detector.model.tag != serving.version:
+            # The row, the response and the inference row name serving.version: never run another
+            # (a model pack upgraded between upload and run, or a worker with another pack).
+            raise errors.ModelUnavailableError(
+                f"{serving.version} was chosen at upload; this worker has {detector.model.tag}",
+                expected=serving.version,
+                installed=detector.model.tag,
+            )
         settings = CountingSettings()
         if parameters.get("min_confidence") is not None:
             settings = settings.with_min_confidence(float(parameters["min_confidence"]))
@@ -340,15 +359,20 @@ def _write_results(
     """Detection, tracking and counting rows of ``outcome`` (bulk inserts); detections written."""
     now = utcnow()
     base = {"inference_id": video_id, "video_id": video_id, "tenant_id": tenant_id, "created_at": now}
-    detection_ids: dict[tuple[int, int], tuple[str, float]] = {}
+    detection_ids: dict[tuple[int, int], tuple[str | None, float]] = {}
     rows: list[dict[str, Any]] = []
     for frame, kept_rows in zip(outcome.frames, kept.rows, strict=True):
         for row in kept_rows:
             box, score, track_id = frame.boxes[row], frame.scores[row], frame.track_ids[row]
+            stored = len(rows) < max_rows
             detection_id = f"{video_id}:f{frame.frame_index}:{row}"
             if track_id:
-                detection_ids[(frame.frame_index, int(track_id))] = (detection_id, float(score))
-            if len(rows) >= max_rows:
+                # A box beyond max_rows has no row: tracks and events then name no detection.
+                detection_ids[(frame.frame_index, int(track_id))] = (
+                    detection_id if stored else None,
+                    float(score),
+                )
+            if not stored:
                 continue
             x1, y1, x2, y2 = (float(v) for v in box)
             rows.append(
@@ -381,7 +405,9 @@ def _write_results(
 
 
 def _track_row(
-    base: Mapping[str, Any], track: TrackRecord, detection_ids: Mapping[tuple[int, int], tuple[str, float]]
+    base: Mapping[str, Any],
+    track: TrackRecord,
+    detection_ids: Mapping[tuple[int, int], tuple[str | None, float]],
 ) -> dict[str, Any]:
     last = track.trajectory[-1]
     vx, vy = track.velocity
@@ -411,7 +437,7 @@ def _event_row(
     number: int,
     event: CountingEvent,
     track: TrackRecord | None,
-    detection_ids: Mapping[tuple[int, int], tuple[str, float]],
+    detection_ids: Mapping[tuple[int, int], tuple[str | None, float]],
 ) -> dict[str, Any]:
     point = {"x": round(event.point[0], 1), "y": round(event.point[1], 1)}
     found = detection_ids.get((event.frame_index, event.track_id))
