@@ -154,6 +154,8 @@ def test_a_video_is_counted_like_the_engine_counts_it_and_every_result_is_served
     queued = counted(app, clip)
     assert {"video_id", "job_id", "status", "links", "serving", "model_version"} <= set(queued)
     assert queued["status"] == "pending" and queued["sample_fps"] == SAMPLE_FPS
+    # No min_confidence sent: the answer says the one the tracker runs with (its high score).
+    assert queued["min_confidence"] == 0.5
     serving = queued["serving"]
     assert serving["slot"] == "person_detection" and serving["inference_id"] == queued["video_id"]
     assert serving["version"].split("@")[0] in ("nanodet", "centernet")
@@ -161,6 +163,7 @@ def test_a_video_is_counted_like_the_engine_counts_it_and_every_result_is_served
     body, progress = wait_done(app, queued["links"]["self"])
     elapsed = time.monotonic() - started
     assert body["status"] == "completed", body
+    assert body["min_confidence"] == 0.5
     assert progress == sorted(progress) and progress[-1] == 100.0
     print(
         f"\n[{(app.container.settings.jobs.broker_url and 'scaled') or 'embedded'}] {SECONDS} s at "

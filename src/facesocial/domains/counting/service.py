@@ -159,6 +159,7 @@ class CountingService:
             "job_id": job_id,
             "status": "pending",
             "sample_fps": parameters["sample_fps"],
+            "min_confidence": views.effective_min_confidence(parameters),
             "lines": parameters["lines"],
             "zones": parameters["zones"],
             "priority": request.priority,

@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from facesocial.analytics.tracking import TrackerSettings
 from facesocial.store.tables import JOB_TERMINAL, Job
 from facesocial.store.tables_counting import CountingResult, CountingVideo, DetectionResult, TrackingResult
 
 BASE_URL = "/api/v1/counting/videos"
+
+
+def effective_min_confidence(parameters: dict[str, Any]) -> float:
+    """The request's ``min_confidence``, or the tracker's default it runs with (ByteTrack's high
+    score, 0..1): what a client sees is what counted."""
+    value = parameters.get("min_confidence")
+    return float(value) if value is not None else TrackerSettings().high_score
 
 
 def links(video_id: str, job_id: str | None) -> dict[str, str | None]:
@@ -43,7 +51,7 @@ def video_body(video: CountingVideo, job: Job | None, *, full: bool) -> dict[str
         "file_name": video.file_name,
         "file_size_bytes": video.file_size_bytes,
         "sample_fps": parameters.get("sample_fps"),
-        "min_confidence": parameters.get("min_confidence"),
+        "min_confidence": effective_min_confidence(parameters),
         "model_version": video.model_version or (video.serving or {}).get("version"),
         "serving": video.serving,
         "created_at": _iso(video.created_at),
