@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from facesocial.store.types import iso as _iso
+
 JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
 
 PRIORITY_MIN = 1
@@ -86,10 +88,6 @@ class JobView:
                 else None
             ),
         }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
 
 
 class JobContext(Protocol):

@@ -41,3 +41,9 @@ def score_type() -> Numeric[float]:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """An aware datetime as ISO 8601 text (``2026-12-01T18:00:00+00:00``), None as None: how
+    every response writes its times."""
+    return value.isoformat() if value is not None else None

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.container
@@ -104,6 +105,19 @@ class VideoInfo:
     rotation_degrees: int
     size_bytes: int
     stream_index: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """What a job's record and answer say of its video: duration (s), fps, upright size (px),
+        frame count, codec and container."""
+        return {
+            "duration_seconds": self.duration_seconds,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "frame_count": self.frame_count,
+            "codec": self.codec,
+            "container": self.container,
+        }
 
 
 def open_container(path: Path) -> av.container.InputContainer:

@@ -18,6 +18,7 @@ from facesocial.forensics.ai_image.analyzer import AiImageReport
 from facesocial.forensics.ai_image.ensemble import Verdict
 from facesocial.forensics.ai_image.report import MethodResult
 from facesocial.store.tables import AiDetectionResult, AiUpload
+from facesocial.store.types import iso as _iso
 
 # Learned methods: document 003's ``model_results`` list.
 _MODEL_METHODS = (report.MODEL, report.EXTRA_MODEL, report.FACES)
@@ -143,10 +144,6 @@ def summary(verdict: Verdict) -> str:
         # A decisive or local method set the score alone (forensics/ai_image/ensemble.py).
         text += f", set by {verdict.decided_by} alone above the weighted mean"
     return f"{text}; largest contributions to the weighted mean: {factors or 'none'}"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def upload_fields(upload: AiUpload) -> dict[str, Any]:

@@ -171,7 +171,7 @@ class RecordingService:
             "meeting_id": str(meeting_pk) if meeting_pk else None,
             "sample_fps": round(request.sample_fps, 3),
             "priority": request.priority,
-            "video": _video(info),
+            "video": info.summary(),
             "status_url": f"{BASE_URL}/{pk}",
             "job_url": f"/api/v1/jobs/{job_id}",
         }
@@ -536,15 +536,3 @@ def _summary(analysis: VideoAnalysis, recording: VideoRecording, job: Job | None
     if job is not None and job.status not in JOB_TERMINAL and job.estimated_completion is not None:
         body["estimated_completion"] = job.estimated_completion.isoformat()
     return body
-
-
-def _video(info: VideoInfo) -> dict[str, Any]:
-    return {
-        "duration_seconds": info.duration_seconds,
-        "fps": info.fps,
-        "width": info.width,
-        "height": info.height,
-        "frame_count": info.frame_count,
-        "codec": info.codec,
-        "container": info.container,
-    }

@@ -12,10 +12,7 @@ from typing import Any
 
 from facesocial.domains.attention.summary import AttentionFigures
 from facesocial.store.tables import AttentionAlert, Meeting, MeetingSummary, Participant
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+from facesocial.store.types import iso as _iso
 
 
 def _id(value: uuid.UUID | None) -> str | None:

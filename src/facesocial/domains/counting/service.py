@@ -118,7 +118,7 @@ class CountingService:
             "min_confidence": request.min_confidence,
             "lines": [line.as_dict() for line in request.lines],
             "zones": [zone.as_dict() for zone in request.zones],
-            "video": _video(info),
+            "video": info.summary(),
         }
         with self._db.session() as session:
             job_id = self._job_store.add_with_file(
@@ -321,16 +321,4 @@ def _page(
         "offset": offset,
         "limit": limit,
         name: items,
-    }
-
-
-def _video(info: VideoInfo) -> dict[str, Any]:
-    return {
-        "duration_seconds": info.duration_seconds,
-        "fps": info.fps,
-        "width": info.width,
-        "height": info.height,
-        "frame_count": info.frame_count,
-        "codec": info.codec,
-        "container": info.container,
     }

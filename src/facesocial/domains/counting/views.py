@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from facesocial.analytics.tracking import TrackerSettings
 from facesocial.store.tables import JOB_TERMINAL, Job
 from facesocial.store.tables_counting import CountingResult, CountingVideo, DetectionResult, TrackingResult
+from facesocial.store.types import iso as _iso
 
 BASE_URL = "/api/v1/counting/videos"
 
@@ -130,10 +130,6 @@ def detection_body(row: DetectionResult) -> dict[str, Any]:
         "box": {"x": row.bbox_x, "y": row.bbox_y, "width": row.bbox_width, "height": row.bbox_height},
         "track_id": attributes.get("track_id"),
     }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
 
 
 def _int(value: str | None) -> int | str | None:

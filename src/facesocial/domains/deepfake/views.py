@@ -11,6 +11,7 @@ from typing import Any
 
 from facesocial.domains.deepfake.known_content import KnownMatch
 from facesocial.store.tables import DeepfakeAnalysis, FrameAnalysis, Job
+from facesocial.store.types import iso as _iso
 from facesocial.video.probe import VideoInfo
 
 
@@ -149,10 +150,6 @@ def video_info(info: VideoInfo) -> dict[str, Any]:
         if key
         in ("duration_seconds", "fps", "width", "height", "frame_count", "codec", "container", "has_audio")
     }
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def analysis_body(

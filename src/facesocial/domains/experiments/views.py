@@ -5,7 +5,6 @@ Times are ISO 8601 UTC strings; percentages are 0..100; rates, confidences and p
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from facesocial.store.tables_registry import (
@@ -15,10 +14,7 @@ from facesocial.store.tables_registry import (
     ModelDriftMetric,
     ModelPerformanceMetric,
 )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+from facesocial.store.types import iso as _iso
 
 
 def experiment(row: AbExperiment) -> dict[str, Any]:

@@ -29,9 +29,14 @@ from typing import Any
 from prometheus_client import Counter
 from sqlalchemy import select
 
-from facesocial import errors
 from facesocial.domains.experiments.assignment import ExperimentSnapshot, choose_arm, record_assignment
-from facesocial.domains.registry.serving import InferenceRecord, RoutingKey, Serving, stable_bucket
+from facesocial.domains.registry.serving import (
+    InferenceRecord,
+    RoutingKey,
+    Serving,
+    pinned_serving,
+    stable_bucket,
+)
 from facesocial.store.db import Database
 from facesocial.store.tables_registry import AbExperiment, ModelInferenceResult, ModelVersion
 
@@ -206,11 +211,7 @@ class DbModelRouter:
         self, slot: str, key: RoutingKey, *, installed: Collection[str], default: str, pinned: str | None
     ) -> Serving:
         if pinned is not None:
-            if pinned not in installed:
-                raise errors.UnknownModelError(
-                    f"Unknown model {pinned!r} for {slot}; installed: {', '.join(sorted(installed))}"
-                )
-            return Serving(slot, pinned, "pinned")
+            return pinned_serving(slot, pinned, installed)
         state = self.state(slot)
         experiment = state.experiment
         if experiment is not None:

@@ -140,6 +140,18 @@ def stable_bucket(salt: str, subject: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * 100.0
 
 
+def pinned_serving(slot: str, pinned: str, installed: Collection[str]) -> Serving:
+    """The caller's own choice of version; ``UnknownModelError`` (422 UNKNOWN_MODEL) when this
+    process cannot run it (a pinned version never falls back: the caller asked for it)."""
+    if pinned not in installed:
+        from facesocial import errors
+
+        raise errors.UnknownModelError(
+            f"Unknown model {pinned!r} for {slot}; installed: {', '.join(sorted(installed))}"
+        )
+    return Serving(slot, pinned, "pinned")
+
+
 class StaticRouter:
     """No registry: the pinned version if installed, else ``default``; records nothing.
 
@@ -155,13 +167,7 @@ class StaticRouter:
         pinned: str | None = None,
     ) -> Serving:
         if pinned is not None:
-            if pinned not in installed:
-                from facesocial import errors
-
-                raise errors.UnknownModelError(
-                    f"Unknown model {pinned!r} for {slot}; installed: {', '.join(sorted(installed))}"
-                )
-            return Serving(slot, pinned, "pinned")
+            return pinned_serving(slot, pinned, installed)
         return Serving(slot, default, "production")
 
     def record(self, record: InferenceRecord) -> None:

@@ -5,14 +5,10 @@ Times are ISO 8601 UTC strings; versions are model tags (``name@version``); perc
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from facesocial.store.tables_registry import AbExperiment, DeploymentPipeline, ModelVersion, RegisteredModel
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+from facesocial.store.types import iso as _iso
 
 
 def version(row: ModelVersion) -> dict[str, Any]:
