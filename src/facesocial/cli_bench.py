@@ -249,6 +249,31 @@ bench_app.command("attention")(bench_attention)
 bench_app.command("counting")(bench_counting)
 
 
+@bench_app.command("registry")
+def bench_registry(
+    database_url: Annotated[
+        str,
+        typer.Option(help="A THROW-AWAY database (its registry is changed); default: a scratch SQLite file"),
+    ] = "",
+    resolves: Annotated[int, typer.Option(min=100, help="Timed routing decisions")] = 20_000,
+    records: Annotated[int, typer.Option(min=10, help="Timed inference rows written")] = 300,
+) -> None:
+    """What the registry costs a request: µs per routing decision (in-memory snapshot, a 30 %
+    canary on the slot), ms per recorded inference (one row, one transaction), ms per snapshot
+    reload."""
+    import tempfile
+
+    from facesocial.domains.registry.bench import run
+    from facesocial.store.db import Database
+
+    with tempfile.TemporaryDirectory() as folder:
+        database = Database(database_url or f"sqlite:///{folder}/registry.db")
+        try:
+            _print_json({"database": database.engine.dialect.name, **run(database, resolves, records)})
+        finally:
+            database.dispose()
+
+
 @bench_app.command("attention-ws")
 def bench_attention_ws(
     lfw: Annotated[Path, typer.Option(help="LFW folder the frames are composed from")] = DEFAULT_LFW,

@@ -71,7 +71,7 @@ def test_bench_group_keeps_its_options_and_lists_subcommands() -> None:
         "--deepfake-video",
     ):
         assert word in result.output
-    for command in ("pipeline", "compare", "api", "index"):
+    for command in ("pipeline", "compare", "api", "index", "registry", "counting"):
         assert command in result.output
 
 
@@ -168,3 +168,9 @@ def test_bench_index_runs_the_index_bench() -> None:
     report = _json(["bench", "index", "--size", "2000", "--queries", "20", "--k", "5"])
     assert report["size"] == 2000 and report["queries"] == 20 and report["k"] == 5
     assert 0 < report["p50_ms"] <= report["p95_ms"]
+
+
+def test_bench_registry_times_routing_and_recording() -> None:
+    report = _json(["bench", "registry", "--resolves", "200", "--records", "10"])
+    assert report["database"] == "sqlite"
+    assert report["resolve_us"] > 0 and report["record_ms"] > 0 and report["snapshot_reload_ms"] > 0

@@ -1,4 +1,4 @@
-"""What routing costs a request: ``python -m facesocial.domains.registry.bench [--database-url URL]``.
+"""What routing costs a request: ``facesocial bench registry [--database-url URL]``.
 
 Prints JSON: microseconds per :meth:`DbModelRouter.resolve` (from the in-memory snapshot, with
 a 30 % canary on the slot), milliseconds per :meth:`~DbModelRouter.record` (one
@@ -9,8 +9,6 @@ registry is changed: use a throw-away database).
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 import uuid
@@ -65,19 +63,3 @@ def run(database: Database, resolves: int = 20_000, records: int = 300) -> dict[
         "record_ms": round(record_ms, 2),
         "snapshot_reload_ms": round(reload_ms, 2),
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", default="")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        database = Database(args.database_url or f"sqlite:///{folder}/registry.db")
-        try:
-            print(json.dumps({"database": database.engine.dialect.name, **run(database)}))
-        finally:
-            database.dispose()
-
-
-if __name__ == "__main__":
-    main()
