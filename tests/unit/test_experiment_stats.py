@@ -5,6 +5,7 @@ conclusion rules."""
 from __future__ import annotations
 
 import math
+import uuid
 
 import numpy as np
 import pytest
@@ -82,6 +83,13 @@ def test_a_new_salt_reshuffles_subjects() -> None:
         ("user", RoutingKey("r1", user_key="u", session_id="s"), "user:u", "user_hash"),
         ("user", RoutingKey("r1"), "request:r1", "request_fallback"),
         ("session", RoutingKey("r1", user_key="u", session_id="s"), "session:s", "session_hash"),
+        # A session id is the client's text: two tenants' "s" are two subjects.
+        (
+            "session",
+            RoutingKey("r1", tenant_id=uuid.UUID(int=7), user_key="u", session_id="s"),
+            f"session:{uuid.UUID(int=7)}:s",
+            "session_hash",
+        ),
         ("session", RoutingKey("r1", user_key="u"), "user:u", "user_fallback"),
         ("session", RoutingKey("r1"), "request:r1", "request_fallback"),
     ],

@@ -88,7 +88,9 @@ def split_subject(method: str, key: RoutingKey) -> tuple[str, Reason]:
     """The hash input for ``method`` (random | user | session) and why it was chosen.
 
     Subjects are prefixed with their kind (``user:``, ``session:``, ``request:``) so a session id
-    that happens to equal a user key is still a different subject.
+    that happens to equal a user key is still a different subject. A session id is the client's
+    own text: it is scoped by the tenant, so two tenants' sessions named alike are two subjects
+    (two assignment rows), never one.
     """
     if method == "user":
         if key.user_key:
@@ -96,7 +98,8 @@ def split_subject(method: str, key: RoutingKey) -> tuple[str, Reason]:
         return f"request:{key.request_id}", "request_fallback"
     if method == "session":
         if key.session_id:
-            return f"session:{key.session_id}", "session_hash"
+            scope = f"{key.tenant_id}:" if key.tenant_id is not None else ""
+            return f"session:{scope}{key.session_id}", "session_hash"
         if key.user_key:
             return f"user:{key.user_key}", "user_fallback"
         return f"request:{key.request_id}", "request_fallback"
