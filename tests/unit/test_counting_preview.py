@@ -83,3 +83,25 @@ def test_boxes_lines_and_zones_are_drawn_where_they_are(tmp_path: Path) -> None:
     # The line is red across the frame (right of the counters' box), away from it the picture stays.
     assert drawn[9:12, 100:125, 0].mean() > 180 and drawn[9:12, 100:125, 1:].mean() < 110
     assert np.abs(drawn[60:80, 70:90] - source[60:80, 70:90]).mean() < 20
+
+
+def test_each_line_has_its_own_colour_and_arrow_place(tmp_path: Path) -> None:
+    """Two lines crossing in their middles: the second is drawn in its own colour (magenta), and
+    the arrows stand at 1/3 and 2/3 of their lines, not both at the crossing."""
+    path = write_video(tmp_path / "video", seconds=0.4, fps=10, width=320, height=240, container_format="mp4")
+    info = probe_video(path, VideoLimits())
+    vertical = LineSpec("v", (160.0, 240.0), (160.0, 0.0))  # up: "in" = walking right
+    horizontal = LineSpec("h", (0.0, 120.0), (320.0, 120.0))  # right: "in" = walking down
+    data = render_preview(path, info, 5.0, {}, [vertical, horizontal], [], [], seconds=0.4, max_side=640)
+    assert data is not None
+    drawn = decoded(data)[0][0].astype(np.float64)
+    magenta = np.array([255.0, 0.0, 255.0])
+    assert np.linalg.norm(drawn[119:122, 250:300].reshape(-1, 3).mean(axis=0) - magenta) < 70
+    # v's arrow at 1/3 of the way up (y = 160) points right, in v's red; h's at 2/3 across
+    # (x ≈ 213) points down, in h's magenta; nothing hangs below h at 1/3 across (x ≈ 107).
+    red_arrow = drawn[159:161, 164:171].reshape(-1, 3).mean(axis=0)
+    assert red_arrow[0] - red_arrow[1] > 60 and red_arrow[0] - red_arrow[2] > 60
+    magenta_arrow = drawn[124:131, 212:215].reshape(-1, 3).mean(axis=0)
+    assert min(magenta_arrow[0], magenta_arrow[2]) - magenta_arrow[1] > 80
+    plain = drawn[124:131, 105:108].reshape(-1, 3).mean(axis=0)
+    assert max(plain) - min(plain) < 30

@@ -45,7 +45,9 @@ _PALETTE = (
     (255, 85, 85),
 )
 _UNTRACKED = (150, 150, 150)
-_LINE = (255, 40, 40)
+# One colour per counting line (cycled), drawn on the line, its "in" arrow, its name tag and its
+# counter row, so that two lines crossing in the middle of the picture are told apart.
+_LINES = ((255, 40, 40), (255, 0, 255), (255, 255, 0), (255, 140, 0), (140, 140, 255), (0, 255, 140))
 _ZONE = (40, 220, 255)
 _CRF = "28"
 _PREVIEW_FILE = "preview.mp4"
@@ -162,10 +164,14 @@ class _Overlay:
         pen = ImageDraw.Draw(picture)
         for zone in self.zones:
             pen.polygon([self._at(p) for p in zone.polygon], outline=_ZONE, width=2)
-        for line in self.lines:
+        for index, line in enumerate(self.lines):
+            colour = _LINES[index % len(_LINES)]
             start, end = self._at(line.start), self._at(line.end)
-            pen.line([start, end], fill=_LINE, width=3)
-            self._in_arrow(pen, start, end)
+            pen.line([start, end], fill=colour, width=3)
+            # Arrows at different places along their lines (1/3, 2/3 for two lines, ...): lines
+            # that cross in the middle would otherwise hide each other's arrow.
+            self._in_arrow(pen, start, end, colour, (index + 1) / (len(self.lines) + 1))
+            self._tag(pen, start, line.name, colour)
         if boxes is not None:
             for box, track_id in zip(boxes.boxes, boxes.track_ids, strict=True):
                 x1, y1 = self._at((float(box[0]), float(box[1])))
@@ -183,24 +189,42 @@ class _Overlay:
     def _at(self, point: tuple[float, float]) -> tuple[float, float]:
         return (point[0] * self.sx, point[1] * self.sy)
 
+    def _tag(
+        self, pen: ImageDraw.ImageDraw, at: tuple[float, float], text: str, colour: tuple[int, int, int]
+    ) -> None:
+        """The line's name in its colour at its start point (kept inside the picture)."""
+        width, height = pen.im.size
+        left, top, right, bottom = pen.textbbox((0, 0), text, font=self.font)
+        x = min(max(2.0, at[0] + 4), max(2.0, width - (right - left) - 4))
+        y = min(max(2.0, at[1] + 4), max(2.0, height - (bottom - top) - 6))
+        box = pen.textbbox((x, y), text, font=self.font)
+        pen.rectangle([box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1], fill=colour)
+        pen.text((x, y), text, fill=(0, 0, 0), font=self.font)
+
     def _in_arrow(
-        self, pen: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float]
+        self,
+        pen: ImageDraw.ImageDraw,
+        start: tuple[float, float],
+        end: tuple[float, float],
+        colour: tuple[int, int, int],
+        along: float = 0.5,
     ) -> None:
         # "in" goes from the left of start→end to its right; on the image (y down) the right-hand
-        # normal of (dx, dy) is (-dy, dx). A short arrow from the middle points that way.
+        # normal of (dx, dy) is (-dy, dx). A short arrow from a point ``along`` the line (0..1 from
+        # start) points that way.
         dx, dy = end[0] - start[0], end[1] - start[1]
         length = math.hypot(dx, dy) or 1.0
         nx, ny = -dy / length, dx / length
-        mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
+        mx, my = start[0] + dx * along, start[1] + dy * along
         tip = (mx + nx * 14, my + ny * 14)
-        pen.line([(mx, my), tip], fill=_LINE, width=2)
+        pen.line([(mx, my), tip], fill=colour, width=2)
         pen.polygon(
             [
                 (tip[0] + nx * 6, tip[1] + ny * 6),
                 (tip[0] - ny * 5, tip[1] + nx * 5),
                 (tip[0] + ny * 5, tip[1] - nx * 5),
             ],
-            fill=_LINE,
+            fill=colour,
         )
 
     def _counters(self, pen: ImageDraw.ImageDraw, timestamp_ms: int) -> None:
@@ -211,14 +235,18 @@ class _Overlay:
             counts = lines.get(event.line or "") if event.line is not None else zones.get(event.zone or "")
             if counts is not None:
                 counts[0 if event.direction == "in" else 1] += 1
-        rows = [f"{name}  in {c[0]}  out {c[1]}" for name, c in lines.items()]
-        rows += [f"{name}  in {c[0]}  out {c[1]}  inside {c[0] - c[1]}" for name, c in zones.items()]
-        rows.append(f"t {timestamp_ms / 1000:.1f} s")
+        # Each row in the colour of what it counts: a line's own, the zones', white for the clock.
+        rows = [
+            (f"{name}  in {c[0]}  out {c[1]}", _LINES[i % len(_LINES)])
+            for i, (name, c) in enumerate(lines.items())
+        ]
+        rows += [(f"{name}  in {c[0]}  out {c[1]}  inside {c[0] - c[1]}", _ZONE) for name, c in zones.items()]
+        rows.append((f"t {timestamp_ms / 1000:.1f} s", (255, 255, 255)))
         y = 4.0
-        for row in rows:
+        for row, colour in rows:
             left, top, right, bottom = pen.textbbox((6, y), row, font=self.font)
             pen.rectangle([left - 3, top - 2, right + 3, bottom + 2], fill=(0, 0, 0))
-            pen.text((6, y), row, fill=(255, 255, 255), font=self.font)
+            pen.text((6, y), row, fill=colour, font=self.font)
             y = bottom + 5
 
 
