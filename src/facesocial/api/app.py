@@ -17,6 +17,9 @@ from facesocial.api.body_limit import BodyLimitMiddleware
 from facesocial.api.metrics_middleware import MetricsMiddleware
 from facesocial.api.routers import admin, demographics, face_detection, face_recognition, health, jobs
 from facesocial.api.routers import auth as auth_router
+from facesocial.compat.compreface import router as compreface_router
+from facesocial.compat.compreface.errors import CompreFaceErrorMiddleware
+from facesocial.compat.rekognition import router as rekognition_router
 from facesocial.container import Container
 from facesocial.domains.ai_detection import router as ai_detection_router
 from facesocial.domains.antispoofing import router as antispoofing_router
@@ -93,12 +96,17 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(registry_router.router)
     app.include_router(monitoring_router.router)
     app.include_router(experiments_router.router)
+    app.include_router(rekognition_router.router)
+    for compreface in compreface_router.routers:  # CompreFace's paths (docs/compreface.md)
+        app.include_router(compreface)
     # Outermost last. A request meets: proxy headers (who the client is) -> metrics -> audit (one
     # row per call, refused ones too) -> authentication (headers only) -> body budget -> routes.
     app.add_middleware(BodyLimitMiddleware, default_limit=container.settings.intake.json_body_bytes)
     app.add_middleware(AuthMiddleware, container=container)
     app.add_middleware(AuditMiddleware, audit=container.audit)
     app.add_middleware(MetricsMiddleware)
+    # CompreFace's paths answer errors as {"message", "code"} (after audit saw the platform's code).
+    app.add_middleware(CompreFaceErrorMiddleware)
     if container.settings.intake.trusted_proxies:
         # scope["client"] becomes the X-Forwarded-For client only when the peer is a trusted
         # proxy; `facesocial serve` turns uvicorn's own copy of this off (it trusts loopback).
