@@ -49,6 +49,9 @@ REGISTRATION_SOURCE = "compreface"
 recognition = APIRouter(
     prefix="/api/v1/recognition",
     tags=["compreface"],
+    # CompreFace's API, documented by CompreFace (docs/compreface.md): its answers and error codes
+    # are CompreFace's, so the platform's OpenAPI document (platform codes per route) leaves it out.
+    include_in_schema=False,
     route_class=ApiRoute,
     redirect_slashes=False,
     dependencies=[Depends(rate_limited("face_recognition"))],
@@ -56,6 +59,9 @@ recognition = APIRouter(
 detection = APIRouter(
     prefix="/api/v1/detection",
     tags=["compreface"],
+    # CompreFace's API, documented by CompreFace (docs/compreface.md): its answers and error codes
+    # are CompreFace's, so the platform's OpenAPI document (platform codes per route) leaves it out.
+    include_in_schema=False,
     route_class=ApiRoute,
     redirect_slashes=False,
     dependencies=[Depends(rate_limited("face_detection"))],
@@ -63,6 +69,9 @@ detection = APIRouter(
 verification = APIRouter(
     prefix="/api/v1/verification",
     tags=["compreface"],
+    # CompreFace's API, documented by CompreFace (docs/compreface.md): its answers and error codes
+    # are CompreFace's, so the platform's OpenAPI document (platform codes per route) leaves it out.
+    include_in_schema=False,
     route_class=ApiRoute,
     redirect_slashes=False,
     dependencies=[Depends(rate_limited("face_recognition"))],
