@@ -38,6 +38,20 @@ def _serving(raw: JSON) -> JSON:
     return dict(serving)
 
 
+class _Served:
+    """The ``serving`` view of an inference's answer (a mixin of the result classes that carry one)."""
+
+    __slots__ = ()
+    raw: JSON
+
+    @property
+    def serving(self) -> JSON:
+        """Which model version answered, per slot: ``{slot: {version, route, arm, inference_id, ...}}``
+        (docs/api.md "Which model version answered"); ``{}`` when the answer has none. A route
+        answering one slot's object (``face-detection/detect``) is given in the same form."""
+        return _serving(self.raw)
+
+
 @dataclass(frozen=True, slots=True)
 class BBox:
     """A face box in pixels: top-left ``x``, ``y`` and its ``width``, ``height``."""
@@ -79,7 +93,7 @@ class Face:
 
 
 @dataclass(frozen=True, slots=True)
-class DetectionResult:
+class DetectionResult(_Served):
     """``POST /api/v1/face-detection/detect``: the faces found, the models used."""
 
     request_id: str | None
@@ -87,13 +101,6 @@ class DetectionResult:
     model: JSON
     processing_time_ms: int | None
     raw: JSON = field(repr=False)
-
-    @property
-    def serving(self) -> JSON:
-        """Which model version answered, per slot: ``{slot: {version, route, arm, inference_id, ...}}``
-        (docs/api.md "Which model version answered"); ``{}`` when the answer has none. A route
-        answering one slot's object (``face-detection/detect``) is given in the same form."""
-        return _serving(self.raw)
 
     @classmethod
     def from_dict(cls, data: JSON) -> DetectionResult:
@@ -107,7 +114,7 @@ class DetectionResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Registration:
+class Registration(_Served):
     """``POST /api/v1/face-recognition/register``: the stored face and its embedding model."""
 
     user_id: str
@@ -115,13 +122,6 @@ class Registration:
     face: Face | None
     embedding_model: JSON | None
     raw: JSON = field(repr=False)
-
-    @property
-    def serving(self) -> JSON:
-        """Which model version answered, per slot: ``{slot: {version, route, arm, inference_id, ...}}``
-        (docs/api.md "Which model version answered"); ``{}`` when the answer has none. A route
-        answering one slot's object (``face-detection/detect``) is given in the same form."""
-        return _serving(self.raw)
 
     @classmethod
     def from_dict(cls, data: JSON) -> Registration:
@@ -136,7 +136,7 @@ class Registration:
 
 
 @dataclass(frozen=True, slots=True)
-class Verification:
+class Verification(_Served):
     """``POST /api/v1/face-recognition/verify``: ``match`` when ``similarity >= threshold``."""
 
     match: bool
@@ -144,13 +144,6 @@ class Verification:
     threshold: float
     threshold_mode: str | None
     raw: JSON = field(repr=False)
-
-    @property
-    def serving(self) -> JSON:
-        """Which model version answered, per slot: ``{slot: {version, route, arm, inference_id, ...}}``
-        (docs/api.md "Which model version answered"); ``{}`` when the answer has none. A route
-        answering one slot's object (``face-detection/detect``) is given in the same form."""
-        return _serving(self.raw)
 
     @classmethod
     def from_dict(cls, data: JSON) -> Verification:
@@ -178,7 +171,7 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
-class Identification:
+class Identification(_Served):
     """``POST /api/v1/face-recognition/identify``: candidates above the threshold, best first."""
 
     identified: bool
@@ -187,13 +180,6 @@ class Identification:
     threshold: float | None
     gallery_size: int | None
     raw: JSON = field(repr=False)
-
-    @property
-    def serving(self) -> JSON:
-        """Which model version answered, per slot: ``{slot: {version, route, arm, inference_id, ...}}``
-        (docs/api.md "Which model version answered"); ``{}`` when the answer has none. A route
-        answering one slot's object (``face-detection/detect``) is given in the same form."""
-        return _serving(self.raw)
 
     @classmethod
     def from_dict(cls, data: JSON) -> Identification:
@@ -275,18 +261,11 @@ class DemographicsFace:
 
 
 @dataclass(frozen=True, slots=True)
-class Demographics:
+class Demographics(_Served):
     """``POST /api/v1/demographics/analyze``: one entry per face."""
 
     faces: list[DemographicsFace]
     raw: JSON = field(repr=False)
-
-    @property
-    def serving(self) -> JSON:
-        """Which model version answered, per slot: ``{slot: {version, route, arm, inference_id, ...}}``
-        (docs/api.md "Which model version answered"); ``{}`` when the answer has none. A route
-        answering one slot's object (``face-detection/detect``) is given in the same form."""
-        return _serving(self.raw)
 
     @classmethod
     def from_dict(cls, data: JSON) -> Demographics:
@@ -294,7 +273,7 @@ class Demographics:
 
 
 @dataclass(frozen=True, slots=True)
-class SpoofCheck:
+class SpoofCheck(_Served):
     """``POST /api/v1/antispoofing/check``: passive liveness of one face."""
 
     check_id: str | None
@@ -303,13 +282,6 @@ class SpoofCheck:
     spoof_type: str | None
     risk_level: str | None
     raw: JSON = field(repr=False)
-
-    @property
-    def serving(self) -> JSON:
-        """Which model version answered, per slot: ``{slot: {version, route, arm, inference_id, ...}}``
-        (docs/api.md "Which model version answered"); ``{}`` when the answer has none. A route
-        answering one slot's object (``face-detection/detect``) is given in the same form."""
-        return _serving(self.raw)
 
     @classmethod
     def from_dict(cls, data: JSON) -> SpoofCheck:
@@ -357,7 +329,7 @@ class LivenessSession:
 
 
 @dataclass(frozen=True, slots=True)
-class DeepfakeResult:
+class DeepfakeResult(_Served):
     """``POST /api/v1/deepfake-detection/analyze``: ``band`` real/uncertain/fake and scores 0..1."""
 
     analysis_id: str | None
@@ -366,13 +338,6 @@ class DeepfakeResult:
     confidence_score: float | None
     manipulation_score: float | None
     raw: JSON = field(repr=False)
-
-    @property
-    def serving(self) -> JSON:
-        """Which model version answered, per slot: ``{slot: {version, route, arm, inference_id, ...}}``
-        (docs/api.md "Which model version answered"); ``{}`` when the answer has none. A route
-        answering one slot's object (``face-detection/detect``) is given in the same form."""
-        return _serving(self.raw)
 
     @classmethod
     def from_dict(cls, data: JSON) -> DeepfakeResult:
@@ -387,7 +352,7 @@ class DeepfakeResult:
 
 
 @dataclass(frozen=True, slots=True)
-class AiImageResult:
+class AiImageResult(_Served):
     """``POST /api/v1/ai-detection/analyze``: the SkyGate verdict, or (``async``) a pending
     result whose ``job_id`` can be waited for."""
 
@@ -396,13 +361,6 @@ class AiImageResult:
     band: str | None
     job_id: str | None
     raw: JSON = field(repr=False)
-
-    @property
-    def serving(self) -> JSON:
-        """Which model version answered, per slot: ``{slot: {version, route, arm, inference_id, ...}}``
-        (docs/api.md "Which model version answered"); ``{}`` when the answer has none. A route
-        answering one slot's object (``face-detection/detect``) is given in the same form."""
-        return _serving(self.raw)
 
     @classmethod
     def from_dict(cls, data: JSON) -> AiImageResult:
