@@ -46,36 +46,25 @@ _BASIC_LANDMARKS: list[Literal["5", "68", "468"]] = ["5"]
 # CompreFace's source: "registration through the CompreFace API" in face_data.registration_source.
 REGISTRATION_SOURCE = "compreface"
 
-recognition = APIRouter(
-    prefix="/api/v1/recognition",
-    tags=["compreface"],
-    # CompreFace's API, documented by CompreFace (docs/compreface.md): its answers and error codes
-    # are CompreFace's, so the platform's OpenAPI document (platform codes per route) leaves it out.
-    include_in_schema=False,
-    route_class=ApiRoute,
-    redirect_slashes=False,
-    dependencies=[Depends(rate_limited("face_recognition"))],
-)
-detection = APIRouter(
-    prefix="/api/v1/detection",
-    tags=["compreface"],
-    # CompreFace's API, documented by CompreFace (docs/compreface.md): its answers and error codes
-    # are CompreFace's, so the platform's OpenAPI document (platform codes per route) leaves it out.
-    include_in_schema=False,
-    route_class=ApiRoute,
-    redirect_slashes=False,
-    dependencies=[Depends(rate_limited("face_detection"))],
-)
-verification = APIRouter(
-    prefix="/api/v1/verification",
-    tags=["compreface"],
-    # CompreFace's API, documented by CompreFace (docs/compreface.md): its answers and error codes
-    # are CompreFace's, so the platform's OpenAPI document (platform codes per route) leaves it out.
-    include_in_schema=False,
-    route_class=ApiRoute,
-    redirect_slashes=False,
-    dependencies=[Depends(rate_limited("face_recognition"))],
-)
+
+def _router(service: str, limit: str) -> APIRouter:
+    """One of CompreFace's three services under ``/api/v1/<service>``, counted against the
+    platform's ``limit``. CompreFace's API is documented by CompreFace (docs/compreface.md): its
+    answers and error codes are CompreFace's, so the platform's OpenAPI document (platform codes
+    per route) leaves it out."""
+    return APIRouter(
+        prefix=f"/api/v1/{service}",
+        tags=["compreface"],
+        include_in_schema=False,
+        route_class=ApiRoute,
+        redirect_slashes=False,
+        dependencies=[Depends(rate_limited(limit))],
+    )
+
+
+recognition = _router("recognition", "face_recognition")
+detection = _router("detection", "face_detection")
+verification = _router("verification", "face_recognition")
 routers = (recognition, detection, verification)
 
 
