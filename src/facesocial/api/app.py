@@ -20,6 +20,7 @@ from facesocial.api.routers import auth as auth_router
 from facesocial.compat.compreface import router as compreface_router
 from facesocial.compat.compreface.errors import CompreFaceErrorMiddleware
 from facesocial.compat.rekognition import router as rekognition_router
+from facesocial.console import router as console_router
 from facesocial.container import Container
 from facesocial.domains.ai_detection import router as ai_detection_router
 from facesocial.domains.antispoofing import router as antispoofing_router
@@ -97,6 +98,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(monitoring_router.router)
     app.include_router(experiments_router.router)
     app.include_router(rekognition_router.router)
+    app.include_router(console_router.router)  # the web console's page and assets
     for compreface in compreface_router.routers:  # CompreFace's paths (docs/compreface.md)
         app.include_router(compreface)
     # Outermost last. A request meets: proxy headers (who the client is) -> metrics -> audit (one

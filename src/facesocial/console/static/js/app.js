@@ -1,0 +1,177 @@
+// The console's shell: login, navigation between views (the URL fragment names the view), and
+// each view's lifetime (its AbortSignal aborts and its cleanup runs when another view opens, so
+// cameras, sockets and polls stop).
+import * as api from "./api.js";
+import { el, field, replace, showError, busy } from "./ui.js";
+import detect from "./pages/detect.js";
+import recognition from "./pages/recognition.js";
+import liveness from "./pages/liveness.js";
+import forensics from "./pages/forensics.js";
+import jobs from "./pages/jobs.js";
+import attention from "./pages/attention.js";
+import counting from "./pages/counting.js";
+import models from "./pages/models.js";
+import keys from "./pages/keys.js";
+
+/** Every view: {path, title, render(main, ctx) -> cleanup?}; ctx = {signal, api, navigate}. */
+const VIEWS = [detect, recognition, liveness, forensics, jobs, attention, counting, models, keys];
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const menu = document.querySelector(".menu-toggle");
+let current = { controller: null, cleanup: null };
+
+function navigate(path) {
+  location.hash = `#/${path}`;
+}
+
+function stopCurrent() {
+  current.controller?.abort();
+  try {
+    current.cleanup?.();
+  } catch (error) {
+    console.error(error);
+  }
+  current = { controller: null, cleanup: null };
+}
+
+function buildNav(active) {
+  replace(
+    nav,
+    el(
+      "ul",
+      {},
+      VIEWS.map((view) =>
+        el(
+          "li",
+          {},
+          el("a", { href: `#/${view.path}`, "aria-current": view.path === active ? "page" : null }, view.title),
+        ),
+      ),
+    ),
+  );
+}
+
+function showLogin(message) {
+  stopCurrent();
+  nav.hidden = true;
+  menu.hidden = true;
+  document.getElementById("who").hidden = true;
+  document.title = "Log in — FaceSocial console";
+  const status = el("div", { class: "status" });
+  if (message) showError(status, { code: "LOGGED_OUT", message });
+
+  const keyField = field("API key", "password", { name: "api_key", autocomplete: "off", required: true, spellcheck: "false" });
+  const keyForm = el(
+    "form",
+    { class: "stack" },
+    keyField,
+    el("button", { type: "submit" }, "Log in with key"),
+  );
+  keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(keyForm, status, async () => {
+      await api.loginWithKey(keyField.control.value.trim());
+      start();
+    });
+  });
+
+  const userField = field("Username or email", "text", { name: "username", autocomplete: "username", required: true });
+  const passField = field("Password", "password", { name: "password", autocomplete: "current-password", required: true });
+  const accountForm = el(
+    "form",
+    { class: "stack" },
+    userField,
+    passField,
+    el("button", { type: "submit" }, "Log in"),
+  );
+  accountForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(accountForm, status, async () => {
+      await api.login(userField.control.value.trim(), passField.control.value);
+      start();
+    });
+  });
+
+  replace(
+    main,
+    el("h1", { tabindex: "-1" }, "Log in"),
+    el("p", {}, "Use an API key (", el("code", {}, "facesocial keys create"), ") or an account of this server."),
+    status,
+    el("div", { class: "grid two" }, el("section", { class: "card" }, el("h2", {}, "API key"), keyForm),
+      el("section", { class: "card" }, el("h2", {}, "Account"), accountForm)),
+  );
+  main.querySelector("h1").focus();
+}
+
+function route() {
+  const credentials = api.credentials();
+  if (!credentials) {
+    showLogin();
+    return;
+  }
+  if (credentials.kind === "token" && credentials.expiresAt && credentials.expiresAt < Date.now()) {
+    api.clearCredentials();
+    showLogin("Your session expired; log in again.");
+    return;
+  }
+  const path = location.hash.replace(/^#\/?/, "").split("?")[0] || VIEWS[0].path;
+  const view = VIEWS.find((v) => v.path === path);
+  if (!view) {
+    navigate(VIEWS[0].path);
+    return;
+  }
+  stopCurrent();
+  nav.hidden = false;
+  menu.hidden = false;
+  document.getElementById("who").hidden = false;
+  document.getElementById("who-name").textContent =
+    credentials.kind === "key" ? `key ${credentials.secret.slice(0, 8)}…` : credentials.username;
+  buildNav(view.path);
+  closeMenu();
+  document.title = `${view.title} — FaceSocial console`;
+  const controller = new AbortController();
+  current.controller = controller;
+  const heading = el("h1", { tabindex: "-1" }, view.title);
+  const body = el("div", { class: "view" });
+  replace(main, heading, body);
+  try {
+    current.cleanup = view.render(body, { signal: controller.signal, api, navigate }) || null;
+  } catch (error) {
+    showError(body, error);
+  }
+  // Focus moves to the new view's heading so keyboard and screen-reader users land on it.
+  heading.focus();
+}
+
+function closeMenu() {
+  menu.setAttribute("aria-expanded", "false");
+  nav.classList.remove("open");
+}
+
+function start() {
+  if (!location.hash || location.hash === "#") navigate(VIEWS[0].path);
+  route();
+}
+
+menu.addEventListener("click", () => {
+  const open = menu.getAttribute("aria-expanded") !== "true";
+  menu.setAttribute("aria-expanded", String(open));
+  nav.classList.toggle("open", open);
+});
+document.getElementById("logout").addEventListener("click", () => {
+  api.clearCredentials();
+  showLogin();
+});
+api.onUnauthorized(() => {
+  api.clearCredentials();
+  showLogin("The server no longer accepts these credentials; log in again.");
+});
+window.addEventListener("hashchange", route);
+window.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && nav.classList.contains("open")) {
+    closeMenu();
+    menu.focus();
+  }
+});
+start();

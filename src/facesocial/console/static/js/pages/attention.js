@@ -1,0 +1,10 @@
+// Placeholder until this view is written.
+import { el } from "../ui.js";
+
+export default {
+  path: "attention",
+  title: "Attention",
+  render(root) {
+    root.append(el("p", {}, "Not written yet."));
+  },
+};
