@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,9 @@ from tests.conftest import SHARED_DATA
 from tests.integration.conftest import RunningServer, running_server
 
 CHROMIUM = Path(os.environ.get("FACESOCIAL_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(os.environ.get("FACESOCIAL_E2E_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"))
+ARTIFACTS = Path(
+    os.environ.get("FACESOCIAL_E2E_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e")
+)
 BLINK_VIDEO = SHARED_DATA / "face_liveness_blink_video" / "video.mp4"
 # The flags the machine's Chromium needs headless (no sandbox in a container, no GPU, no
 # phoning home), plus a fake camera that needs no permission prompt.
@@ -55,7 +60,7 @@ def write_y4m(video: Path, out: Path, *, width: int = 360, fps: int = 15, second
             break
         # Keep the frames nearest the target rate (source ≈ 24 fps).
         if int(index * fps / source_fps) >= len(frames):
-            height = int(round(frame.shape[0] * width / frame.shape[1] / 2)) * 2
+            height = round(frame.shape[0] * width / frame.shape[1] / 2) * 2
             frames.append(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
         index += 1
     capture.release()
@@ -98,14 +103,50 @@ def browser(fake_camera: Path | None) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def console_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[RunningServer]:
-    """A real server for every console test (rate limits off: the tests are not about them)."""
+def console_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("console")
+
+
+@pytest.fixture(scope="session")
+def console_server(console_data_dir: Path, model_dir: Path) -> Iterator[RunningServer]:
+    """A real server for every console test (rate limits off: the tests are not about them).
+    Its first key is an admin key of a tenant of its own."""
     with running_server(
-        tmp_path_factory.mktemp("console"),
+        console_data_dir,
         model_dir,
         FACESOCIAL_RATE_LIMITS__ENABLED="false",
     ) as server:
         yield server
+
+
+@pytest.fixture
+def new_key(console_server: RunningServer, console_data_dir: Path) -> Callable[..., str]:
+    """``new_key(role="admin")``: a new API key of a new tenant on the running console server,
+    made with ``facesocial keys create`` (``role="operator"`` for the model registry's views)."""
+
+    def make(role: str = "admin") -> str:
+        answer = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "facesocial",
+                "keys",
+                "create",
+                "--name",
+                f"e2e {uuid.uuid4()}",
+                "--role",
+                role,
+                "--data-dir",
+                str(console_data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return answer.stdout.strip().splitlines()[-1]
+
+    return make
 
 
 @pytest.fixture

@@ -23,13 +23,19 @@ def test_page_and_assets_are_served_with_a_strict_policy(console_server: Running
     script = httpx.get(f"{console_server.base}/console/assets/js/app.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     # Nothing outside the static folder, nothing of an unknown type.
-    for path in ["/console/assets/../router.py", "/console/assets/%2e%2e/router.py", "/console/assets/js/nope.js"]:
+    for path in [
+        "/console/assets/../router.py",
+        "/console/assets/%2e%2e/router.py",
+        "/console/assets/js/nope.js",
+    ]:
         assert httpx.get(f"{console_server.base}{path}").status_code == 404, path
     # The page references no other origin (no CDN at run time).
     assert not re.search(r"(src|href)=\"(https?:)?//", page.text)
 
 
-def test_wrong_key_is_refused_then_right_key_logs_in_and_out(page: object, console_server: RunningServer) -> None:
+def test_wrong_key_is_refused_then_right_key_logs_in_and_out(
+    page: object, console_server: RunningServer
+) -> None:
     page.goto("/console")  # type: ignore[attr-defined]
     page.get_by_label("API key", exact=True).fill("fs_not_a_real_key")  # type: ignore[attr-defined]
     page.get_by_role("button", name="Log in with key").click()  # type: ignore[attr-defined]
@@ -45,7 +51,9 @@ def test_wrong_key_is_refused_then_right_key_logs_in_and_out(page: object, conso
 
 
 @pytest.mark.parametrize("view", VIEWS)
-def test_every_view_opens_without_a_script_error(page: object, console_server: RunningServer, view: str) -> None:
+def test_every_view_opens_without_a_script_error(
+    page: object, console_server: RunningServer, view: str
+) -> None:
     log_in(page, console_server.key, view)
     current = page.locator("nav a[aria-current=page]")  # type: ignore[attr-defined]
     assert current.get_attribute("href") == f"#/{view}"
@@ -53,7 +61,9 @@ def test_every_view_opens_without_a_script_error(page: object, console_server: R
     assert page.evaluate("document.activeElement.tagName") == "H1"  # type: ignore[attr-defined]
 
 
-def test_keyboard_reaches_the_skip_link_and_the_navigation(page: object, console_server: RunningServer) -> None:
+def test_keyboard_reaches_the_skip_link_and_the_navigation(
+    page: object, console_server: RunningServer
+) -> None:
     log_in(page, console_server.key)
     page.keyboard.press("Tab")  # type: ignore[attr-defined]
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"  # type: ignore[attr-defined]
@@ -66,7 +76,9 @@ def test_keyboard_reaches_the_skip_link_and_the_navigation(page: object, console
     page.wait_for_function("document.querySelector('h1').textContent === 'Recognition'")  # type: ignore[attr-defined]
 
 
-def test_phone_screen_has_a_menu_and_no_horizontal_scroll(page: object, console_server: RunningServer) -> None:
+def test_phone_screen_has_a_menu_and_no_horizontal_scroll(
+    page: object, console_server: RunningServer
+) -> None:
     page.set_viewport_size({"width": 375, "height": 740})  # type: ignore[attr-defined]
     log_in(page, console_server.key)
     nav = page.locator("#nav")  # type: ignore[attr-defined]
