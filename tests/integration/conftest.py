@@ -89,34 +89,41 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(data_dir: Path, model_dir: Path, **env: str) -> Iterator[RunningServer]:
-    """A real ``facesocial serve`` (uvicorn child process) on a free loopback port, embedded
-    profile in ``data_dir``, with one API key; ``env`` adds FACESOCIAL_* settings by name."""
-    settings = make_settings(data_dir, model_dir)
-    container = Container(settings)
-    container.prepare()
-    key = container.keys.create("test").secret
-    container.close()
-    port = free_port()
-    environment = {
-        **os.environ,
-        "FACESOCIAL_DATA_DIR": str(settings.data_dir),
-        "FACESOCIAL_MODELS__MODEL_DIR": str(model_dir),
-        "FACESOCIAL_MODELS__AUTO_PULL": "false",
-        **env,
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "facesocial", "serve", "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_healthy(port)
-        yield RunningServer(port, key)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+def running_server(
+    data_dir: Path, model_dir: Path, *, profile_name: str = "embedded", **env: str
+) -> Iterator[RunningServer]:
+    """A real ``facesocial serve`` (uvicorn child process) on a free loopback port, with one API
+    key; ``profile_name`` as in ``profile`` (``scaled``: a scratch PostgreSQL database, Redis DB 9
+    and a milvus-lite file in ``data_dir``); ``env`` adds FACESOCIAL_* settings by name."""
+    with profile(profile_name, data_dir, model_dir) as settings:
+        container = Container(settings)
+        container.prepare()
+        key = container.keys.create("test").secret
+        container.close()
+        port = free_port()
+        environment = {
+            **os.environ,
+            "FACESOCIAL_DATA_DIR": str(settings.data_dir),
+            "FACESOCIAL_MODELS__MODEL_DIR": str(model_dir),
+            "FACESOCIAL_MODELS__AUTO_PULL": "false",
+            **env,
+        }
+        if profile_name == "scaled":
+            environment["FACESOCIAL_DATABASE_URL"] = str(settings.database_url)
+            environment["FACESOCIAL_REDIS_URL"] = str(settings.redis_url)
+            environment["FACESOCIAL_MILVUS_URI"] = str(settings.milvus_uri)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "facesocial", "serve", "--port", str(port)],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_healthy(port)
+            yield RunningServer(port, key)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 @contextmanager

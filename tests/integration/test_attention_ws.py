@@ -234,9 +234,9 @@ def test_two_sockets_on_one_meeting_and_the_socket_limit(server: RunningServer) 
     assert len(people) == 3 and len({p["stream_id"] for p in people}) == 2
 
 
-async def _refusal(url: str) -> tuple[int, str]:
+async def _refusal(url: str, subprotocols: list[str] | None = None) -> tuple[int, str]:
     """The close code and reason of a refused socket (after its error message)."""
-    async with websockets.connect(url) as socket:
+    async with websockets.connect(url, subprotocols=subprotocols) as socket:
         message = json.loads(await socket.recv())
         assert message["type"] == "error"
         with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
@@ -375,6 +375,20 @@ def test_refusals_and_control_messages(server: RunningServer) -> None:
         return replies
 
     replies = asyncio.run(controls())
+
+    async def by_subprotocol(offered: list[str]) -> tuple[str | None, dict[str, Any]]:
+        # What a browser does with an account's token: new WebSocket(url, ["facesocial.bearer", token]).
+        async with websockets.connect(f"{base}/{theirs}/ws", subprotocols=offered) as socket:
+            await socket.send(json.dumps({"type": "status"}))
+            return socket.subprotocol, json.loads(await socket.recv())
+
+    selected, status = asyncio.run(by_subprotocol(["facesocial.bearer", token]))
+    assert selected == "facesocial.bearer" and status["type"] == "status"
+    assert asyncio.run(_refusal(f"{base}/{meeting_id}/ws", ["facesocial.bearer", token])) == (
+        4404,
+        "MEETING_NOT_FOUND",
+    ), "the token's tenant is not the key's: another tenant's meeting stays unseen"
+    assert asyncio.run(_refusal(f"{base}/{theirs}/ws", ["facesocial.bearer", "not.a.token"]))[0] == 4401
     assert [r["type"] for r in replies[:4]] == ["error"] * 4
     assert {r["code"] for r in replies[:4]} == {"VALIDATION_ERROR"}
     assert replies[4] == {"type": "pong"}

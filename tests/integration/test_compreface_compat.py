@@ -415,3 +415,156 @@ def test_det_prob_threshold(tenant: Api, photos: dict[str, bytes], pair: bytes) 
 def test_platform_routes_keep_their_own_error_shape(tenant: Api) -> None:
     response = tenant.client.get("/api/v1/face-recognition/users/not-a-uuid", headers=key_headers(tenant))
     assert response.status_code == 422 and response.json()["success"] is False
+
+
+# --- subject names: compat.compreface_subjects -------------------------------------------------------
+def _race(calls: list[Any]) -> list[Any]:
+    """Run ``calls`` on real threads released at the same moment; their answers, in order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Any) -> Any:
+        barrier.wait(timeout=60)
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def _subject_rows(api: Api, name: str | None = None) -> list[tuple[str, uuid.UUID | None]]:
+    from facesocial.store.tables_compat import CompreFaceSubject
+
+    tenant_id = api.container.keys.authenticate(api.key).tenant_id  # the key's tenant
+    query = select(CompreFaceSubject.subject, CompreFaceSubject.user_id).where(
+        CompreFaceSubject.tenant_id == tenant_id
+    )
+    if name is not None:
+        query = query.where(CompreFaceSubject.subject == name)
+    with api.container.database.session(readonly=True) as session:
+        return [(subject, user_id) for subject, user_id in session.execute(query)]
+
+
+def test_concurrent_creations_of_one_subject_have_exactly_one_winner(tenant: Api) -> None:
+    def create(name: str) -> Any:
+        return lambda: tenant.client.post(
+            f"{REC}/subjects", json={"subject": name}, headers=key_headers(tenant)
+        )
+
+    for round_, threads in enumerate([2, 2, 2, 8]):
+        name = f"race {round_}"
+        answers = _race([create(name)] * threads)
+        created = [a for a in answers if a.status_code == 201]
+        assert len(created) == 1, [a.text for a in answers]
+        assert created[0].json() == {"subject": name}
+        for loser in (a for a in answers if a.status_code != 201):
+            assert_cf_error(loser, 400, 43)
+        assert _subject_rows(tenant, name) == [(name, None)]  # one row, no example yet
+    listed = tenant.client.get(f"{REC}/subjects", headers=key_headers(tenant)).json()["subjects"]
+    assert listed == ["race 0", "race 1", "race 2", "race 3"]
+    # A subject without examples is deleted like any other, and then it is gone.
+    assert tenant.client.delete(f"{REC}/subjects/race 0", headers=key_headers(tenant)).json() == {
+        "subject": "race 0"
+    }
+    assert_cf_error(tenant.client.delete(f"{REC}/subjects/race 0", headers=key_headers(tenant)), 404, 42)
+    assert tenant.client.delete(f"{REC}/subjects", headers=key_headers(tenant)).json() == {"deleted": 3}
+    assert _subject_rows(tenant) == []
+
+
+def test_concurrent_renames_onto_one_name_leave_one_subject(tenant: Api, photos: dict[str, bytes]) -> None:
+    """Two subjects renamed onto one new name at the same moment: the renames are serialised per
+    name, so the first renames and the second merges into it (CompreFace's rename onto an existing
+    subject) — or, had a creation of that name won the race, the rename is refused with code 43.
+    Either way one row names the subject, and no example is lost or left on a removed subject."""
+    image_a = add_example(tenant, "A", photos["obama"]).json()["image_id"]
+    image_b = add_example(tenant, "B", photos["biden"]).json()["image_id"]
+    before = tenant.counts()
+
+    def rename(old: str, new: str) -> Any:
+        return lambda: tenant.client.put(
+            f"{REC}/subjects/{old}", json={"subject": new}, headers=key_headers(tenant)
+        )
+
+    answers = _race([rename("A", "X"), rename("B", "X")])
+    for answer in answers:
+        assert answer.status_code == 200 and answer.json() == {"updated": True}, answer.text
+    assert tenant.client.get(f"{REC}/subjects", headers=key_headers(tenant)).json() == {"subjects": ["X"]}
+    faces = tenant.client.get(f"{REC}/faces", headers=key_headers(tenant)).json()["faces"]
+    assert sorted(f["image_id"] for f in faces) == sorted([image_a, image_b])
+    assert {f["subject"] for f in faces} == {"X"}
+    rows = _subject_rows(tenant)
+    assert [name for name, _ in rows] == ["X"] and rows[0][1] is not None
+    after = tenant.counts()
+    assert after["faces"] == before["faces"] and after["vectors"] == before["vectors"]
+    assert after["users"] == before["users"] - 1  # the merged subject's person is gone
+
+    # A rename against a creation of the same name: exactly one of them takes the name.
+    add_example(tenant, "C", photos["obama2"])
+
+    def create() -> Any:
+        return tenant.client.post(f"{REC}/subjects", json={"subject": "Y"}, headers=key_headers(tenant))
+
+    renamed, created = _race([rename("C", "Y"), create])
+    # The rename after the creation merges into it, before it renames (and the creation is refused).
+    assert renamed.status_code == 200, renamed.text
+    if created.status_code != 201:
+        assert_cf_error(created, 400, 43)
+    assert [name for name, _ in _subject_rows(tenant, "Y")] == ["Y"]
+    assert "C" not in tenant.client.get(f"{REC}/subjects", headers=key_headers(tenant)).json()["subjects"]
+
+
+def test_erasing_the_person_removes_the_subject(tenant: Api, photos: dict[str, bytes]) -> None:
+    from facesocial.compat.compreface.subjects import subject_user_id
+
+    add_example(tenant, "Alice", photos["obama"])
+    [(name, user_id)] = _subject_rows(tenant, "Alice")
+    assert name == "Alice" and user_id is not None
+    # The platform's GDPR erasure of that user (not the CompreFace route) takes the name with it.
+    erased = tenant.client.delete(
+        f"/api/v1/face-recognition/users/{subject_user_id('Alice')}", headers=key_headers(tenant)
+    )
+    assert erased.status_code == 200, erased.text
+    assert _subject_rows(tenant, "Alice") == []
+    assert tenant.client.get(f"{REC}/subjects", headers=key_headers(tenant)).json() == {"subjects": []}
+    # The name is free again.
+    created = tenant.client.post(f"{REC}/subjects", json={"subject": "Alice"}, headers=key_headers(tenant))
+    assert created.status_code == 201, created.text
+
+
+def test_one_subject_name_in_two_tenants_is_two_independent_subjects(
+    tenant: Api, photos: dict[str, bytes]
+) -> None:
+    other = replace(tenant, key=tenant.container.keys.create(f"other {uuid.uuid4()}").secret)
+    mine = add_example(tenant, "Sam", photos["obama"]).json()["image_id"]
+    theirs = add_example(other, "Sam", photos["biden"]).json()["image_id"]
+    for api in (tenant, other):
+        created = api.client.post(f"{REC}/subjects", json={"subject": "Pat"}, headers=key_headers(api))
+        assert created.status_code == 201, created.text  # the same name in each tenant
+    renamed = tenant.client.put(
+        f"{REC}/subjects/Sam", json={"subject": "Samuel"}, headers=key_headers(tenant)
+    )
+    assert renamed.json() == {"updated": True}
+    assert tenant.client.get(f"{REC}/subjects", headers=key_headers(tenant)).json()["subjects"] == [
+        "Samuel",
+        "Pat",
+    ]
+    assert other.client.get(f"{REC}/subjects", headers=key_headers(other)).json()["subjects"] == [
+        "Sam",
+        "Pat",
+    ]
+    assert other.client.get(f"{REC}/faces", headers=key_headers(other)).json()["faces"] == [
+        {"image_id": theirs, "subject": "Sam"}
+    ]
+    # Deleting in one tenant leaves the other's subject of that name alone.
+    assert other.client.delete(f"{REC}/subjects/Sam", headers=key_headers(other)).json() == {"subject": "Sam"}
+    assert other.client.delete(f"{REC}/subjects/Pat", headers=key_headers(other)).json() == {"subject": "Pat"}
+    assert tenant.client.get(f"{REC}/faces", headers=key_headers(tenant)).json()["faces"] == [
+        {"image_id": mine, "subject": "Samuel"}
+    ]
+    assert tenant.client.get(f"{REC}/subjects", headers=key_headers(tenant)).json()["subjects"] == [
+        "Samuel",
+        "Pat",
+    ]
+    assert sorted(name for name, _ in _subject_rows(tenant)) == ["Pat", "Samuel"]
+    assert _subject_rows(other) == []

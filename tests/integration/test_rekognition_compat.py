@@ -75,9 +75,20 @@ def _other_tenant_key(server: RunningServer) -> str:
     return str(reply.json()["api_key"])
 
 
+@pytest.fixture(scope="module", params=["embedded", "scaled"])
+def profile_name(request: pytest.FixtureRequest) -> str:
+    """Each test runs on the embedded profile (SQLite, local index) and on the scaled one
+    (PostgreSQL, Redis, milvus-lite): the collection names' uniqueness is the database's."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("rekognition"), model_dir) as running:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, profile_name: str
+) -> Iterator[RunningServer]:
+    with running_server(
+        tmp_path_factory.mktemp(f"rekognition-{profile_name}"), model_dir, profile_name=profile_name
+    ) as running:
         yield running
 
 
@@ -280,9 +291,51 @@ def test_a_collection_belongs_to_its_tenant(server: RunningServer) -> None:
     assert [f["FaceId"] for f in mine.list_faces(CollectionId="private")["Faces"]] == [face_id]
 
 
-def test_through_the_nginx_gateway_on_a_non_default_port(server: RunningServer, tmp_path: Path) -> None:
+def test_concurrent_create_collection_of_one_name_has_exactly_one_winner(server: RunningServer) -> None:
+    """Real threads calling CreateCollection with one name at the same moment: one success, the
+    others ResourceAlreadyExistsException, and one collection (one face group) remains; repeated
+    over fresh names, with two threads (the common race) and with eight."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_, threads in enumerate([2, 2, 2, 8]):
+        name = f"race-{round_}"
+        clients = [_client(server, server.key) for _ in range(threads)]  # boto3 clients per thread
+        barrier = threading.Barrier(threads)
+
+        def create(client: Any, name: str = name, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait(timeout=60)
+            try:
+                client.create_collection(CollectionId=name)
+            except ClientError as exc:
+                return str(exc.response["Error"]["Code"])
+            return "created"
+
+        with ThreadPoolExecutor(threads) as pool:
+            outcomes = sorted(pool.map(create, clients))
+        assert outcomes == ["ResourceAlreadyExistsException"] * (threads - 1) + ["created"], outcomes
+        assert clients[0].list_collections()["CollectionIds"].count(name) == 1
+        groups = httpx.get(
+            f"{server.base}/api/v1/face-recognition/groups",
+            params={"limit": 1000},
+            headers={"X-API-Key": server.key},
+            timeout=60,
+        )
+        assert groups.status_code == 200, groups.text
+        assert [g["group_name"] for g in groups.json()["groups"]].count(name) == 1
+        clients[0].delete_collection(CollectionId=name)
+        # Deleting the collection frees its name (the name's row goes with the group).
+        assert clients[0].create_collection(CollectionId=name)["StatusCode"] == 200
+        clients[0].delete_collection(CollectionId=name)
+
+
+def test_through_the_nginx_gateway_on_a_non_default_port(
+    server: RunningServer, tmp_path: Path, profile_name: str
+) -> None:
     """deploy/nginx/nginx.conf in front of the live server, on a port that is not 80: SigV4 signs
     ``Host`` with its port, so the gateway must pass the client's Host on unchanged."""
+    if profile_name != "embedded":
+        pytest.skip("the gateway forwards HTTP whatever the stores: one profile exercises it")
     import os
     import re
     import shutil

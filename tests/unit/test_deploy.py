@@ -722,7 +722,7 @@ def test_nginx_api_locations_name_real_routes(nginx: Directive, app_paths: set[s
             )
     # Every route of the app is reachable through the gateway.
     for route in sorted(app_paths):
-        if route.startswith(("/api/", "/health", "/metrics")):
+        if route.startswith(("/api/", "/health", "/metrics", "/console", "/rekognition")):
             uri = re.sub(r"\{[^}]+\}", "x", route)
             served = _match(locations, uri)
             assert served is not None and served.directive.first("proxy_pass") is not None, route
@@ -1101,6 +1101,7 @@ def test_kubernetes_ingress_paths_name_real_routes(k8s: list[dict[str, Any]], ap
                 served = _served(path, app_paths, prefix=item["pathType"] == "Prefix")
                 assert served or path in FUTURE_PREFIXES, f"ingress path {path} is no route of the app"
     assert "/metrics" not in seen
+    assert {"/console", "/rekognition"} <= seen, "the console and the Rekognition endpoint are exposed"
     for route in (r for r in app_paths if r.startswith("/api/v1/")):
         exposed = any(route == p or route.startswith(p.rstrip("/") + "/") for p in seen)
         # Index upkeep stays inside the cluster (kubectl port-forward / exec), like /metrics.

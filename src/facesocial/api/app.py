@@ -92,6 +92,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(attention_ws.router)
     app.include_router(recordings_router.router)
     app.include_router(counting_router.router)
+    app.include_router(counting_router.frame_router)
     app.include_router(jobs.router)
     app.include_router(admin.router)
     app.include_router(registry_router.router)

@@ -88,6 +88,7 @@ def _record(scope: Scope, status: dict[str, int], started: float) -> OperationRe
         user_id=getattr(outcome, "user_id", None),
         status_code=status["code"],
         api_key_uuid=getattr(state.get("principal"), "api_key_id", None),
+        tenant_id=getattr(state.get("principal"), "tenant_id", None),
     )
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -25,15 +23,13 @@ import httpx
 
 from facesocial.client import calls
 from facesocial.client.calls import Call
-from facesocial.client.errors import FaceSocialAPIError
 from facesocial.client.jobs import AsyncProgressCallback, Poller
 from facesocial.client.models import Job
-from facesocial.client.retry import RetryPolicy, parse_retry_after
-from facesocial.client.sync import DEFAULT_BASE_URL, auth_headers, connection_error, decode, request_arguments
+from facesocial.client.retry import RetryPolicy
+from facesocial.client.sync import DEFAULT_BASE_URL, auth_headers, decode, request_arguments, retry_delay
 
 P = ParamSpec("P")
 T = TypeVar("T")
-log = logging.getLogger("facesocial.client")
 
 
 def _method(
@@ -89,29 +85,18 @@ class AsyncFaceSocialClient:
 
     async def send(self, call: Call[Any]) -> httpx.Response:
         """Send ``call`` with retries; the successful (2xx) answer, or ``FaceSocialAPIError``."""
-        attempt = 0
         arguments = request_arguments(call)
+        attempt = 0
         while True:
             attempt += 1
             try:
                 response = await self._http.request(call.method, call.path, **arguments)
             except httpx.TransportError as exc:
-                delay = self.retry.delay_for_exception(attempt, call.method, exc)
-                if delay is None:
-                    raise connection_error(call, exc) from exc
-                log.info("%s %s: %r; retry %d in %.2f s", call.method, call.path, exc, attempt, delay)
-                await self._sleep(delay)
+                await self._sleep(retry_delay(self.retry, call, attempt, exc))
                 continue
             if response.is_success:
                 return response
-            error = FaceSocialAPIError.from_response(
-                response, parse_retry_after(response.headers.get("Retry-After"))
-            )
-            delay = self.retry.delay_for_response(attempt, response, error.code)
-            if delay is None:
-                raise error
-            log.info("%s %s: %s; retry %d in %.2f s", call.method, call.path, error.code, attempt, delay)
-            await self._sleep(delay)
+            await self._sleep(retry_delay(self.retry, call, attempt, response))
 
     async def run(self, call: Call[T]) -> T:
         """Send ``call`` and parse its answer."""
@@ -130,16 +115,15 @@ class AsyncFaceSocialClient:
         """``FaceSocialClient.wait_job`` as a coroutine; ``on_progress`` may be a plain function
         or a coroutine function (awaited)."""
         poller = Poller(timeout, interval, max_interval, raise_on_failure)
-        deadline = time.monotonic() + timeout
         while True:
-            job = await self.get_job(job_id)
-            if on_progress is not None and poller.changed(job):
-                outcome = on_progress(job)
+            step = poller.step(await self.get_job(job_id))
+            if on_progress is not None and step.report:
+                outcome = on_progress(step.job)
                 if inspect.isawaitable(outcome):
                     await outcome
-            if job.done:
-                return poller.finish(job)
-            await self._sleep(poller.next_sleep(job, deadline - time.monotonic()))
+            if step.sleep is None:
+                return step.outcome()
+            await self._sleep(step.sleep)
 
     detect = _method(calls.detect)
     register = _method(calls.register)

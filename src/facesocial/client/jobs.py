@@ -4,12 +4,26 @@ The poll interval starts at ``interval`` seconds and grows by half each poll up 
 ``max_interval`` (a long video job need not be asked every second; a short one answers soon),
 and never sleeps past the deadline. The callback gets the ``Job`` each time its status or
 progress changed (and once for the first state), so a progress bar moves without repeats.
+
+Every decision of a wait lives here, free of I/O: ``Poller.step(job)`` says whether to report
+the job, whether the wait is over and how long to sleep before the next poll. The sync and the
+async client differ only in how they fetch the job, call the callback and sleep::
+
+    poller = Poller(timeout, interval, max_interval, raise_on_failure)
+    while True:
+        step = poller.step(fetch(job_id))
+        if step.report and on_progress is not None:
+            on_progress(step.job)
+        if step.sleep is None:
+            return step.outcome()
+        sleep(step.sleep)
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from facesocial.client.errors import JobFailedError, JobTimeoutError
 from facesocial.client.models import Job
@@ -18,21 +32,57 @@ ProgressCallback = Callable[[Job], None]
 AsyncProgressCallback = Callable[[Job], Awaitable[None] | None]
 
 
+@dataclass(frozen=True, slots=True)
+class PollStep:
+    """What to do after one poll: ``report`` the job to the progress callback (its status or
+    progress changed); then sleep ``sleep`` seconds and poll again, or, when ``sleep`` is None,
+    end the wait with ``outcome()``."""
+
+    job: Job
+    report: bool
+    sleep: float | None
+    error: Exception | None = None
+
+    def outcome(self) -> Job:
+        """The final job, or the ``JobFailedError``/``JobTimeoutError`` the wait ends with."""
+        if self.sleep is not None:
+            raise RuntimeError("the wait is not over: sleep and poll again")
+        if self.error is not None:
+            raise self.error
+        return self.job
+
+
 @dataclass(slots=True)
 class Poller:
-    """The state of one wait: ``timeout`` (seconds in all), ``interval``/``max_interval``
-    (seconds between polls), ``raise_on_failure`` (raise ``JobFailedError`` for a failed or
-    cancelled job instead of returning it)."""
+    """The state of one wait: ``timeout`` (seconds in all, from the poller's creation),
+    ``interval``/``max_interval`` (seconds between polls), ``raise_on_failure`` (raise
+    ``JobFailedError`` for a failed or cancelled job instead of returning it); ``clock`` the
+    monotonic clock the deadline is measured on (tests pass a fake)."""
 
     timeout: float = 600.0
     interval: float = 0.5
     max_interval: float = 5.0
     raise_on_failure: bool = True
+    clock: Callable[[], float] = time.monotonic
     _last: tuple[str, float] | None = None
+    _deadline: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         if self.timeout <= 0 or self.interval <= 0 or self.max_interval < self.interval:
             raise ValueError("timeout and interval must be positive, max_interval >= interval")
+        self._deadline = self.clock() + self.timeout
+
+    def step(self, job: Job) -> PollStep:
+        """The decision after polling ``job``: report it?, stop (completed, failed, cancelled,
+        or out of time)?, else how long to sleep."""
+        report = self.changed(job)
+        if job.done:
+            failed = job.status != "completed" and self.raise_on_failure
+            return PollStep(job, report, None, JobFailedError(job) if failed else None)
+        remaining = self._deadline - self.clock()
+        if remaining <= 0:
+            return PollStep(job, report, None, JobTimeoutError(job, self.timeout))
+        return PollStep(job, report, self.next_sleep(remaining))
 
     def changed(self, job: Job) -> bool:
         """True when ``job``'s status or progress differs from the last one seen."""
@@ -42,16 +92,8 @@ class Poller:
         self._last = state
         return True
 
-    def finish(self, job: Job) -> Job:
-        """``job`` when completed (or when failures are returned), else ``JobFailedError``."""
-        if job.status != "completed" and self.raise_on_failure:
-            raise JobFailedError(job)
-        return job
-
-    def next_sleep(self, job: Job, remaining: float) -> float:
-        """Seconds to sleep before the next poll; raises ``JobTimeoutError`` when none remain."""
-        if remaining <= 0:
-            raise JobTimeoutError(job, self.timeout)
+    def next_sleep(self, remaining: float) -> float:
+        """Seconds to sleep before the next poll (never past the deadline); the interval grows."""
         sleep = min(self.interval, remaining)
         self.interval = min(self.max_interval, self.interval * 1.5)
         return sleep

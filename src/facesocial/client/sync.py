@@ -85,6 +85,27 @@ def connection_error(call: Call[Any], exc: httpx.TransportError) -> FaceSocialCo
     return FaceSocialConnectionError(code, f"{call.method} {call.path}: {exc!r}", 0)
 
 
+def retry_delay(
+    retry: RetryPolicy, call: Call[Any], attempt: int, failure: httpx.Response | httpx.TransportError
+) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` of ``call`` (an error answer or a
+    transport failure) before sending it again; raises the ``FaceSocialAPIError`` (or
+    ``FaceSocialConnectionError``) when ``retry`` gives up. The sync and async ``send`` share it,
+    so they differ only in how they send and sleep."""
+    if isinstance(failure, httpx.TransportError):
+        delay = retry.delay_for_exception(attempt, call.method, failure)
+        if delay is None:
+            raise connection_error(call, failure) from failure
+        log.info("%s %s: %r; retry %d in %.2f s", call.method, call.path, failure, attempt, delay)
+        return delay
+    error = FaceSocialAPIError.from_response(failure, parse_retry_after(failure.headers.get("Retry-After")))
+    delay = retry.delay_for_response(attempt, failure, error.code)
+    if delay is None:
+        raise error
+    log.info("%s %s: %s; retry %d in %.2f s", call.method, call.path, error.code, attempt, delay)
+    return delay
+
+
 def _method(builder: Callable[P, Call[T]]) -> Callable[Concatenate[FaceSocialClient, P], T]:
     """A client method sending the call ``builder`` makes (its signature and docstring)."""
 
@@ -140,29 +161,18 @@ class FaceSocialClient:
 
     def send(self, call: Call[Any]) -> httpx.Response:
         """Send ``call`` with retries; the successful (2xx) answer, or ``FaceSocialAPIError``."""
-        attempt = 0
         arguments = request_arguments(call)
+        attempt = 0
         while True:
             attempt += 1
             try:
                 response = self._http.request(call.method, call.path, **arguments)
             except httpx.TransportError as exc:
-                delay = self.retry.delay_for_exception(attempt, call.method, exc)
-                if delay is None:
-                    raise connection_error(call, exc) from exc
-                log.info("%s %s: %r; retry %d in %.2f s", call.method, call.path, exc, attempt, delay)
-                self._sleep(delay)
+                self._sleep(retry_delay(self.retry, call, attempt, exc))
                 continue
             if response.is_success:
                 return response
-            error = FaceSocialAPIError.from_response(
-                response, parse_retry_after(response.headers.get("Retry-After"))
-            )
-            delay = self.retry.delay_for_response(attempt, response, error.code)
-            if delay is None:
-                raise error
-            log.info("%s %s: %s; retry %d in %.2f s", call.method, call.path, error.code, attempt, delay)
-            self._sleep(delay)
+            self._sleep(retry_delay(self.retry, call, attempt, response))
 
     def run(self, call: Call[T]) -> T:
         """Send ``call`` and parse its answer."""
@@ -185,14 +195,13 @@ class FaceSocialClient:
         ``JobTimeoutError`` after ``timeout`` seconds, ``FaceSocialAPIError`` (e.g.
         ``JOB_NOT_FOUND``)."""
         poller = Poller(timeout, interval, max_interval, raise_on_failure)
-        deadline = time.monotonic() + timeout
         while True:
-            job = self.get_job(job_id)
-            if on_progress is not None and poller.changed(job):
-                on_progress(job)
-            if job.done:
-                return poller.finish(job)
-            self._sleep(poller.next_sleep(job, deadline - time.monotonic()))
+            step = poller.step(self.get_job(job_id))
+            if on_progress is not None and step.report:
+                on_progress(step.job)
+            if step.sleep is None:
+                return step.outcome()
+            self._sleep(step.sleep)
 
     detect = _method(calls.detect)
     register = _method(calls.register)

@@ -78,4 +78,3 @@ def console_page() -> FileResponse:
 def console_asset(relative: str) -> FileResponse:
     """A script, style sheet or image of the console."""
     return _file(relative)
-

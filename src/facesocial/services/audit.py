@@ -26,6 +26,7 @@ class OperationRecord:
     user_id: uuid.UUID | None = None
     status_code: int = 200
     api_key_uuid: uuid.UUID | None = None  # set when an API key authenticated the call
+    tenant_id: uuid.UUID | None = None  # the authenticated caller's tenant (usage accounting)
 
 
 # Error messages can quote client input (a validation message names the fields sent, and a
@@ -72,6 +73,7 @@ class AuditLog:
             session.add(
                 UsageLog(
                     api_key_id=record.api_key_uuid,
+                    tenant_id=record.tenant_id,
                     request_type=f"{record.service_name}.{record.operation_type}"[:50],
                     request_path=record.endpoint[:255],
                     response_code=record.status_code,

@@ -57,6 +57,7 @@ SCHEMAS = (
     "attention",
     "model_registry",
     "counting",
+    "compat",
 )
 
 NAMING = {
@@ -474,6 +475,8 @@ class UsageLog(Base):
         Index("idx_usage_logs_user_id", "user_id"),
         Index("idx_usage_logs_request_date", "request_date"),
         Index("idx_usage_logs_api_key_id", "api_key_id"),
+        # GET /api/v1/auth/usage: one tenant's rows of a date range (migration 0015).
+        Index("idx_usage_logs_tenant_date", "tenant_id", "request_date"),
         {"schema": "audit"},
     )
 
@@ -482,6 +485,8 @@ class UsageLog(Base):
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("core.api_keys.id", ondelete="SET NULL")
     )
+    # The caller's tenant (services/principal.py); NULL for calls without valid credentials.
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     request_type: Mapped[str] = mapped_column(String(50), nullable=False)
     request_path: Mapped[str] = mapped_column(String(255), nullable=False)
     # NOT NULL (the document only defaults it): retention selects on it.
@@ -1185,5 +1190,6 @@ class AttentionMetricMinute(Base):
 
 # Document 002's tables live in their own modules; importing them here registers them on
 # ``Base.metadata`` (migrations, schema checks) wherever the tables are loaded.
+from facesocial.store import tables_compat as _compat  # noqa: E402, F401
 from facesocial.store import tables_counting as _counting  # noqa: E402, F401
 from facesocial.store import tables_registry as _registry  # noqa: E402, F401

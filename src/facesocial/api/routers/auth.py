@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
 from facesocial import errors
@@ -29,7 +29,9 @@ from facesocial.api.routing import ApiRoute
 from facesocial.container import Container
 from facesocial.services.accounts import MAX_EMAIL_LENGTH, MAX_NAME_LENGTH, MAX_PASSWORD_LENGTH
 from facesocial.services.principal import Principal
+from facesocial.services.usage import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, UsageService
 from facesocial.store.kv import rate_limit_key
+from facesocial.store.types import utcnow
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=ApiRoute, redirect_slashes=False)
 
@@ -208,6 +210,50 @@ def list_keys(container: ContainerDep, caller: CallerDep) -> dict[str, Any]:
 def delete_key(container: ContainerDep, caller: CallerDep, key_id: uuid.UUID) -> dict[str, Any]:
     key = container.accounts.revoke_key(_account_of(caller, login_only=True), key_id)
     return {"success": True, "key": key}
+
+
+@router.get(
+    "/usage",
+    name="tenant_usage",
+    response_model=None,
+    responses=error_responses(errors.ValidationFailedError, errors.ForbiddenError),
+)
+def usage(
+    container: ContainerDep,
+    caller: CallerDep,
+    days: Annotated[
+        int, Query(ge=MIN_DAYS, le=MAX_DAYS, description="Whole UTC days, today included")
+    ] = DEFAULT_DAYS,
+    api_key_id: Annotated[
+        uuid.UUID | None, Query(description="Only this key's calls (a key of another tenant: no rows)")
+    ] = None,
+) -> dict[str, Any]:
+    """The caller's tenant's API calls (audit.usage_logs): totals, per day, per endpoint, per
+    day and endpoint, per key: requests, 4xx and 5xx answers, mean and p95 processing time (ms);
+    and ``caller``: the credential's kind, role, tenant and, for an API key, its own record.
+    Any credential of the tenant may read it, except that a ``user``-role API key sees only its
+    own calls (403 FORBIDDEN when it asks for another key's)."""
+    if caller.role == "user" and caller.kind == "api_key":
+        if api_key_id is not None and api_key_id != caller.api_key_id:
+            raise errors.ForbiddenError("A user key sees only its own usage")
+        api_key_id = caller.api_key_id
+    report = UsageService(container.database).report(caller.tenant_id, days=days, api_key_id=api_key_id)
+    return {"success": True, "caller": _caller_facts(container, caller), **report}
+
+
+def _caller_facts(container: Container, caller: Principal) -> dict[str, Any]:
+    """Who is asking: credential kind, role, tenant, and the key's own record (no secret) when an
+    API key made the call."""
+    key = None
+    if caller.api_key_id is not None:
+        key = container.keys.find(str(caller.api_key_id)).as_dict(utcnow())
+    return {
+        "kind": caller.kind,
+        "role": caller.role,
+        "tenant_id": str(caller.tenant_id),
+        "account_id": str(caller.account_id) if caller.account_id else None,
+        "key": key,
+    }
 
 
 def _account_of(caller: Principal, *, login_only: bool = False) -> uuid.UUID:

@@ -26,7 +26,6 @@ from facesocial.api.openapi import image_request_body
 from facesocial.api.routing import ApiRoute
 from facesocial.compat.compreface import shapes
 from facesocial.compat.compreface.subjects import (
-    SubjectAlreadyExistsError,
     SubjectNotFoundError,
     SubjectStore,
     check_subject,
@@ -209,11 +208,10 @@ def _count(total: int, limit: int) -> int:
 # --- subjects -----------------------------------------------------------------------------------------
 @recognition.post("/subjects", name="cf_add_subject", status_code=201, response_model=None)
 def add_subject(container: ContainerDep, caller: CallerDep, body: SubjectBody) -> dict[str, Any]:
-    """Add a subject. The platform keeps no person without a face, so the subject is listed
-    once it has an example (``POST /faces?subject=``). 400 code 43 if it already exists."""
+    """Add a subject (listed at once; its first example, ``POST /faces?subject=``, enrols the
+    person). 400 code 43 if it already exists, also to the loser of two concurrent calls."""
     name = check_subject(body.subject)
-    if _store(container).exists(caller.tenant_id, name):
-        raise SubjectAlreadyExistsError(f"Subject {name!r} already exists")
+    _store(container).create(caller.tenant_id, name)
     return {"subject": name}
 
 
@@ -242,6 +240,8 @@ def delete_subject(
     try:
         outcome = container.users.erase(subject_user_id(name), caller=caller)
     except errors.UserNotFoundError as exc:
+        if _store(container).forget(caller.tenant_id, name):  # a subject without examples
+            return {"subject": name}
         raise SubjectNotFoundError(f"No subject {name!r}") from exc
     request.state.outcome = outcome
     return {"subject": name}
@@ -255,12 +255,14 @@ def delete_all_subjects(container: ContainerDep, caller: CallerDep) -> dict[str,
 
 def _erase_all(container: Container, caller: Principal) -> int:
     erased = 0
-    for name in _store(container).subjects(caller.tenant_id):
+    store = _store(container)
+    for name in store.subjects(caller.tenant_id):
         try:
             container.users.erase(subject_user_id(name), caller=caller)
             erased += 1
         except errors.UserNotFoundError:
-            continue  # erased meanwhile by another request
+            # A subject without examples, or one erased meanwhile by another request.
+            erased += store.forget(caller.tenant_id, name)
     return erased
 
 

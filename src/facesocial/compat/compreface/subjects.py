@@ -4,11 +4,18 @@ A CompreFace *subject* is a user of the API key's tenant; an *example* (``image_
 that user's enrolled faces (``face_recognition.face_data.id``). A subject's name maps onto the
 user id deterministically: a name that is itself a canonical UUID is that user id (so users
 enrolled through ``/api/v1/face-recognition`` appear as subjects named by their id), any other
-name is ``uuid5(SUBJECT_NAMESPACE, name)``. The name itself is kept on the user row
-(``core.users.privacy_settings["compreface_subject"]``) so that lists and matches can show it.
+name is ``uuid5(SUBJECT_NAMESPACE, name)``. The name itself is a row of
+``compat.compreface_subjects`` (unique per tenant; its ``user_id`` references the user ON DELETE
+CASCADE, so erasing the user removes the subject), which lists and matches show; a user without
+a row (enrolled through ``/api/v1``) is named by its id.
 
 The platform keeps no person without a face (an enrolment that is rolled back drops the user),
-so a subject exists while it has at least one example.
+so a subject with examples goes with its last one. ``POST /subjects`` makes a row without a user:
+a subject with no example yet, which its first example (``POST /faces``) takes.
+
+Uniqueness is the database's: the row's unique (tenant, subject) makes two concurrent creations
+of one name end with one winner and one ``SUBJECT_ALREADY_EXISTS`` (CompreFace's code 43), also
+across server processes; a rename moves the name and the user's id in one transaction.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from facesocial import errors
 from facesocial.services.face_cache import FaceCache
@@ -28,12 +37,12 @@ from facesocial.services.face_writes import delete_face_rows, drop_faceless_user
 from facesocial.store import recognition_repository as repo
 from facesocial.store.db import Database
 from facesocial.store.tables import FACE_ACTIVE, FACE_DELETING, FaceData, User
+from facesocial.store.tables_compat import CompreFaceSubject
 from facesocial.store.user_locks import UserLocks
 from facesocial.store.vector_index import VectorIndex
 
 # Fixed forever: changing it would rename every stored subject's user id.
 SUBJECT_NAMESPACE = uuid.UUID("8d0f5a52-3c1e-5b7e-9f3a-c0de0f0ace01")
-SUBJECT_KEY = "compreface_subject"
 MAX_SUBJECT_LENGTH = 255
 
 
@@ -85,10 +94,26 @@ def subject_user_id(name: str) -> uuid.UUID:
     return parsed if str(parsed) == name else uuid.uuid5(SUBJECT_NAMESPACE, name)
 
 
-def _name_of(user: User) -> str:
-    settings = user.privacy_settings or {}
-    stored = settings.get(SUBJECT_KEY) if isinstance(settings, dict) else None
-    return stored if isinstance(stored, str) else str(user.external_id)
+def _name(external_id: uuid.UUID, subject: str | None) -> str:
+    return subject if subject is not None else str(external_id)
+
+
+def _row(session: Session, tenant_id: uuid.UUID, name: str) -> CompreFaceSubject | None:
+    row: CompreFaceSubject | None = session.scalar(
+        select(CompreFaceSubject).where(
+            CompreFaceSubject.tenant_id == tenant_id, CompreFaceSubject.subject == name
+        )
+    )
+    return row
+
+
+def _named_users(tenant_id: uuid.UUID) -> Select[Any]:
+    """``(User, subject name or None)`` of the tenant's live users."""
+    return (
+        repo.users_of(tenant_id)
+        .add_columns(CompreFaceSubject.subject)
+        .outerjoin(CompreFaceSubject, CompreFaceSubject.user_id == User.user_id)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,35 +132,87 @@ class SubjectStore:
         self._cache = cache
 
     # --- names --------------------------------------------------------------------------------
+    def create(self, tenant_id: uuid.UUID, name: str) -> None:
+        """``POST /subjects``: a subject without examples; ``SUBJECT_ALREADY_EXISTS`` when the
+        tenant has the name (a row, or a user of that id), also when another request gives it at
+        the same moment (the unique row decides)."""
+        taken = SubjectAlreadyExistsError(f"Subject {name!r} already exists")
+        try:
+            with self._db.session() as session:
+                if repo.find_user(session, tenant_id, subject_user_id(name), with_erasing=True) is not None:
+                    raise taken
+                if _row(session, tenant_id, name) is not None:
+                    raise taken
+                session.add(CompreFaceSubject(tenant_id=tenant_id, subject=name, user_id=None))
+                session.flush()
+        except IntegrityError:
+            raise taken from None
+
     def remember(self, tenant_id: uuid.UUID, name: str) -> None:
-        """Store ``name`` on its user (after an enrolment); a UUID name needs no storing."""
+        """After an enrolment: the subject's row names its user (a row ``POST /subjects`` made is
+        taken over); a UUID name needs no row (the user is named by its id)."""
         external = subject_user_id(name)
-        if str(external) == name:
-            return
+        for _attempt in range(3):
+            try:
+                with self._db.session() as session:
+                    user = repo.find_user(session, tenant_id, external)
+                    if user is None:
+                        return  # erased meanwhile
+                    row = _row(session, tenant_id, name)
+                    if row is not None:
+                        if row.user_id is None:
+                            row.user_id = user.user_id
+                        return
+                    if str(external) == name:
+                        return
+                    session.add(CompreFaceSubject(tenant_id=tenant_id, subject=name, user_id=user.user_id))
+                    session.flush()
+                    return
+            except IntegrityError:
+                continue  # another request wrote the row first: read it again
+        raise SubjectAlreadyExistsError(f"Subject {name!r} already exists")
+
+    def forget(self, tenant_id: uuid.UUID, name: str) -> bool:
+        """Delete a subject that has no example (``POST /subjects`` only); False if there is none."""
         with self._db.session() as session:
-            user = repo.find_user(session, tenant_id, external)
-            if user is not None and _name_of(user) != name:
-                user.privacy_settings = {**(user.privacy_settings or {}), SUBJECT_KEY: name}
+            removed = session.execute(
+                delete(CompreFaceSubject).where(
+                    CompreFaceSubject.tenant_id == tenant_id,
+                    CompreFaceSubject.subject == name,
+                    CompreFaceSubject.user_id.is_(None),
+                )
+            )
+            return bool(getattr(removed, "rowcount", 0))
 
     def names(self, tenant_id: uuid.UUID, external_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
         """``external user id -> subject name`` for the tenant's live users among ``external_ids``."""
         if not external_ids:
             return {}
         with self._db.session(readonly=True) as session:
-            users = session.scalars(
-                repo.users_of(tenant_id).where(User.external_id.in_(list(external_ids)))
-            ).all()
-            return {user.external_id: _name_of(user) for user in users}
+            rows = session.execute(_named_users(tenant_id).where(User.external_id.in_(list(external_ids))))
+            return {user.external_id: _name(user.external_id, subject) for user, subject in rows}
 
     def subjects(self, tenant_id: uuid.UUID) -> list[str]:
-        """Every subject of the tenant (users with at least one face), by creation time."""
+        """Every subject of the tenant (users with at least one face, and subjects without an
+        example yet), by creation time."""
         with self._db.session(readonly=True) as session:
-            users = session.scalars(repo.users_of(tenant_id).order_by(User.created_at, User.id)).all()
-            return [_name_of(user) for user in users]
+            named = [
+                (user.created_at, _name(user.external_id, subject))
+                for user, subject in session.execute(_named_users(tenant_id))
+            ]
+            bare = session.execute(
+                select(CompreFaceSubject.created_at, CompreFaceSubject.subject).where(
+                    CompreFaceSubject.tenant_id == tenant_id, CompreFaceSubject.user_id.is_(None)
+                )
+            ).all()
+        return [name for _, name in sorted([*named, *((at, name) for at, name in bare)], key=lambda p: p[0])]
 
     def exists(self, tenant_id: uuid.UUID, name: str) -> bool:
         with self._db.session(readonly=True) as session:
-            return repo.find_user(session, tenant_id, subject_user_id(name)) is not None
+            return (
+                repo.find_user(session, tenant_id, subject_user_id(name)) is not None
+                or _row(session, tenant_id, name) is not None
+            )
 
     # --- examples -----------------------------------------------------------------------------
     def examples(
@@ -143,8 +220,9 @@ class SubjectStore:
     ) -> dict[str, Any]:
         """One page of the tenant's examples in ``collection`` (CompreFace's list shape)."""
         query = (
-            select(FaceData.id, User)
+            select(FaceData.id, User.external_id, CompreFaceSubject.subject)
             .join(User, User.user_id == FaceData.user_id)
+            .outerjoin(CompreFaceSubject, CompreFaceSubject.user_id == User.user_id)
             .where(
                 FaceData.tenant_id == tenant_id,
                 FaceData.status == FACE_ACTIVE,
@@ -159,7 +237,10 @@ class SubjectStore:
             rows = session.execute(
                 query.order_by(FaceData.created_at, FaceData.id).offset(page * size).limit(size)
             ).all()
-            faces = [{"image_id": str(face_id), "subject": _name_of(user)} for face_id, user in rows]
+            faces = [
+                {"image_id": str(face_id), "subject": _name(external, subject)}
+                for face_id, external, subject in rows
+            ]
         return {
             "faces": faces,
             "page_number": page,
@@ -172,8 +253,9 @@ class SubjectStore:
         """The tenant's active face ``image_id`` with its subject, or ``IMAGE_NOT_FOUND`` (404)."""
         with self._db.session(readonly=True) as session:
             row = session.execute(
-                select(FaceData, User)
+                select(FaceData, User.external_id, CompreFaceSubject.subject)
                 .join(User, User.user_id == FaceData.user_id)
+                .outerjoin(CompreFaceSubject, CompreFaceSubject.user_id == User.user_id)
                 .where(
                     FaceData.id == image_id,
                     FaceData.tenant_id == tenant_id,
@@ -183,9 +265,9 @@ class SubjectStore:
             ).first()
             if row is None:
                 raise ImageNotFoundError(f"No example image {image_id}")
-            face, user = row
+            face, external, subject = row
             session.expunge(face)
-            return face, _name_of(user)
+            return face, _name(external, subject)
 
     def count_examples(self, tenant_id: uuid.UUID, collection: str, subject: str | None) -> int:
         return int(self.examples(tenant_id, collection, subject=subject, page=0, size=1)["total_elements"])
@@ -228,37 +310,63 @@ class SubjectStore:
     # --- renaming -----------------------------------------------------------------------------
     def rename(self, tenant_id: uuid.UUID, old: str, new: str) -> bool:
         """CompreFace's rename: the user takes the new name; if that subject exists, the old
-        subject's faces move to it and the old subject is removed. ``SUBJECT_NOT_FOUND`` for an
-        unknown ``old``; False when the names are the same."""
+        subject's faces move to it and the old subject is removed (merge). One transaction
+        moves the name and the user's id; ``SUBJECT_NOT_FOUND`` for an unknown ``old``,
+        ``SUBJECT_ALREADY_EXISTS`` when another request took ``new`` at the same moment (the
+        unique row decides); False when the names are the same."""
         if old == new:
             if not self.exists(tenant_id, old):
                 raise SubjectNotFoundError(f"No subject {old!r}")
             return False
         source_id, target_id = subject_user_id(old), subject_user_id(new)
-        with self._hold(tenant_id, [source_id, target_id]), self._db.session() as session:
-            source = repo.find_user(session, tenant_id, source_id)
-            if source is None:
-                raise SubjectNotFoundError(f"No subject {old!r}")
-            target = repo.find_user(session, tenant_id, target_id)
-            if target is None:
-                source.external_id = target_id
-                settings = {k: v for k, v in (source.privacy_settings or {}).items() if k != SUBJECT_KEY}
-                if str(target_id) != new:
-                    settings[SUBJECT_KEY] = new
-                source.privacy_settings = settings
-                moved_from = source.user_id
-                moved_to = source.user_id
-            else:
-                # Faces are found through SQL (face_owners), so moving the rows moves the matches.
-                session.execute(
-                    update(FaceData).where(FaceData.user_id == source.user_id).values(user_id=target.user_id)
-                )
-                session.flush()
-                session.delete(source)
-                moved_from, moved_to = source.user_id, target.user_id
-        self._cache.drop(moved_from)
-        self._cache.drop(moved_to)
+        moved: list[uuid.UUID] = []
+        try:
+            with self._hold(tenant_id, [source_id, target_id]), self._db.session() as session:
+                moved = self._rename(session, tenant_id, old, new)
+        except IntegrityError:
+            raise SubjectAlreadyExistsError(f"Subject {new!r} already exists") from None
+        for user_id in moved:
+            self._cache.drop(user_id)
         return True
+
+    def _rename(self, session: Session, tenant_id: uuid.UUID, old: str, new: str) -> list[uuid.UUID]:
+        """The rename's writes; the users whose cached faces changed."""
+        source = repo.find_user(session, tenant_id, subject_user_id(old))
+        source_row = _row(session, tenant_id, old)
+        if source is None and (source_row is None or source_row.user_id is not None):
+            raise SubjectNotFoundError(f"No subject {old!r}")
+        target = repo.find_user(session, tenant_id, subject_user_id(new))
+        target_row = _row(session, tenant_id, new)
+        if source is None:
+            # A subject without examples: renamed, or merged into ``new`` (nothing to move).
+            assert source_row is not None
+            if target is not None or target_row is not None:
+                session.delete(source_row)
+            else:
+                source_row.subject = new
+            session.flush()
+            return []
+        if target is None:
+            if target_row is not None:  # ``new`` exists without examples: the faces make it whole
+                session.delete(target_row)
+                session.flush()
+            source.external_id = subject_user_id(new)
+            if source_row is None:
+                session.add(CompreFaceSubject(tenant_id=tenant_id, subject=new, user_id=source.user_id))
+            else:
+                source_row.subject = new
+            session.flush()
+            return [source.user_id]
+        # Faces are found through SQL (face_owners), so moving the rows moves the matches.
+        session.execute(
+            update(FaceData).where(FaceData.user_id == source.user_id).values(user_id=target.user_id)
+        )
+        if source_row is not None:
+            session.delete(source_row)
+        session.flush()
+        session.delete(source)
+        session.flush()
+        return [source.user_id, target.user_id]
 
     @contextmanager
     def _hold(self, tenant_id: uuid.UUID, external_ids: list[uuid.UUID]) -> Iterator[None]:

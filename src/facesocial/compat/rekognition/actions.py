@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from facesocial import errors
@@ -44,6 +45,7 @@ from facesocial.services.principal import Principal
 from facesocial.services.serving_context import ServingScope
 from facesocial.store import recognition_repository as repo
 from facesocial.store.tables import FACE_ACTIVE, FaceData, FaceGroup, FaceGroupMember, User
+from facesocial.store.tables_compat import RekognitionCollection
 from facesocial.vision.image_pixels import exif_orientation
 from facesocial.vision.ports import Embedder
 
@@ -54,6 +56,8 @@ FACE_ID = re.compile(r"^[0-9a-f-]{36}$")
 # Minimum platform quality score (0..1, vision/quality.py) a face needs per QualityFilter.
 QUALITY_FLOORS: dict[str, float] = {"NONE": 0.0, "LOW": 0.3, "AUTO": 0.5, "MEDIUM": 0.5, "HIGH": 0.7}
 REGISTRATION_SOURCE = "rekognition"
+# The description of the face group CreateCollection makes (migration 0016 reads it).
+COLLECTION_DESCRIPTION = "Rekognition collection"
 # Rekognition's limits: DeleteFaces takes 1..4096 ids; list pages hold at most 4096 faces.
 MAX_DELETE = 4096
 MAX_PAGE = 4096
@@ -172,13 +176,24 @@ def _model_version(call: Call) -> str:
 
 
 def create_collection(call: Call, body: dict[str, Any]) -> dict[str, Any]:
+    """A new face group named ``CollectionId`` and its entry in ``compat.rekognition_collections``,
+    in one transaction. The name is refused when any group of the tenant has it; the entry's
+    unique (tenant, collection id) makes two concurrent calls of one name end with one success
+    and one ``ResourceAlreadyExistsException``, across threads and server processes alike."""
     name = _text(body, "CollectionId", COLLECTION_ID)
-    with call.container.database.session(readonly=True) as session:
-        if _find_collection(session, call.caller.tenant_id, name) is not None:
-            raise RekognitionError(
-                "ResourceAlreadyExistsException", f"The collection id: {name} already exists"
-            )
-    call.container.groups.create(name, caller=call.caller, description="Rekognition collection")
+    tenant_id = call.caller.tenant_id
+    exists = RekognitionError("ResourceAlreadyExistsException", f"The collection id: {name} already exists")
+    try:
+        with call.container.database.session() as session:
+            if _find_collection(session, tenant_id, name) is not None:
+                raise exists
+            group = FaceGroup(group_name=name, description=COLLECTION_DESCRIPTION, tenant_id=tenant_id)
+            session.add(group)
+            session.flush()
+            session.add(RekognitionCollection(tenant_id=tenant_id, collection_id=name, group_id=group.id))
+            session.flush()
+    except IntegrityError:
+        raise exists from None
     return {"StatusCode": 200, "CollectionArn": _arn(call, name), "FaceModelVersion": _model_version(call)}
 
 

@@ -3,9 +3,10 @@
 Protocol (docs/attention.md "Live (WebSocket)" is the reference):
 
 * Credentials: an ``X-API-Key`` header, an ``api_key`` query parameter (browsers cannot set
-  headers on a WebSocket) or ``Authorization: Bearer <token>``. They are checked here, in the
-  endpoint (the auth middleware sees only HTTP scopes), with the middleware's own rules, so failed
-  attempts count against the same per-address limit.
+  headers on a WebSocket), ``Authorization: Bearer <token>``, or for a browser with an account's
+  token the subprotocols ``facesocial.bearer, <token>`` (the server selects ``facesocial.bearer``).
+  They are checked here, in the endpoint (the auth middleware sees only HTTP scopes), with the
+  middleware's own rules, so failed attempts count against the same per-address limit.
 * Refusals happen after the handshake, so that every client (a browser too) sees why: one JSON
   message ``{"type": "error", "code", "message"}``, then a close with code ``4000 + the error's HTTP
   status`` and the error code as the reason: 4401 (missing/invalid credentials), 4404
@@ -115,19 +116,40 @@ class SocketSlots:
 SLOTS = SocketSlots()
 
 
+# A browser cannot set headers on a WebSocket: an account's bearer token travels as the
+# subprotocol after this one (``new WebSocket(url, ["facesocial.bearer", token])``), the way
+# Kubernetes' API server takes its token. The server then selects this name, never the token.
+BEARER_SUBPROTOCOL = "facesocial.bearer"
+
+
+def bearer_subprotocol(websocket: WebSocket) -> str | None:
+    """The token offered after :data:`BEARER_SUBPROTOCOL` in ``Sec-WebSocket-Protocol``, or None."""
+    offered = [str(name) for name in websocket.scope.get("subprotocols") or []]
+    if BEARER_SUBPROTOCOL not in offered:
+        return None
+    at = offered.index(BEARER_SUBPROTOCOL)
+    return offered[at + 1] if at + 1 < len(offered) else ""
+
+
 def authenticate(container: Container, websocket: WebSocket) -> Principal:
-    """The caller of a socket: X-API-Key header, ``api_key`` query parameter or bearer token,
-    under the auth middleware's rules and failed-attempt limit. Raises its 401/429 errors."""
+    """The caller of a socket: X-API-Key header, ``api_key`` query parameter, ``Authorization:
+    Bearer`` header or the bearer subprotocol, under the auth middleware's rules and
+    failed-attempt limit. Raises its 401/429 errors."""
     raw = list(websocket.scope.get("headers", []))
     query_key = websocket.query_params.get("api_key")
     if query_key and "x-api-key" not in websocket.headers:
         raw.append((b"x-api-key", query_key.encode("latin-1", "replace")))
+    token = bearer_subprotocol(websocket)
+    if token is not None and "authorization" not in websocket.headers:
+        raw.append((b"authorization", f"Bearer {token}".encode("latin-1", "replace")))
     return Gatekeeper(container).caller(Headers(raw=raw), client_key(websocket.scope))
 
 
 async def attention_socket(websocket: WebSocket, meeting_id: str) -> None:
     container: Container = websocket.app.state.container
-    await websocket.accept()
+    # The handshake must select the bearer subprotocol the browser offered, or it drops the socket.
+    offered = bearer_subprotocol(websocket) is not None
+    await websocket.accept(subprotocol=BEARER_SUBPROTOCOL if offered else None)
     try:
         caller = await run_in_threadpool(authenticate, container, websocket)
         meeting = await run_in_threadpool(container.meetings.get, meeting_id[:64], caller)

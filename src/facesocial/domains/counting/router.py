@@ -3,25 +3,36 @@
 
 from __future__ import annotations
 
+import io
+import shutil
 import uuid
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from facesocial import errors
 from facesocial.api.deps import CallerDep, ContainerDep, rate_limited
 from facesocial.api.openapi import error_responses
 from facesocial.api.routing import ApiRoute
-from facesocial.api.video_form import VIDEO_UPLOAD_ERRORS, VideoJobFields, received_video, video_request_body
+from facesocial.api.video_form import (
+    VIDEO_UPLOAD_ERRORS,
+    VideoJobFields,
+    received_video,
+    video_fields,
+    video_request_body,
+)
 from facesocial.domains.counting.forms import FrameBounds, parse_lines, parse_zones
 from facesocial.domains.counting.repository import MAX_ID
 from facesocial.domains.counting.service import CountingRequest
 from facesocial.services.outcome import Outcome
 from facesocial.services.serving_context import routing_key
-from facesocial.video.frames import effective_sample_fps
+from facesocial.video.frames import effective_sample_fps, iter_frames
+from facesocial.video.probe import VideoInfo, probe_video
+from facesocial.video.upload import spool_video_upload
 
 router = APIRouter(
     prefix="/api/v1/counting/videos",
@@ -37,6 +48,11 @@ _READ_LIMIT = [Depends(rate_limited("jobs"))]
 _MAX_OFFSET = 10_000_000
 _NOT_FOUND = error_responses(errors.CountingVideoNotFoundError)
 Status = Literal["pending", "processing", "completed", "failed", "cancelled"]
+# ``POST /api/v1/counting/first-frame``: a helper of the line-drawing UI, outside ``/videos``.
+frame_router = APIRouter(
+    prefix="/api/v1/counting", tags=["people-counting"], route_class=ApiRoute, redirect_slashes=False
+)
+FIRST_FRAME_QUALITY = 90
 
 
 class CountingFields(VideoJobFields):
@@ -261,3 +277,66 @@ def counting_preview(container: ContainerDep, caller: CallerDep, video_id: str) 
 def delete_counting_video(container: ContainerDep, caller: CallerDep, video_id: str) -> dict[str, Any]:
     """Erase the video's rows (detections, tracks, events, inference, preview); cancels its job."""
     return {"success": True, **container.counting.delete(video_id[:MAX_ID], caller)}
+
+
+class FirstFrameFields(BaseModel):
+    """``POST /counting/first-frame`` takes no field besides ``video``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@frame_router.post(
+    "/first-frame",
+    name="counting_first_frame",
+    response_class=Response,
+    dependencies=_UPLOAD_LIMIT,
+    openapi_extra=video_request_body(FirstFrameFields),
+    responses={
+        200: {
+            "content": {"image/jpeg": {}},
+            "description": "The first frame, upright, at the video's size (the pixels lines are given in)",
+        },
+        **error_responses(*VIDEO_UPLOAD_ERRORS),
+    },
+)
+async def counting_first_frame(request: Request, container: ContainerDep, caller: CallerDep) -> Response:
+    """The first frame of an uploaded video as a JPEG, at the size lines and zones are given in
+    (``X-Video-Width`` / ``X-Video-Height``), for clients that cannot decode the video themselves.
+
+    The upload is probed as every video route does (the ``VIDEO_*`` codes and limits) and is not
+    stored: the file is removed when the answer is sent.
+    """
+    settings = container.settings
+    incoming = settings.resolved_spool_dir() / "incoming" / uuid.uuid4().hex
+    incoming.mkdir(parents=True, exist_ok=True)
+    try:
+        upload = await spool_video_upload(request, incoming, settings.video, settings.intake)
+        video_fields(FirstFrameFields, upload.fields)
+        info = await run_in_threadpool(probe_video, upload.path, settings.video)
+        jpeg = await run_in_threadpool(_first_frame_jpeg, upload.path, info)
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    return Response(
+        jpeg,
+        media_type="image/jpeg",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Video-Width": str(info.width),
+            "X-Video-Height": str(info.height),
+            "X-Video-Duration": f"{info.duration_seconds:.3f}",
+        },
+    )
+
+
+def _first_frame_jpeg(path: Path, info: VideoInfo) -> bytes:
+    """The first decodable frame, upright (square pixels, rotation applied) as JPEG bytes.
+    Raises ``VIDEO_TRUNCATED`` (422) when no frame decodes."""
+    from PIL import Image
+
+    with iter_frames(path, info, sample_fps=1.0, max_frames=1) as frames:
+        frame = next(frames, None)
+    if frame is None:
+        raise errors.VideoTruncatedError("No frame of the video could be decoded")
+    out = io.BytesIO()
+    Image.fromarray(frame.rgb).save(out, format="JPEG", quality=FIRST_FRAME_QUALITY)
+    return out.getvalue()

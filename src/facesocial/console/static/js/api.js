@@ -175,3 +175,15 @@ export async function loginWithKey(secret) {
     throw error;
   }
 }
+
+/**
+ * A WebSocket to a path of this origin carrying the console's credentials: an API key as the
+ * api_key query parameter; an account's bearer token as the subprotocol after
+ * "facesocial.bearer" (a browser cannot set headers on a WebSocket; the server selects
+ * "facesocial.bearer" and never echoes the token).
+ */
+export function openSocket(path) {
+  const c = credentials();
+  if (c && c.kind === "token") return new WebSocket(socketUrl(path, { withKey: false }), ["facesocial.bearer", c.token]);
+  return new WebSocket(socketUrl(path));
+}

@@ -104,7 +104,7 @@ function showLogin(message) {
   main.querySelector("h1").focus();
 }
 
-function route() {
+function route(focusHeading = true) {
   const credentials = api.credentials();
   if (!credentials) {
     showLogin();
@@ -140,8 +140,9 @@ function route() {
   } catch (error) {
     showError(body, error);
   }
-  // Focus moves to the new view's heading so keyboard and screen-reader users land on it.
-  heading.focus();
+  // After a navigation, focus moves to the new view's heading so keyboard and screen-reader users
+  // land on it; on a fresh page load it stays at the top (the skip link comes first).
+  if (focusHeading) heading.focus();
 }
 
 function closeMenu() {
@@ -149,9 +150,9 @@ function closeMenu() {
   nav.classList.remove("open");
 }
 
-function start() {
+function start(focusHeading = true) {
   if (!location.hash || location.hash === "#") navigate(VIEWS[0].path);
-  route();
+  route(focusHeading);
 }
 
 menu.addEventListener("click", () => {
@@ -167,11 +168,11 @@ api.onUnauthorized(() => {
   api.clearCredentials();
   showLogin("The server no longer accepts these credentials; log in again.");
 });
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => route());
 window.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && nav.classList.contains("open")) {
     closeMenu();
     menu.focus();
   }
 });
-start();
+start(false);
