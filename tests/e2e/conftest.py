@@ -19,7 +19,9 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -180,3 +182,17 @@ def log_in(tab: object, key: str, view: str = "detect") -> None:
     tab.get_by_role("button", name="Log out").wait_for()  # type: ignore[attr-defined]
     tab.goto(f"/console#/{view}")  # type: ignore[attr-defined]
     tab.locator("h1").wait_for()  # type: ignore[attr-defined]
+
+
+def post_photo(server: RunningServer, key: str, path: str, photo: Path, **fields: str) -> dict[str, Any]:
+    """The API's own answer for ``photo`` (multipart ``image``) at ``path``, to compare the page with."""
+    answer = httpx.post(
+        f"{server.base}{path}",
+        headers={"X-API-Key": key},
+        files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},
+        data=fields,
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body

@@ -11,13 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import encode
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, post_photo
 from tests.integration.conftest import RunningServer
 
 DETECT = "/api/v1/face-detection/detect"
@@ -37,19 +36,6 @@ def three_faces_file(tmp_path: Path, astronaut_rgb: np.ndarray) -> Path:
     region = astronaut_rgb[0:300, 100:340]
     path.write_bytes(encode(np.concatenate([region] * 3, axis=1), quality=92))
     return path
-
-
-def api_detect(server: RunningServer, key: str, photo: Path, **fields: str) -> dict[str, Any]:
-    answer = httpx.post(
-        f"{server.base}{DETECT}",
-        headers={"X-API-Key": key},
-        files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},
-        data=fields,
-        timeout=120,
-    )
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
 
 
 def detect_in_page(page: Page, photo: Path, *, landmarks: str = "5", attributes: bool = False) -> Locator:
@@ -79,7 +65,7 @@ def test_drawn_boxes_are_the_apis_boxes(
 ) -> None:
     photo: Path = request.getfixturevalue(photo_name)
     key = new_key()
-    truth = api_detect(console_server, key, photo, landmarks="5")
+    truth = post_photo(console_server, key, DETECT, photo, landmarks="5")
     assert truth["faces_detected"] == faces
     log_in(page, key, "detect")
     canvas = detect_in_page(page, photo)
@@ -126,7 +112,7 @@ def test_68_and_468_landmarks_and_attributes_render(
     canvas = detect_in_page(page, astronaut_file, landmarks="468", attributes=True)
     expect(canvas).to_have_attribute("data-mesh", "[468]")
     assert drawn(canvas, "landmarks68") == [0]
-    truth = api_detect(console_server, key, astronaut_file, landmarks="468", return_attributes="true")
+    truth = post_photo(console_server, key, DETECT, astronaut_file, landmarks="468", return_attributes="true")
     face = truth["faces"][0]
     row = page.locator("table").first.locator("tbody tr").first
     # Pose from the mesh, and the attributes: the API's own numbers.

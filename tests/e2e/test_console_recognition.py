@@ -12,14 +12,13 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import shared_path
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, post_photo
 from tests.integration.conftest import RunningServer
 
 BASE = "/api/v1/face-recognition"
@@ -90,19 +89,6 @@ def verify(page: Page, photo: Path, user_id: str, mode: str = "balanced") -> Loc
     return verdict
 
 
-def api(server: RunningServer, key: str, path: str, photo: Path, **fields: str) -> dict[str, Any]:
-    answer = httpx.post(
-        f"{server.base}{BASE}{path}",
-        headers={"X-API-Key": key},
-        files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},
-        data=fields,
-        timeout=120,
-    )
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
 def test_enrol_two_people_then_identify_and_verify(
     page: Page, console_server: RunningServer, new_key: Callable[..., str], photos: dict[str, Path]
 ) -> None:
@@ -119,7 +105,7 @@ def test_enrol_two_people_then_identify_and_verify(
     assert suggested == [biden, obama]
 
     panel = identify(page, photos["obama_again"])
-    truth = api(console_server, key, "/identify", photos["obama_again"], top_k="5")
+    truth = post_photo(console_server, key, BASE + "/identify", photos["obama_again"], top_k="5")
     rows = panel.locator("table tbody tr")
     expect(rows).to_have_count(len(truth["candidates"]))
     expect(rows.first.locator("code.candidate-user")).to_have_text(obama)
@@ -138,7 +124,9 @@ def test_enrol_two_people_then_identify_and_verify(
     other = verify(page, photos["obama_again"], biden, mode="strict")
     expect(other).to_have_attribute("data-match", "false")
     expect(other).to_contain_text("No match")
-    truth = api(console_server, key, "/verify", photos["obama_again"], user_id=biden, mode="strict")
+    truth = post_photo(
+        console_server, key, BASE + "/verify", photos["obama_again"], user_id=biden, mode="strict"
+    )
     assert truth["match"] is False
     panel = page.get_by_role("tabpanel", name="Verify")
     expect(panel).to_contain_text(f"{truth['similarity']:.4f}")
