@@ -26,7 +26,14 @@ from facesocial.client.calls import Call
 from facesocial.client.jobs import AsyncProgressCallback, Poller
 from facesocial.client.models import Job
 from facesocial.client.retry import RetryPolicy
-from facesocial.client.sync import DEFAULT_BASE_URL, auth_headers, decode, request_arguments, retry_delay
+from facesocial.client.sync import (
+    DEFAULT_BASE_URL,
+    Budget,
+    auth_headers,
+    decode,
+    request_arguments,
+    retry_delay,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -83,8 +90,9 @@ class AsyncFaceSocialClient:
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def send(self, call: Call[Any]) -> httpx.Response:
-        """Send ``call`` with retries; the successful (2xx) answer, or ``FaceSocialAPIError``."""
+    async def send(self, call: Call[Any], budget: Budget | None = None) -> httpx.Response:
+        """Send ``call`` with retries; the successful (2xx) answer, or ``FaceSocialAPIError``.
+        ``budget()``: seconds left for the retries (a wait longer than that raises instead)."""
         arguments = request_arguments(call)
         attempt = 0
         while True:
@@ -92,15 +100,15 @@ class AsyncFaceSocialClient:
             try:
                 response = await self._http.request(call.method, call.path, **arguments)
             except httpx.TransportError as exc:
-                await self._sleep(retry_delay(self.retry, call, attempt, exc))
+                await self._sleep(retry_delay(self.retry, call, attempt, exc, budget))
                 continue
             if response.is_success:
                 return response
-            await self._sleep(retry_delay(self.retry, call, attempt, response))
+            await self._sleep(retry_delay(self.retry, call, attempt, response, budget))
 
-    async def run(self, call: Call[T]) -> T:
+    async def run(self, call: Call[T], budget: Budget | None = None) -> T:
         """Send ``call`` and parse its answer."""
-        return decode(call, await self.send(call))
+        return decode(call, await self.send(call, budget))
 
     async def wait_job(
         self,
@@ -116,7 +124,7 @@ class AsyncFaceSocialClient:
         or a coroutine function (awaited)."""
         poller = Poller(timeout, interval, max_interval, raise_on_failure)
         while True:
-            step = poller.step(await self.get_job(job_id))
+            step = poller.step(await self.run(calls.get_job(job_id), poller.remaining))
             if on_progress is not None and step.report:
                 outcome = on_progress(step.job)
                 if inspect.isawaitable(outcome):

@@ -21,6 +21,7 @@ async client differ only in how they fetch the job, call the callback and sleep:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -68,9 +69,16 @@ class Poller:
     _deadline: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
+        if any(math.isnan(v) for v in (self.timeout, self.interval, self.max_interval)):
+            raise ValueError("timeout, interval and max_interval must be numbers (not NaN)")
         if self.timeout <= 0 or self.interval <= 0 or self.max_interval < self.interval:
             raise ValueError("timeout and interval must be positive, max_interval >= interval")
         self._deadline = self.clock() + self.timeout
+
+    def remaining(self) -> float:
+        """Seconds left until the deadline (negative once past it). The clients pass it to the
+        poll's request, whose retries never sleep past it."""
+        return self._deadline - self.clock()
 
     def step(self, job: Job) -> PollStep:
         """The decision after polling ``job``: report it?, stop (completed, failed, cancelled,
@@ -79,7 +87,7 @@ class Poller:
         if job.done:
             failed = job.status != "completed" and self.raise_on_failure
             return PollStep(job, report, None, JobFailedError(job) if failed else None)
-        remaining = self._deadline - self.clock()
+        remaining = self.remaining()
         if remaining <= 0:
             return PollStep(job, report, None, JobTimeoutError(job, self.timeout))
         return PollStep(job, report, self.next_sleep(remaining))

@@ -42,14 +42,18 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     ``value`` is either a non-negative integer of seconds (``"7"``) or an IMF-fixdate HTTP date
     (``"Wed, 21 Oct 2015 07:28:00 GMT"``, RFC 9110 §5.6.7); a date in the past gives 0.0.
     ``now`` (timezone-aware; default: the current UTC time) is the clock dates are measured from.
+    Anything else (non-ASCII digits such as ``"²"``, a number too large for a float) is malformed.
     """
     if value is None:
         return None
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
-        return float(int(text))
+    if text.isascii() and text.isdigit():
+        try:
+            return float(int(text))
+        except (OverflowError, ValueError):  # hundreds of digits: no float holds them
+            return None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

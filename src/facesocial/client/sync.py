@@ -85,22 +85,31 @@ def connection_error(call: Call[Any], exc: httpx.TransportError) -> FaceSocialCo
     return FaceSocialConnectionError(code, f"{call.method} {call.path}: {exc!r}", 0)
 
 
+Budget = Callable[[], float]
+
+
 def retry_delay(
-    retry: RetryPolicy, call: Call[Any], attempt: int, failure: httpx.Response | httpx.TransportError
+    retry: RetryPolicy,
+    call: Call[Any],
+    attempt: int,
+    failure: httpx.Response | httpx.TransportError,
+    budget: Budget | None = None,
 ) -> float:
     """Seconds to wait after failed attempt number ``attempt`` of ``call`` (an error answer or a
     transport failure) before sending it again; raises the ``FaceSocialAPIError`` (or
-    ``FaceSocialConnectionError``) when ``retry`` gives up. The sync and async ``send`` share it,
-    so they differ only in how they send and sleep."""
+    ``FaceSocialConnectionError``) when ``retry`` gives up, or when the wait would outlast
+    ``budget()`` (seconds left of the caller's deadline: ``wait_job``'s timeout bounds the
+    retries of its polls). The sync and async ``send`` share it, so they differ only in how
+    they send and sleep."""
     if isinstance(failure, httpx.TransportError):
         delay = retry.delay_for_exception(attempt, call.method, failure)
-        if delay is None:
+        if delay is None or (budget is not None and delay > budget()):
             raise connection_error(call, failure) from failure
         log.info("%s %s: %r; retry %d in %.2f s", call.method, call.path, failure, attempt, delay)
         return delay
     error = FaceSocialAPIError.from_response(failure, parse_retry_after(failure.headers.get("Retry-After")))
     delay = retry.delay_for_response(attempt, failure, error.code)
-    if delay is None:
+    if delay is None or (budget is not None and delay > budget()):
         raise error
     log.info("%s %s: %s; retry %d in %.2f s", call.method, call.path, error.code, attempt, delay)
     return delay
@@ -159,8 +168,9 @@ class FaceSocialClient:
         """Close the connection pool."""
         self._http.close()
 
-    def send(self, call: Call[Any]) -> httpx.Response:
-        """Send ``call`` with retries; the successful (2xx) answer, or ``FaceSocialAPIError``."""
+    def send(self, call: Call[Any], budget: Budget | None = None) -> httpx.Response:
+        """Send ``call`` with retries; the successful (2xx) answer, or ``FaceSocialAPIError``.
+        ``budget()``: seconds left for the retries (a wait longer than that raises instead)."""
         arguments = request_arguments(call)
         attempt = 0
         while True:
@@ -168,15 +178,15 @@ class FaceSocialClient:
             try:
                 response = self._http.request(call.method, call.path, **arguments)
             except httpx.TransportError as exc:
-                self._sleep(retry_delay(self.retry, call, attempt, exc))
+                self._sleep(retry_delay(self.retry, call, attempt, exc, budget))
                 continue
             if response.is_success:
                 return response
-            self._sleep(retry_delay(self.retry, call, attempt, response))
+            self._sleep(retry_delay(self.retry, call, attempt, response, budget))
 
-    def run(self, call: Call[T]) -> T:
+    def run(self, call: Call[T], budget: Budget | None = None) -> T:
         """Send ``call`` and parse its answer."""
-        return decode(call, self.send(call))
+        return decode(call, self.send(call, budget))
 
     def wait_job(
         self,
@@ -193,10 +203,10 @@ class FaceSocialClient:
         ``on_progress(job)`` is called on every change of status or progress (0..100).
         Raises ``JobFailedError`` (failed or cancelled; unless ``raise_on_failure=False``),
         ``JobTimeoutError`` after ``timeout`` seconds, ``FaceSocialAPIError`` (e.g.
-        ``JOB_NOT_FOUND``)."""
+        ``JOB_NOT_FOUND``, or a 429/503 whose retry would sleep past the timeout)."""
         poller = Poller(timeout, interval, max_interval, raise_on_failure)
         while True:
-            step = poller.step(self.get_job(job_id))
+            step = poller.step(self.run(calls.get_job(job_id), poller.remaining))
             if on_progress is not None and step.report:
                 on_progress(step.job)
             if step.sleep is None:

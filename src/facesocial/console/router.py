@@ -12,8 +12,10 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, Response
+
+from facesocial.api.errors import envelope
 
 STATIC_DIR = Path(str(resources.files("facesocial.console") / "static"))
 PREFIX = "/console"
@@ -51,30 +53,44 @@ _MEDIA_TYPES = {
 router = APIRouter(include_in_schema=False)
 
 
-def _file(relative: str) -> FileResponse:
-    """A file under ``static/`` (404 for anything outside it, hidden, or of an unknown type)."""
+def _catalogue() -> dict[str, Path]:
+    """Every servable file under ``static/`` by its path relative to it (``js/app.js``): the
+    files of a known type, none hidden. Built once; a request only looks its path up here, so no
+    name a client sends ever reaches the file system (no traversal, NUL or over-long names)."""
     root = STATIC_DIR.resolve()
-    path = (root / relative).resolve()
-    if (
-        not path.is_relative_to(root)
-        or any(part.startswith(".") for part in path.relative_to(root).parts)
-        or path.suffix not in _MEDIA_TYPES
-        or not path.is_file()
-    ):
-        raise HTTPException(status_code=404, detail=f"no console asset {relative!r}")
+    files: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        hidden = any(part.startswith(".") for part in relative.parts)
+        if path.is_file() and path.suffix in _MEDIA_TYPES and not hidden:
+            files[relative.as_posix()] = path
+    return files
+
+
+_FILES = _catalogue()
+
+
+def _file(relative: str) -> Response:
+    """A file of the catalogue, or a 404 in the platform's error shape; both with the console's
+    security headers (a 404 must not be the one answer of /console a browser would run freely)."""
+    path = _FILES.get(relative)
+    if path is None:
+        missing = envelope("NOT_FOUND", "No such console asset", 404)
+        missing.headers.update(SECURITY_HEADERS)
+        return missing
     # no-cache: the browser revalidates (ETag) so an upgraded server never runs stale modules.
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
     return FileResponse(path, media_type=_MEDIA_TYPES[path.suffix], headers=headers)
 
 
-@router.get(PREFIX)
-@router.get(PREFIX + "/")
-def console_page() -> FileResponse:
+@router.api_route(PREFIX, methods=["GET", "HEAD"])
+@router.api_route(PREFIX + "/", methods=["GET", "HEAD"])
+def console_page() -> Response:
     """The console's single page; the fragment after ``#`` names the view."""
     return _file("index.html")
 
 
-@router.get(PREFIX + "/assets/{relative:path}")
-def console_asset(relative: str) -> FileResponse:
+@router.api_route(PREFIX + "/assets/{relative:path}", methods=["GET", "HEAD"])
+def console_asset(relative: str) -> Response:
     """A script, style sheet or image of the console."""
     return _file(relative)
