@@ -164,7 +164,7 @@ def serve(
         raise typer.Exit(2) from exc
     except errors.FaceSocialError as exc:  # e.g. Milvus not up yet: serve, and say not ready
         typer.echo(f"Vector index not available yet ({exc.code}); /health/ready will say so", err=True)
-    typer.echo(f"Listening on {host}:{port} (OpenAPI UI at /docs)", err=True)
+    typer.echo(f"Listening on {host}:{port} (web console at /console, OpenAPI UI at /docs)", err=True)
     # Proxy headers: create_app applies intake.trusted_proxies itself; uvicorn's own copy would
     # trust X-Forwarded-For from any loopback peer.
     uvicorn.run(create_app(container), host=host, port=port, proxy_headers=False)

@@ -164,6 +164,9 @@ export function facts(pairs) {
 /** Disable a form's submit button while `work` runs; errors go to `status` as an alert. */
 export async function busy(form, status, work) {
   const buttons = form ? [...form.querySelectorAll("button")] : [];
+  // Disabling the focused button drops focus to <body>; it comes back afterwards, so a keyboard
+  // user stays where they were (Enter again repeats the action).
+  const focused = document.activeElement;
   buttons.forEach((b) => (b.disabled = true));
   form?.setAttribute("aria-busy", "true");
   clear(status);
@@ -175,6 +178,8 @@ export async function busy(form, status, work) {
   } finally {
     buttons.forEach((b) => (b.disabled = false));
     form?.removeAttribute("aria-busy");
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (lost && focused instanceof HTMLElement && focused.isConnected) focused.focus();
   }
 }
 

@@ -100,7 +100,7 @@ function renderMeetings(root, { api, signal, navigate }) {
       if (group.control.value) body.group_id = group.control.value;
       const answer = await api.post(MEETINGS, { json: body, signal });
       toast(`Meeting “${answer.meeting.title}” created.`);
-      navigate(`attention?meeting=${answer.meeting.meeting_id}`);
+      navigate(`attention?meeting=${encodeURIComponent(answer.meeting.meeting_id)}`);
     });
   });
 
@@ -139,7 +139,7 @@ function renderMeetings(root, { api, signal, navigate }) {
                 el(
                   "div",
                   { class: "actions" },
-                  el("button", { type: "button", onclick: () => navigate(`attention?meeting=${m.meeting_id}`) }, `Open ${m.title}`),
+                  el("button", { type: "button", onclick: () => navigate(`attention?meeting=${encodeURIComponent(m.meeting_id)}`) }, `Open ${m.title}`),
                   m.status === "scheduled" ? el("button", { type: "button", class: "secondary", onclick: () => act(m, "start") }, `Start ${m.title}`) : null,
                   m.status === "active" ? el("button", { type: "button", class: "secondary", onclick: () => act(m, "end") }, `End ${m.title}`) : null,
                   el("button", { type: "button", class: "danger", onclick: () => act(m, "delete") }, `Delete ${m.title}`),
@@ -161,7 +161,9 @@ function renderMeetings(root, { api, signal, navigate }) {
 
 // --- one meeting --------------------------------------------------------------------------------------
 function renderMeeting(root, { api, signal, navigate }, meetingId, onCleanup) {
-  const path = `${MEETINGS}/${meetingId}`;
+  // The id comes from the URL fragment (anyone can send a link): encoded, it stays one path
+  // segment under /meetings and can never walk to another route with the user's credentials.
+  const path = `${MEETINGS}/${encodeURIComponent(meetingId)}`;
   const back = el("button", { type: "button", class: "secondary", onclick: () => navigate("attention") }, "← All meetings");
   const headBox = el("div", {});
   const headStatus = el("div", { class: "status", "aria-live": "polite" });
