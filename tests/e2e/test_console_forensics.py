@@ -154,3 +154,34 @@ def test_deepfake_video_job_reaches_100_percent_and_shows_the_verdict(
         scores = [f["score"] for f in frame["faces"]]
         expected = f"{max(scores):.3f}" if scores else "—"
         expect(rows.nth(i).locator("td").nth(3)).to_have_text(expected)
+
+
+def test_deepfake_image_without_a_face_says_so_plainly(
+    page: object, console_server: RunningServer, new_key: Callable[..., str]
+) -> None:
+    import numpy as np
+    import skimage.data
+
+    from tests.conftest import encode
+
+    # A brick wall: a texture with no face in it.
+    brick = skimage.data.brick()
+    texture = encode(np.ascontiguousarray(np.stack([brick] * 3, axis=-1)), quality=92)
+    key = new_key()
+    log_in(page, key, "forensics")
+    card = page.locator("section", has=page.get_by_role("heading", name="Deepfake — image"))  # type: ignore[attr-defined]
+    card.get_by_label("Image", exact=True).set_input_files(
+        {"name": "brick.jpg", "mimeType": "image/jpeg", "buffer": texture}
+    )
+    with page.expect_response("**/api/v1/deepfake-detection/analyze") as caught:  # type: ignore[attr-defined]
+        card.get_by_role("button", name="Analyse image").click()
+    answer = caught.value.json()
+    assert caught.value.status == 200, answer
+    assert answer["reason"] == "no_face" and answer["faces_analyzed"] == 0
+    result = card.locator(".deepfake-image-result")
+    expect(result.locator(".deepfake-no-face")).to_have_text("No face found — nothing to judge")
+    # No verdict band, no 0.000 score bar, no empty heatmap.
+    expect(result.locator("[data-band]")).to_have_count(0)
+    expect(result.locator(".score")).to_have_count(0)
+    expect(result.locator("img.deepfake-heatmap")).to_have_count(0)
+    expect(result.locator("dl")).to_contain_text(answer["analysis_id"])

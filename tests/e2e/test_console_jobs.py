@@ -114,3 +114,80 @@ def _cancel_from_the_view(page: object, console_server: RunningServer, key: str,
     ).json()["job"]
     assert job["status"] == "cancelled"
     expect(row.locator("td").nth(2)).to_have_text("cancelled")
+
+
+def test_jobs_on_a_phone_are_cards_with_cancel_in_view(
+    page: object, console_server: RunningServer, new_key: Callable[..., str]
+) -> None:
+    clip = shared_path(*CLIP)
+    key = new_key()
+    # Two jobs: the first keeps the worker busy, so the second is still active when the page opens.
+    first = _queue_video(console_server, key, clip, sample_fps="4", priority="9")
+    second = _queue_video(console_server, key, clip, sample_fps="4", priority="1")
+    try:
+        page.set_viewport_size({"width": 375, "height": 800})  # type: ignore[attr-defined]
+        log_in(page, key, "jobs")
+        cards = page.locator("li.job-card")  # type: ignore[attr-defined]
+        expect(cards).to_have_count(2)
+        expect(page.locator("table")).to_have_count(0)  # type: ignore[attr-defined]
+        card = page.locator(f"li.job-card[data-job-id='{second['job_id']}']")  # type: ignore[attr-defined]
+        listed = _job(console_server, key, second["job_id"])
+        # The short id, the whole id one click away, what the job is about, its progress.
+        short = str(second["job_id"])[: str(second["job_id"]).index("_") + 9]
+        expect(card.locator("summary code.job-id")).to_have_text(f"{short}…")
+        expect(card.locator("summary")).to_have_attribute("title", str(second["job_id"]))
+        expect(card.locator("h3")).to_contain_text("Deepfake analysis of a video")
+        expect(card.get_by_role("progressbar")).to_be_visible()
+        # Nothing on the page is wider than the screen.
+        wide = page.evaluate(  # type: ignore[attr-defined]
+            "() => [...document.querySelectorAll('main *')].filter(n => {"
+            " const b = n.getBoundingClientRect(); return b.width > 0 && b.right > innerWidth + 1; }).length"
+        )
+        assert wide == 0
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375  # type: ignore[attr-defined]
+        status = card.get_attribute("data-status")
+        if status in ("pending", "processing"):
+            cancel = card.get_by_role("button", name=f"Cancel job {second['job_id']}")
+            expect(cancel).to_be_visible()
+            box = cancel.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
+            with page.expect_response(lambda r: r.request.method == "DELETE") as caught:  # type: ignore[attr-defined]
+                cancel.click()
+            if caught.value.status == 200:
+                expect(card).to_have_attribute("data-status", "cancelled")
+                assert _job(console_server, key, second["job_id"])["status"] == "cancelled"
+        else:
+            assert listed["status"] not in ("pending", "processing")
+    finally:
+        for job in (first, second):
+            httpx.delete(
+                f"{console_server.base}/api/v1/jobs/{job['job_id']}", headers={"X-API-Key": key}, timeout=30
+            )
+
+
+def test_the_jobs_table_fits_a_desktop_page(
+    page: object, console_server: RunningServer, new_key: Callable[..., str]
+) -> None:
+    clip = shared_path(*CLIP)
+    key = new_key()
+    queued = _queue_video(console_server, key, clip, sample_fps="4", priority="9")
+    try:
+        log_in(page, key, "jobs")
+        row = page.locator(f"tr[data-job-id='{queued['job_id']}']")  # type: ignore[attr-defined]
+        expect(row).to_be_visible()
+        table = page.locator("table.jobs-table")  # type: ignore[attr-defined]
+        width = table.evaluate("t => t.getBoundingClientRect().width")
+        assert width <= 1134, f"the jobs table is {width} px wide"
+        # The Actions column is on screen, and the id cell is one short line, not 3 characters a line.
+        header = page.get_by_role("columnheader", name="Actions")  # type: ignore[attr-defined]
+        box = header.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1280
+        summary = row.locator("summary code.job-id")
+        assert summary.evaluate("n => n.getClientRects().length") == 1
+        # The full id is one click away.
+        row.locator("summary").click()
+        expect(row.locator("code.job-id-full")).to_have_text(str(queued["job_id"]))
+    finally:
+        httpx.delete(
+            f"{console_server.base}/api/v1/jobs/{queued['job_id']}", headers={"X-API-Key": key}, timeout=30
+        )

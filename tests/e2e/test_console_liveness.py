@@ -91,6 +91,16 @@ def test_a_blink_session_with_the_fake_camera_completes(
     expect(page.locator(".liveness-instruction")).to_contain_text("liveness confirmed")  # type: ignore[attr-defined]
     # The camera is stopped and the preview hidden at the end.
     expect(page.locator("video.liveness-video")).to_be_hidden()  # type: ignore[attr-defined]
+    # Times in whole milliseconds, the status said once, the token shown with "Use for enrolment".
+    for i, result in enumerate(state["challenge_results"]):
+        if result.get("completed_ms") is not None:
+            expect(rows.nth(i).locator("td").nth(3)).to_have_text(str(round(result["completed_ms"])))
+    expect(outcome.locator(".verdict")).to_have_text("✓ completed")
+    expect(outcome.locator("code.liveness-token")).to_have_text(token)
+    outcome.get_by_role("button", name="Use for enrolment").click()
+    enrol = page.get_by_role("tabpanel", name="Enrol")  # type: ignore[attr-defined]
+    expect(enrol.get_by_label("Liveness session token")).to_have_value(token)
+    assert token not in page.url  # type: ignore[attr-defined]
 
 
 def test_a_refused_camera_gets_a_clear_message_and_no_session(

@@ -265,3 +265,79 @@ def test_phone_width_has_no_horizontal_scroll(
     expect(page.get_by_role("tab", name="Enrol")).to_have_attribute("aria-selected", "true")
     page.keyboard.press("ArrowRight")
     expect(page.get_by_role("tabpanel", name="Verify")).to_be_visible()
+
+
+def test_enrol_from_a_two_person_photo_needs_a_face_index_and_the_page_offers_the_faces(
+    page: Page, console_server: RunningServer, new_key: Callable[..., str]
+) -> None:
+    photo = shared_path("face_recognition_identities", "examples", "two_people.jpg")
+    key = new_key()
+    log_in(page, key, "recognition")
+    detected = post_photo(console_server, key, "/api/v1/face-detection/detect", photo)
+    count = len(detected["faces"])
+    assert count >= 2, "the photo shows two people"
+    panel = tab(page, "Enrol")
+    panel.get_by_role("button", name="Generate UUID").click()
+    user_id = panel.get_by_label("User ID").input_value()
+    panel.get_by_label("Photo").set_input_files(str(photo))
+    panel.get_by_label("The person consented").check()
+    panel.get_by_role("button", name="Enrol").click()
+    # The API's code, the plain words, and the detected faces drawn and numbered where the API found them.
+    expect(panel.get_by_role("alert")).to_contain_text("MULTIPLE_FACES", timeout=SLOW)
+    expect(panel.locator(".face-choice-help")).to_contain_text(f"This photo shows {count} faces")
+    expect(panel.locator(".face-choice-help")).to_contain_text("face index")
+    canvas = panel.locator(".face-picker canvas.face-canvas")
+    expect(canvas).to_have_attribute("data-faces", str(count))
+    boxes = json.loads(canvas.get_attribute("data-boxes") or "[]")
+    for drawn, face in zip(boxes, detected["faces"], strict=True):
+        want = [face["bbox"][k] for k in ("x", "y", "width", "height")]
+        assert all(abs(a - b) <= 1 for a, b in zip(drawn, want, strict=True))
+    expect(panel.locator(".face-choices button")).to_have_count(count)
+    # Choosing face 2 fills the face index; enrolling then takes that face.
+    panel.get_by_role("button", name="Use face 2 (index 1)").click()
+    expect(panel.get_by_label("Face index")).to_have_value("1")
+    panel.get_by_role("button", name="Enrol").click()
+    expect(panel.locator("code.enrolled-user")).to_have_text(user_id, timeout=SLOW)
+    expect(panel.get_by_role("alert")).to_have_count(0)
+    expect(panel.locator(".face-picker")).to_have_count(0)
+    enrolled = panel.locator("canvas.face-canvas")
+    expect(enrolled).to_have_attribute("data-faces", "1")
+    box = json.loads(enrolled.get_attribute("data-boxes") or "[]")[0]
+    second = [detected["faces"][1]["bbox"][k] for k in ("x", "y", "width", "height")]
+    assert all(abs(a - b) <= 2 for a, b in zip(box, second, strict=True))
+    expect(panel).to_contain_text("face index 1")
+    # The API agrees: one face enrolled for this user.
+    user = httpx.get(f"{console_server.base}{BASE}/users/{user_id}", headers={"X-API-Key": key}).json()
+    assert len(user["faces"]) == 1
+    # A blocked submit (no consent ticked) clears the previous success message.
+    panel.get_by_role("button", name="Generate UUID").click()
+    panel.get_by_label("The person consented").uncheck()
+    panel.get_by_role("button", name="Enrol").click()
+    expect(panel.locator("code.enrolled-user")).to_have_count(0)
+    expect(panel.locator(".alert.ok")).to_have_count(0)
+
+    # Identify on the same photo says how many faces there were and which one was searched.
+    result = identify(page, photo)
+    truth = post_photo(console_server, key, BASE + "/identify", photo, top_k="5")
+    note = result.locator(".faces-note")
+    expect(note).to_contain_text(f"{truth['faces_detected']} faces were found")
+    expect(note).to_contain_text("only the largest face (face index 0) was searched")
+    # Verify shows the similarity once.
+    verdict = verify(page, photo, user_id)
+    expect(verdict).to_be_visible()
+    verify_panel = page.get_by_role("tabpanel", name="Verify")
+    expect(verify_panel.locator("dt", has_text="Similarity")).to_have_count(1)
+    expect(verify_panel.locator(".score-label", has_text="Similarity")).to_have_count(0)
+
+
+def test_a_liveness_token_handed_over_fills_the_enrol_form(page: Page, new_key: Callable[..., str]) -> None:
+    log_in(page, new_key(), "liveness")
+    # What the Liveness view's "Use for enrolment" does: the token through sessionStorage.
+    page.evaluate(
+        "sessionStorage.setItem('facesocial.console.enrol-liveness-token', 'tok_example'); "
+        "location.hash = '#/recognition?enrol'"
+    )
+    panel = page.get_by_role("tabpanel", name="Enrol")
+    expect(panel.get_by_label("Liveness session token")).to_have_value("tok_example")
+    assert page.evaluate("sessionStorage.getItem('facesocial.console.enrol-liveness-token')") is None
+    assert "tok_example" not in page.url

@@ -7,6 +7,7 @@ import re
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import log_in
 from tests.integration.conftest import RunningServer
@@ -92,3 +93,40 @@ def test_phone_screen_has_a_menu_and_no_horizontal_scroll(
     page.wait_for_function("document.querySelector('h1').textContent === 'Counting'")  # type: ignore[attr-defined]
     width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     assert width <= 375, f"page is {width} px wide on a 375 px screen"
+
+
+def test_the_sign_up_card_creates_an_account_and_logs_it_in(
+    page: object, console_server: RunningServer
+) -> None:
+    import uuid
+
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+    password = f"pw-{uuid.uuid4().hex}"
+    page.goto("/console")  # type: ignore[attr-defined]
+    # The API-key card names both ways of getting a key.
+    expect(page.locator("main")).to_contain_text("the first start of facesocial serve")  # type: ignore[attr-defined]
+    expect(page.locator("main")).to_contain_text("facesocial keys create")  # type: ignore[attr-defined]
+    card = page.locator("section", has=page.get_by_role("heading", name="Create an account"))  # type: ignore[attr-defined]
+    card.get_by_label("New username").fill(name)
+    card.get_by_label("Email").fill(f"{name}@example.org")
+    # A weak passphrase first: the API's code, and nothing created.
+    card.get_by_label("Passphrase").fill("short")
+    card.get_by_label("Passphrase").evaluate("n => n.removeAttribute('minlength')")
+    card.get_by_role("button", name="Create account").click()
+    expect(card.get_by_role("alert")).to_contain_text("WEAK_PASSWORD")
+    card.get_by_label("Passphrase").fill(password)
+    card.get_by_role("button", name="Create account").click()
+    # Logged in as the new account: the first view opens, the top bar names it.
+    expect(page.locator("#who-name")).to_have_text(name)  # type: ignore[attr-defined]
+    expect(page.locator("nav a[aria-current=page]")).to_be_visible()  # type: ignore[attr-defined]
+    login = httpx.post(
+        f"{console_server.base}/api/v1/auth/login", json={"username": name, "password": password}, timeout=30
+    )
+    assert login.status_code == 200 and login.json()["account"]["username"] == name
+    # Creating it again answers the API's conflict code on the login page.
+    page.get_by_role("button", name="Log out").click()  # type: ignore[attr-defined]
+    card.get_by_label("New username").fill(name)
+    card.get_by_label("Email").fill(f"{name}@example.org")
+    card.get_by_label("Passphrase").fill(password)
+    card.get_by_role("button", name="Create account").click()
+    expect(card.get_by_role("alert")).to_contain_text("ACCOUNT_EXISTS")

@@ -93,13 +93,45 @@ function showLogin(message) {
     });
   });
 
+  // Sign-up: POST /api/v1/auth/register (no credentials), then the same login as the Account card.
+  const newUser = field("New username", "text", { name: "new_username", autocomplete: "username", required: true, minlength: "3", maxlength: "50",
+    "data-hint": "3–50 letters, digits, _ . or -" });
+  const newEmail = field("Email", "email", { name: "new_email", autocomplete: "email", required: true, maxlength: "100" });
+  // Labelled "Passphrase" so the Account card's "Password" stays the only control of that name.
+  const newPass = field("Passphrase", "password", { name: "new_password", autocomplete: "new-password", required: true, minlength: "10",
+    "data-hint": "The new account's password: at least 10 characters, not the username or email." });
+  const signupStatus = el("div", { class: "status", "aria-live": "polite" });
+  const signupForm = el("form", { class: "stack", "aria-label": "Create an account" }, newUser, newEmail, newPass,
+    el("button", { type: "submit" }, "Create account"));
+  signupForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy(signupForm, signupStatus, async () => {
+      const username = newUser.control.value.trim();
+      const password = newPass.control.value;
+      // REGISTRATION_CLOSED, ACCOUNT_EXISTS, WEAK_PASSWORD ... are shown with their code.
+      await api.request("POST", "/api/v1/auth/register", {
+        json: { username, email: newEmail.control.value.trim(), password },
+        auth: false,
+      });
+      replace(signupStatus, el("p", { class: "alert ok", role: "status" }, `Account ${username} created; logging in…`));
+      await api.login(username, password);
+      start();
+    });
+  });
+
   replace(
     main,
     el("h1", { tabindex: "-1" }, "Log in"),
-    el("p", {}, "Use an API key (", el("code", {}, "facesocial keys create"), ") or an account of this server."),
+    el("p", {}, "Use an API key or an account of this server, or create an account."),
     status,
-    el("div", { class: "grid two" }, el("section", { class: "card" }, el("h2", {}, "API key"), keyForm),
-      el("section", { class: "card" }, el("h2", {}, "Account"), accountForm)),
+    el("div", { class: "grid three login-cards" },
+      el("section", { class: "card" }, el("h2", {}, "API key"),
+        el("p", { class: "hint" }, "The operator key printed by the first start of ", el("code", {}, "facesocial serve"),
+          ", or a key made with ", el("code", {}, "facesocial keys create"), "."),
+        keyForm),
+      el("section", { class: "card" }, el("h2", {}, "Account"), accountForm),
+      el("section", { class: "card" }, el("h2", {}, "Create an account"),
+        signupForm, signupStatus)),
   );
   main.querySelector("h1").focus();
 }

@@ -63,11 +63,47 @@ function deepfakeImageCard(api, signal) {
   return section("Deepfake — image", form, status, result);
 }
 
+/** Why a verdict is "uncertain", in words, with the answer's thresholds when it carries them. */
+function uncertainWhy(answer) {
+  if (answer.band !== "uncertain") return null;
+  const t = answer.thresholds || {};
+  const score = Number(answer.manipulation_score);
+  const low = t.real_below;
+  const high = t.fake_threshold;
+  const edges = low !== undefined && high !== undefined;
+  let text;
+  if (edges && score >= low && score < high) {
+    text = `Uncertain: the manipulation score ${fmt(score)} lies between the thresholds — below ${fmt(low)} counts as real, ${fmt(high)} or more as fake — so the detector does not decide either way.`;
+  } else if (edges && score < low) {
+    text = `Uncertain: the score ${fmt(score)} is under the real threshold (${fmt(low)}), but at this detection level the signals are not trusted to clear a face on their own (see the face's reasons); try the “advanced” level.`;
+  } else {
+    text = `Uncertain: the score ${fmt(score)} is neither clearly real nor clearly fake${edges ? ` (real below ${fmt(low)}, fake from ${fmt(high)})` : ""}.`;
+  }
+  return el("p", { class: "alert warn deepfake-uncertain", role: "note" }, text);
+}
+
 function renderDeepfakeImage(node, answer) {
   const faces = answer.faces || [];
+  if (answer.reason === "no_face" || (answer.faces_analyzed === 0 && faces.length === 0)) {
+    // Nothing to judge: no band, no 0.000 score bar, no empty heatmap.
+    replace(
+      node,
+      el("p", { class: "verdict deepfake-no-face", role: "status", dataset: { reason: "no_face" } }, "No face found — nothing to judge"),
+      el("p", { class: "muted" }, "Deepfake detection looks for manipulated faces; this image shows none, so it says nothing about it. For a whole image made by a generator, use “AI-generated image” below."),
+      facts([
+        ["Faces analysed", "0"],
+        ["Model", answer.model_version],
+        ["Analysis id", answer.analysis_id],
+      ]),
+      rawJson({ ...answer, heatmap_png_base64: answer.heatmap_png_base64 ? "(base64 PNG)" : null }),
+    );
+    return;
+  }
+  const thresholds = answer.thresholds || {};
   replace(
     node,
-    el("p", { class: "verdict" }, bandBadge(answer.band), " ", answer.is_deepfake ? "Judged a deepfake" : "Not judged a deepfake"),
+    el("p", { class: "verdict" }, bandBadge(answer.band), " ", answer.is_deepfake ? "Judged a deepfake" : answer.band === "uncertain" ? "Undecided" : "Not judged a deepfake"),
+    uncertainWhy(answer),
     facts([
       ["Band", answer.band],
       ["Manipulation score", fmt(answer.manipulation_score)],
@@ -75,6 +111,8 @@ function renderDeepfakeImage(node, answer) {
       ["Manipulation types", (answer.manipulation_types || []).join(", ") || "—"],
       ["Faces analysed", String(answer.faces_analyzed ?? faces.length)],
       ["Reason", answer.reason],
+      ["Thresholds", thresholds.real_below !== undefined && thresholds.fake_threshold !== undefined
+        ? `real below ${fmt(thresholds.real_below)}, fake from ${fmt(thresholds.fake_threshold)}` : null],
       ["Known fake match", answer.known_fake_match ? JSON.stringify(answer.known_fake_match) : null],
       ["Model", answer.model_version],
       ["Analysis id", answer.analysis_id],
@@ -106,7 +144,7 @@ function renderDeepfakeImage(node, answer) {
       answer.inconsistency_areas || [],
       { caption: "Inconsistency areas", empty: "No inconsistency area was marked." },
     ),
-    answer.heatmap_png_base64
+    answer.heatmap_png_base64 && faces.length
       ? el("figure", {}, el("img", {
         class: "media deepfake-heatmap",
         src: `data:image/png;base64,${answer.heatmap_png_base64}`,
@@ -253,7 +291,8 @@ function renderVideo(node, a) {
   );
   replace(
     node,
-    el("p", { class: "verdict" }, bandBadge(a.band), " ", a.is_deepfake ? "Judged a deepfake" : "Not judged a deepfake"),
+    el("p", { class: "verdict" }, bandBadge(a.band), " ", a.is_deepfake ? "Judged a deepfake" : a.band === "uncertain" ? "Undecided" : "Not judged a deepfake"),
+    uncertainWhy(a),
     facts([
       ["Band", a.band],
       ["Manipulation score", fmt(a.manipulation_score)],

@@ -1,6 +1,6 @@
 // Jobs: this tenant's asynchronous jobs (videos, queued images), their progress, results and
 // cancellation; refreshed every 2 s while any job is pending or processing.
-import { el, field, section, replace, clear, showError, busy, progress, table, when, toast } from "../ui.js";
+import { el, field, section, replace, clear, showError, busy, progress, table, facts, when, toast } from "../ui.js";
 
 const STATUSES = [
   ["", "Any status"],
@@ -32,6 +32,93 @@ function resultLink(job) {
   }
 }
 
+// What each kind of job does, in words.
+const KINDS = {
+  "deepfake.video": "Deepfake analysis of a video",
+  "ai_detection.image": "AI-generated-image report",
+  "counting.video": "People counting in a video",
+  "attention.video": "Attention analysis of a recording",
+  "antispoofing.video": "Liveness check of a video",
+};
+// Result/payload keys that name what a job is about (a file or a resource), first found wins.
+const NAME_KEYS = ["filename", "file_name", "original_filename", "video_name", "name", "title"];
+const RESOURCE_KEYS = [["analysis_id", "analysis"], ["result_id", "report"], ["video_id", "video"], ["recording_id", "recording"], ["check_id", "check"], ["meeting_id", "meeting"]];
+// Phones get one card per job instead of the table.
+const PHONE = "(max-width: 720px)";
+
+/** "job_7a4d8071…": the prefix and the first 8 characters after it (the whole id when short). */
+export function shortId(id) {
+  const text = String(id);
+  const cut = text.indexOf("_") + 1;
+  return text.length > cut + 8 ? `${text.slice(0, cut + 8)}…` : text;
+}
+
+/** What the job is about: the kind in words, plus its file or resource when the answer names one. */
+function about(job) {
+  const bags = [job.result || {}, job.payload || {}, job.resource || {}];
+  let name = null;
+  for (const bag of bags) {
+    for (const key of NAME_KEYS) {
+      if (typeof bag[key] === "string" && bag[key]) {
+        name = bag[key];
+        break;
+      }
+    }
+    if (name) break;
+  }
+  let resource = null;
+  for (const [key, word] of RESOURCE_KEYS) {
+    const value = bags.map((b) => b[key]).find((v) => v);
+    if (value) {
+      resource = `${word} ${value}`;
+      break;
+    }
+  }
+  return { kind: KINDS[job.kind] || job.kind, name, resource };
+}
+
+/** The job id: short on screen, in full in the title, a disclosure (selectable) and a Copy button. */
+function jobIdCell(job) {
+  const full = el("code", { class: "job-id-full" }, job.job_id);
+  const copy = el("button", {
+    type: "button",
+    class: "secondary copy-id",
+    "aria-label": `Copy job id ${job.job_id}`,
+    onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(job.job_id);
+        toast(`Copied ${job.job_id}.`);
+      } catch {
+        // No clipboard here (an insecure origin): select the id so Ctrl+C copies it.
+        const range = document.createRange();
+        range.selectNodeContents(full);
+        const selection = getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+        toast("Select-all done: press Ctrl+C to copy the id.");
+      }
+    },
+  }, "Copy id");
+  return el(
+    "details",
+    { class: "job-id-details" },
+    el("summary", { title: job.job_id, "aria-label": `Job ${job.job_id}` }, el("code", { class: "job-id" }, shortId(job.job_id))),
+    el("div", { class: "job-id-more" }, full, copy),
+  );
+}
+
+/** What the job is about, as inline text (fits a table cell and a card's heading). */
+function aboutText(job, { kindWords = true } = {}) {
+  const a = about(job);
+  return el(
+    "span",
+    { class: "job-about" },
+    kindWords ? el("span", { class: "job-kind" }, a.kind) : null,
+    a.name ? el("span", { class: "job-file" }, a.name) : null,
+    !a.name && a.resource ? el("span", { class: "job-resource" }, a.resource) : null,
+  );
+}
+
 function statusBadge(status) {
   const kind = status === "completed" ? "ok" : status === "failed" || status === "cancelled" ? "bad" : "warn";
   return el("span", { class: `badge ${kind}` }, status);
@@ -54,6 +141,76 @@ export default {
     let timer = null;
     let stopped = false;
     let loading = null;
+    let lastRows = [];
+    const phone = window.matchMedia ? window.matchMedia(PHONE) : null;
+
+    const times = (job) =>
+      el(
+        "div",
+        { class: "job-times" },
+        el("div", {}, `created ${when(job.created_at)}`),
+        job.started_at ? el("div", {}, `started ${when(job.started_at)}`) : null,
+        job.completed_at ? el("div", {}, `ended ${when(job.completed_at)}`) : null,
+        job.estimated_completion && ACTIVE.has(job.status) ? el("div", {}, `expected ${when(job.estimated_completion)}`) : null,
+        el("div", { class: "muted" }, `attempt ${job.attempts} of ${job.max_attempts}`),
+      );
+    const resultOf = (r) =>
+      el(
+        "div",
+        { class: "job-result" },
+        r.link ? el("a", { href: r.link[1] }, r.link[0]) : r.job.result ? el("code", {}, JSON.stringify(r.job.result)) : "—",
+        r.job.error ? el("div", { class: "alert error" }, el("strong", {}, r.job.error.code), " ", r.job.error.message) : null,
+      );
+
+    /** The jobs as a table (wide screens) or as one card per job (phones). */
+    function draw() {
+      const rows = lastRows;
+      if (phone?.matches) {
+        replace(
+          list,
+          rows.length === 0
+            ? el("p", { class: "muted" }, "No job matches.")
+            : el("ul", { class: "job-cards", "aria-label": "Jobs (newest first)" }, rows.map((r) =>
+              el("li", { class: "job-card card", dataset: { jobId: r.job.job_id, status: r.job.status } },
+                el("h3", {}, aboutText(r.job)),
+                facts([
+                  ["Job", jobIdCell(r.job)],
+                  ["Type", r.job.kind],
+                  ["Status", statusBadge(r.job.status)],
+                  ["Priority", String(r.job.priority)],
+                  ["Progress", r.bar],
+                  ["Times", times(r.job)],
+                  ["Result", resultOf(r)],
+                ]),
+                r.cancel ? el("div", { class: "actions" }, r.cancel) : null))),
+        );
+        return;
+      }
+      replace(
+        list,
+        table(
+          [
+            ["Job", (r) => el("div", { class: "job-cell" }, jobIdCell(r.job), aboutText(r.job))],
+            ["Type", (r) => r.job.kind],
+            ["Status", (r) => statusBadge(r.job.status)],
+            ["Priority", (r) => String(r.job.priority)],
+            ["Progress", (r) => r.bar],
+            ["Times", (r) => times(r.job)],
+            ["Result", resultOf],
+            ["Actions", (r) => r.cancel || "—"],
+          ],
+          rows,
+          { caption: "Jobs (newest first)", empty: "No job matches." },
+        ),
+      );
+      list.querySelector("table")?.classList.add("jobs-table");
+      list.querySelectorAll("tbody tr").forEach((tr, i) => {
+        tr.dataset.jobId = rows[i].job.job_id;
+        tr.dataset.status = rows[i].job.status;
+      });
+    }
+    const redraw = () => draw();
+    phone?.addEventListener?.("change", redraw);
 
     function schedule(active) {
       clearTimeout(timer);
@@ -106,48 +263,8 @@ export default {
           prev.disabled = offset <= 0;
           next.disabled = offset + limit >= total;
           const rows = (answer.jobs || []).map(row);
-          replace(
-            list,
-            table(
-              [
-                ["Job", (r) => el("code", { class: "job-id" }, r.job.job_id)],
-                ["Type", (r) => r.job.kind],
-                ["Status", (r) => statusBadge(r.job.status)],
-                ["Priority", (r) => String(r.job.priority)],
-                ["Progress", (r) => r.bar],
-                [
-                  "Times",
-                  (r) =>
-                    el(
-                      "div",
-                      { class: "job-times" },
-                      el("div", {}, `created ${when(r.job.created_at)}`),
-                      r.job.started_at ? el("div", {}, `started ${when(r.job.started_at)}`) : null,
-                      r.job.completed_at ? el("div", {}, `ended ${when(r.job.completed_at)}`) : null,
-                      r.job.estimated_completion ? el("div", {}, `expected ${when(r.job.estimated_completion)}`) : null,
-                      el("div", { class: "muted" }, `attempt ${r.job.attempts} of ${r.job.max_attempts}`),
-                    ),
-                ],
-                [
-                  "Result",
-                  (r) =>
-                    el(
-                      "div",
-                      {},
-                      r.link ? el("a", { href: r.link[1] }, r.link[0]) : r.job.result ? el("code", {}, JSON.stringify(r.job.result)) : "—",
-                      r.job.error ? el("div", { class: "alert error" }, el("strong", {}, r.job.error.code), " ", r.job.error.message) : null,
-                    ),
-                ],
-                ["Actions", (r) => r.cancel || "—"],
-              ],
-              rows,
-              { caption: "Jobs (newest first)", empty: "No job matches." },
-            ),
-          );
-          list.querySelectorAll("tbody tr").forEach((tr, i) => {
-            tr.dataset.jobId = rows[i].job.job_id;
-            tr.dataset.status = rows[i].job.status;
-          });
+          lastRows = rows;
+          draw();
           schedule(rows.some((r) => ACTIVE.has(r.job.status)));
         } catch (error) {
           if (error.name === "AbortError" || stopped) return;
@@ -193,6 +310,7 @@ export default {
     return () => {
       stopped = true;
       clearTimeout(timer);
+      phone?.removeEventListener?.("change", redraw);
     };
   },
 };

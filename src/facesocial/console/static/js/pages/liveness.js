@@ -1,6 +1,7 @@
 // Liveness: a passive check of one uploaded photo, and an active session with the webcam
 // (challenges, frames over the session's WebSocket, the server's instructions and progress).
 import { el, field, section, replace, clear, showError, busy, progress, scoreBar, facts, table, rawJson, when } from "../ui.js";
+import { LIVENESS_HANDOFF } from "./recognition.js";
 
 const CHALLENGES = [
   ["turn_left", "Turn left"],
@@ -16,6 +17,9 @@ const LABELS = Object.fromEntries(CHALLENGES);
 const FRAME_INTERVAL_MS = 110;
 const MAX_IN_FLIGHT = 2;
 const MAX_FRAME_WIDTH = 640;
+const STATUS_WORDS = { completed: "Completed", failed: "Failed", expired: "Expired", cancelled: "Cancelled" };
+/** Milliseconds from the session's clock, rounded for people ("—" when absent). */
+const ms = (value) => (value === null || value === undefined || Number.isNaN(Number(value)) ? "—" : String(Math.round(Number(value))));
 
 function badge(ok, yes, no) {
   return el("span", { class: `badge ${ok ? "ok" : "bad"}` }, ok ? `✓ ${yes}` : `✗ ${no}`);
@@ -150,33 +154,52 @@ function activeCard(api, signal, registerCleanup) {
       instruction.textContent = ok ? "Done: liveness confirmed." : `Liveness check ${state.session_status}.`;
       outcome.dataset.status = state.session_status;
       outcome.dataset.token = token;
+      const reason = state.failure_reason ? String(state.failure_reason).replace(/_/g, " ") : null;
+      const overall = ok ? "passed — a live person did the challenges" : `failed — ${reason || state.session_status}`;
+      const useToken = ok && token
+        ? el("button", {
+          type: "button",
+          class: "secondary use-for-enrolment",
+          onclick: () => {
+            // The token goes to Recognition through this tab's sessionStorage, not the URL.
+            sessionStorage.setItem(LIVENESS_HANDOFF, token);
+            location.hash = "#/recognition?enrol";
+          },
+        }, "Use for enrolment")
+        : null;
       replace(
         outcome,
-        el("p", { class: "verdict" }, badge(ok, "Completed", state.session_status === "expired" ? "Expired" : "Failed"),
-          " ", el("span", { class: "session-status" }, state.session_status)),
+        el("p", { class: "verdict" },
+          el("span", { class: `badge ${ok ? "ok" : "bad"}` }, ok ? "✓ " : "✗ ",
+            el("span", { class: "session-status" }, state.session_status))),
         facts([
-          ["Status", state.session_status],
-          ["Overall result", state.overall_result ?? "—"],
-          ["Failure reason", state.failure_reason ?? "—"],
+          ["Status", STATUS_WORDS[state.session_status] || state.session_status],
+          ["Overall result", overall],
+          ["Failure reason", ok ? null : reason ?? "—"],
           ["Failure detail", state.failure_detail ? JSON.stringify(state.failure_detail) : null],
           ["Challenges completed", `${done} of ${challenges.length}`],
           ["Frames processed", String(state.frames_processed ?? 0)],
           ["Attempts used", `${state.attempts_used ?? 0} of ${state.max_attempts ?? "?"}`],
           ["Completed at", state.completed_at ? when(state.completed_at) : null],
-          ["Token usable until", state.expires_at ? when(state.expires_at) : null],
+          ["Token usable until", ok && state.expires_at ? when(state.expires_at) : null],
         ]),
         table(
           [
             ["Challenge", (r) => LABELS[r.kind] || r.kind],
             ["Status", (r) => r.status],
-            ["Started (ms)", (r) => (r.started_ms ?? "—").toString()],
-            ["Completed (ms)", (r) => (r.completed_ms ?? "—").toString()],
+            ["Started (ms)", (r) => ms(r.started_ms)],
+            ["Completed (ms)", (r) => ms(r.completed_ms)],
             ["Frames", (r) => String(r.frames ?? "—")],
           ],
           results,
           { caption: "Challenge results", empty: "No challenge was started." },
         ),
-        ok ? el("p", { class: "muted" }, "The session token (kept in this page only) can be presented once to register or verify the same face.") : null,
+        ok && token
+          ? el("div", { class: "stack liveness-token-box" },
+            el("p", {}, "Session token (can be presented once, to enrol or verify the same face, until the time above):"),
+            el("code", { class: "liveness-token" }, token),
+            el("div", { class: "actions" }, useToken))
+          : null,
         rawJson(state, "Session state (raw)"),
       );
     }

@@ -1,10 +1,13 @@
 // Recognition: enrol a face (register), verify 1:1, identify 1:N, manage face groups, look up and
 // erase a user. Tabs (WAI-ARIA tab pattern, arrow keys move between them). The users enrolled in
 // this browser tab are remembered for the tab's life (sessionStorage) so they can be picked again.
-import { el, field, table, facts, busy, replace, clear, scoreBar, when, rawJson } from "../ui.js";
-import { faceCanvas, decodeImage, dropZone, modelPairs, fixed, uuid4 } from "./detect-canvas.js";
+import { el, field, table, facts, busy, replace, clear, showError, when, rawJson } from "../ui.js";
+import { faceCanvas, decodeImage, dropZone, modelPairs, fixed, uuid4, facesLabel } from "./detect-canvas.js";
 
 const BASE = "/api/v1/face-recognition";
+// A completed liveness session's token handed over by the Liveness view ("Use for enrolment"):
+// kept in this tab's sessionStorage (never in the URL next to a key) and read once.
+export const LIVENESS_HANDOFF = "facesocial.console.enrol-liveness-token";
 
 export default {
   path: "recognition",
@@ -56,6 +59,80 @@ export default {
         ...attrs,
       });
 
+    /** The optional "Face index" control (the API's face_index; 0 = the largest face). */
+    const faceIndexField = (hint) =>
+      field("Face index (optional, 0 = largest)", "number", { name: "face_index", min: "0", step: "1", inputmode: "numeric", "data-hint": hint });
+    const livenessField = () =>
+      field("Liveness session token (optional)", "text", {
+        name: "liveness_session",
+        autocomplete: "off",
+        spellcheck: "false",
+        "data-hint": "The session token of a completed liveness check (Liveness view); it can be used once, for the same face.",
+      });
+    /** Clear a form's old messages and results as soon as it is submitted again (even when the
+     * browser blocks the submit because a required field is empty). */
+    function clearOnSubmitAttempt(form, ...nodes) {
+      const wipe = () => nodes.forEach(clear);
+      form.querySelector("button[type=submit]").addEventListener("click", wipe);
+      form.addEventListener("invalid", wipe, true);
+    }
+
+    /**
+     * The photo has several faces (MULTIPLE_FACES) or the index names none
+     * (FACE_INDEX_OUT_OF_RANGE): say so in plain words, draw the detected faces numbered (from
+     * /api/v1/face-detection/detect: the error carries only their count) and offer one button per
+     * face that fills the Face index field.
+     */
+    async function showFacePicker(status, host, file, error, indexField, action) {
+      const count = error.details?.faces_detected;
+      showError(status, error);
+      const words = error.code === "MULTIPLE_FACES"
+        ? `This photo shows ${count ?? "several"} faces, so the server does not know which one to ${action}. Choose a face below (they are numbered on the photo, 1 is the largest), or type its face index (face 1 = index 0), then press the button again.`
+        : `There is no face with index ${indexField.control.value} in this photo${count ? ` (it shows ${facesLabel(count, "").trim()}: indexes 0 to ${count - 1})` : ""}. Choose a face below.`;
+      status.append(el("p", { class: "alert warn face-choice-help", role: "status" }, words));
+      let faces = [];
+      try {
+        const answer = await api.post("/api/v1/face-detection/detect", { signal, form: { image: file } });
+        faces = answer.faces || [];
+        const picker = el("div", { class: "stack face-picker" }, el("h3", {}, "Faces in the photo"));
+        try {
+          const image = await decodeImage(file, urls);
+          picker.append(faceCanvas(image, faces, {
+            size: answer.image ? { width: answer.image.width, height: answer.image.height } : undefined,
+            label: `${facesLabel(faces.length)}, numbered from 1 (the largest)`,
+            caption: "Each face carries its number; face 1 is the largest.",
+          }));
+        } catch {
+          picker.append(el("p", { class: "muted" }, "This browser cannot draw this image format."));
+        }
+        picker.append(el("div", { class: "actions face-choices" }, faces.map((face, i) =>
+          el("button", {
+            type: "button",
+            class: "secondary",
+            "data-face-index": String(i),
+            onclick: () => {
+              indexField.control.value = String(i);
+              indexField.control.focus();
+              replace(status, el("p", { class: "alert ok", role: "status" }, `Face ${i + 1} chosen (face index ${i}). Press the button again to ${action} it.`));
+            },
+          }, `Use face ${i + 1} (index ${i})`))));
+        replace(host, picker);
+      } catch (detectError) {
+        if (detectError.name === "AbortError") throw detectError;
+        host.append(el("p", { class: "muted" }, `The faces could not be drawn (${detectError.code || "ERROR"}); type a face index from 0 to ${count ? count - 1 : "n"}.`));
+      }
+    }
+    const FACE_CODES = new Set(["MULTIPLE_FACES", "FACE_INDEX_OUT_OF_RANGE"]);
+    /** "N faces were found; only face k was used" for answers of photos with several faces. */
+    function facesNote(answer, verb) {
+      const count = answer.faces_detected;
+      if (!count || count < 2) return null;
+      const index = answer.face?.face_index ?? 0;
+      const which = index === 0 ? "the largest face (face index 0)" : `face index ${index} (face ${index + 1} by size)`;
+      return el("p", { class: "alert warn faces-note", role: "note" },
+        `${count} faces were found in this photo; only ${which} was ${verb}. To use another face, set “Face index”.`);
+    }
+
     /** Draw one face of `file` (when the browser can decode it) into `host`. */
     async function drawFace(host, file, face, label) {
       if (!face) return;
@@ -78,26 +155,40 @@ export default {
     const enrolPhoto = field("Photo", "file", { name: "image", accept: "image/*", required: true });
     const enrolGroup = groupSelect("Group (optional)", "No group");
     const consent = field("The person consented to storing a template of their face", "checkbox", { name: "consent", required: true });
+    const enrolIndex = faceIndexField("Empty: the photo must show exactly one face. With several faces, 0 is the largest, 1 the next, …");
+    const enrolLiveness = livenessField();
     const enrolStatus = el("div", { class: "status", "aria-live": "polite" });
     const enrolResult = el("div", { class: "stack" });
     const enrolForm = el("form", { class: "stack", "aria-label": "Enrol a face" },
       el("div", { class: "row uuid-row" }, enrolId, generate),
-      enrolName, enrolPhoto, dropZone(enrolPhoto.control), enrolGroup, consent,
+      enrolName, enrolPhoto, dropZone(enrolPhoto.control), enrolIndex, enrolGroup, enrolLiveness, consent,
       el("button", { type: "submit" }, "Enrol"));
+    clearOnSubmitAttempt(enrolForm, enrolStatus, enrolResult);
     enrolForm.addEventListener("submit", (event) => {
       event.preventDefault();
       clear(enrolResult);
       const file = enrolPhoto.control.files[0];
       busy(enrolForm, enrolStatus, async () => {
-        const answer = await api.post(`${BASE}/register`, {
-          signal,
-          form: {
-            user_id: enrolId.control.value.trim(),
-            image: file,
-            consent: consent.control.checked,
-            group_id: enrolGroup.control.value,
-          },
-        });
+        let answer;
+        try {
+          answer = await api.post(`${BASE}/register`, {
+            signal,
+            form: {
+              user_id: enrolId.control.value.trim(),
+              image: file,
+              consent: consent.control.checked,
+              group_id: enrolGroup.control.value,
+              face_index: enrolIndex.control.value,
+              liveness_session: enrolLiveness.control.value.trim(),
+            },
+          });
+        } catch (error) {
+          if (!FACE_CODES.has(error.code)) throw error;
+          await showFacePicker(enrolStatus, enrolResult, file, error, enrolIndex, "enrol");
+          return;
+        }
+        // A liveness token is spent by a successful enrolment.
+        enrolLiveness.control.value = "";
         enrolled.add(answer.user_id, enrolName.control.value.trim());
         refreshDatalist();
         replace(enrolStatus, el("div", { class: "alert ok", role: "status" }, `Enrolled face ${answer.face_id} for user ${answer.user_id}.`));
@@ -106,6 +197,8 @@ export default {
             ["User ID", el("code", { class: "enrolled-user" }, answer.user_id)],
             ["Face ID", answer.face_id],
             ["Faces in the photo", String(answer.faces_detected)],
+            ["Face enrolled", answer.faces_detected > 1 ? `face index ${answer.face?.face_index ?? 0}` : null],
+            ["Liveness session", answer.liveness ? (answer.liveness.session_id || "used") : null],
             ["Face quality", fixed(answer.face?.quality?.score)],
             ["Group", answer.group_id || "—"],
             ["Embedding model", modelPairs({ m: answer.embedding_model })[0][1]],
@@ -141,6 +234,8 @@ export default {
     const verifyId = userIdField("User ID");
     const verifyPhoto2 = field("Second photo", "file", { name: "image2", accept: "image/*" });
     const mode = field("Mode", "select", { name: "mode" }, [["balanced", "Balanced"], ["strict", "Strict (fewer false matches)"]]);
+    const verifyIndex = faceIndexField("Which face of the (first) photo; empty: the largest.");
+    const verifyLiveness = livenessField();
     const syncAgainst = () => {
       const byUser = against.control.value === "user";
       verifyId.hidden = !byUser;
@@ -153,8 +248,9 @@ export default {
     const verifyStatus = el("div", { class: "status", "aria-live": "polite" });
     const verifyResult = el("div", { class: "stack" });
     const verifyForm = el("form", { class: "stack", "aria-label": "Verify a face" },
-      verifyPhoto, dropZone(verifyPhoto.control), against, verifyId, verifyPhoto2, mode,
+      verifyPhoto, dropZone(verifyPhoto.control), verifyIndex, against, verifyId, verifyPhoto2, mode, verifyLiveness,
       el("button", { type: "submit" }, "Verify"));
+    clearOnSubmitAttempt(verifyForm, verifyStatus, verifyResult);
     verifyForm.addEventListener("submit", (event) => {
       event.preventDefault();
       clear(verifyResult);
@@ -162,20 +258,30 @@ export default {
       const byUser = against.control.value === "user";
       const file2 = byUser ? null : verifyPhoto2.control.files[0];
       busy(verifyForm, verifyStatus, async () => {
-        const answer = await api.post(`${BASE}/verify`, {
-          signal,
-          form: {
-            image: file,
-            user_id: byUser ? verifyId.control.value.trim() : null,
-            image2: file2,
-            mode: mode.control.value,
-          },
-        });
+        let answer;
+        try {
+          answer = await api.post(`${BASE}/verify`, {
+            signal,
+            form: {
+              image: file,
+              user_id: byUser ? verifyId.control.value.trim() : null,
+              image2: file2,
+              mode: mode.control.value,
+              face_index: verifyIndex.control.value,
+              liveness_session: verifyLiveness.control.value.trim(),
+            },
+          });
+        } catch (error) {
+          if (!FACE_CODES.has(error.code)) throw error;
+          await showFacePicker(verifyStatus, verifyResult, file, error, verifyIndex, "verify");
+          return;
+        }
+        if (verifyLiveness.control.value.trim()) verifyLiveness.control.value = "";
         const name = answer.user_id ? enrolled.name(answer.user_id) : null;
         replace(verifyResult,
           el("p", { class: `verdict ${answer.match ? "match" : "no-match"}`, role: "status", "data-match": String(answer.match) },
             answer.match ? "✔ Match — the same person" : "✘ No match — not the same person"),
-          scoreBar("Similarity", answer.similarity),
+          facesNote(answer, "compared"),
           facts([
             ["Similarity", fixed(answer.similarity, 4)],
             ["Threshold", `${fixed(answer.threshold, 4)} (${answer.threshold_mode})`],
@@ -196,31 +302,43 @@ export default {
     const identifyGroup = groupSelect("Search in group (optional)", "The whole gallery");
     const identifyThreshold = field("Threshold (optional)", "number", { name: "threshold", min: "-1", max: "1", step: "0.005",
       "data-hint": "Empty: the server's own threshold." });
+    const identifyIndex = faceIndexField("Which face is searched; empty: the largest.");
     const identifyStatus = el("div", { class: "status", "aria-live": "polite" });
     const identifyResult = el("div", { class: "stack" });
     const identifyForm = el("form", { class: "stack", "aria-label": "Identify a face" },
-      identifyPhoto, dropZone(identifyPhoto.control), el("div", { class: "row" }, topK, identifyThreshold), identifyGroup,
+      identifyPhoto, dropZone(identifyPhoto.control), el("div", { class: "row" }, topK, identifyThreshold), identifyIndex, identifyGroup,
       el("button", { type: "submit" }, "Identify"));
+    clearOnSubmitAttempt(identifyForm, identifyStatus, identifyResult);
     identifyForm.addEventListener("submit", (event) => {
       event.preventDefault();
       clear(identifyResult);
       const file = identifyPhoto.control.files[0];
       busy(identifyForm, identifyStatus, async () => {
-        const answer = await api.post(`${BASE}/identify`, {
-          signal,
-          form: {
-            image: file,
-            top_k: topK.control.value,
-            group_id: identifyGroup.control.value,
-            threshold: identifyThreshold.control.value,
-          },
-        });
+        let answer;
+        try {
+          answer = await api.post(`${BASE}/identify`, {
+            signal,
+            form: {
+              image: file,
+              top_k: topK.control.value,
+              group_id: identifyGroup.control.value,
+              threshold: identifyThreshold.control.value,
+              face_index: identifyIndex.control.value,
+            },
+          });
+        } catch (error) {
+          if (!FACE_CODES.has(error.code)) throw error;
+          await showFacePicker(identifyStatus, identifyResult, file, error, identifyIndex, "search");
+          return;
+        }
         const group = groups.find((g) => g.group_id === answer.group_id);
         replace(identifyResult,
           el("p", { class: `verdict ${answer.identified ? "match" : "no-match"}`, role: "status" },
             answer.identified ? `✔ Identified: ${answer.candidates.length} candidate(s)` : "✘ Unknown — no one above the threshold"),
+          facesNote(answer, "searched"),
           facts([
             ["Searched", answer.group_id ? `group ${group ? group.group_name : answer.group_id}` : "the whole gallery"],
+            ["Faces in the photo", answer.faces_detected !== undefined ? String(answer.faces_detected) : null],
             ["Gallery size", String(answer.gallery_size)],
             ["Threshold", fixed(answer.threshold, 4)],
             ["Top K", String(answer.top_k)],
@@ -417,12 +535,34 @@ export default {
 
     root.classList.add("recognition-view");
     root.append(datalist, tabs.node);
+    // A liveness session token handed over by the Liveness view (or #/recognition?liveness=...).
+    const handed = takeLivenessToken();
+    if (handed) {
+      enrolLiveness.control.value = handed;
+      tabs.select("enrol", false);
+      replace(enrolStatus, el("p", { class: "alert ok", role: "status" },
+        "The liveness session token was filled in from the Liveness view: choose the user, the same person's photo and consent, then Enrol."));
+    }
     refreshDatalist();
     groupsChanged.forEach((update) => update());
     busy(null, listStatus, refreshGroups);
     return () => urls.forEach((u) => URL.revokeObjectURL(u));
   },
 };
+
+/** The token handed over by the Liveness view (read once), or ?liveness= in the URL fragment. */
+function takeLivenessToken() {
+  let token = null;
+  try {
+    token = sessionStorage.getItem(LIVENESS_HANDOFF);
+    sessionStorage.removeItem(LIVENESS_HANDOFF);
+  } catch {
+    token = null;
+  }
+  const query = location.hash.split("?")[1];
+  if (!token && query) token = new URLSearchParams(query).get("liveness");
+  return token ? token.trim() : null;
+}
 
 /** Tabs: [[key, title, panel], ...] -> {node, select(key, focus)}. Arrow keys, Home, End move. */
 function tabSet(items) {
