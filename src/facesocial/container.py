@@ -366,7 +366,7 @@ class Container:
 
     @cached_property
     def groups(self) -> GroupService:
-        return GroupService(self.database)
+        return GroupService(self.database, self.face_writer)
 
     # --- model registry (src/facesocial/domains/registry/) ------------------------------------
 

@@ -158,3 +158,36 @@ def test_0016_moves_subject_names_and_collections_and_back(database: Database) -
     assert _settings(database, plain) == {"note": 2}
     migrate.upgrade(database)
     assert _settings(database, alice) == {"note": 1}
+
+
+def test_replicas_migrating_one_postgres_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """Three processes upgrading one PostgreSQL database from 0014 at the same moment (replicas
+    started together, each running prepare()): the advisory lock in migrations/env.py makes them
+    take turns; the first migrates, the others find the head and do nothing (before it, the
+    others crashed with DuplicateColumn on 0015's ALTER)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from facesocial.store import migrate\n"
+        "from facesocial.store.db import Database\n"
+        "migrate.upgrade(Database(sys.argv[1]))\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    with scratch_postgres() as url:
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        database = Database(url)
+        migrate.upgrade(database, "0014_counting")
+        env = {**os.environ, "PYTHONPATH": f"{repo / 'src'}{os.pathsep}{repo}"}
+        procs = [
+            subprocess.Popen([sys.executable, "-c", script, url], env=env, stderr=subprocess.PIPE)
+            for _ in range(3)
+        ]
+        results = [
+            (proc.wait(timeout=300), proc.stderr.read().decode()[-800:]) for proc in procs if proc.stderr
+        ]
+        assert [rc for rc, _ in results] == [0, 0, 0], [err for _, err in results]
+        assert migrate.is_current(database)
+        database.dispose()

@@ -329,6 +329,123 @@ def test_concurrent_create_collection_of_one_name_has_exactly_one_winner(server:
         clients[0].delete_collection(CollectionId=name)
 
 
+def _new_tenant_key(server: RunningServer) -> str:
+    """An API key of a fresh tenant (a new account), so CompreFace's example list
+    (``GET /api/v1/recognition/faces``: every active face of the tenant) shows only this test's."""
+    import uuid
+
+    auth = f"{server.base}/api/v1/auth"
+    n = uuid.uuid4().hex[:10]
+    account = {"username": f"rk{n}", "email": f"{n}@example.org", "password": "a long password 1"}
+    assert httpx.post(f"{auth}/register", json=account, timeout=60).status_code == 201
+    token = httpx.post(f"{auth}/login", json=account | {"email": None}, timeout=60).json()["access_token"]
+    reply = httpx.post(
+        f"{auth}/api-keys", json={"name": "rk"}, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["api_key"])
+
+
+def _active_faces(server: RunningServer, key: str) -> int:
+    """Every active face of the key's tenant, whatever API enrolled it and whatever its groups."""
+    reply = httpx.get(
+        f"{server.base}/api/v1/recognition/faces", params={"size": 1}, headers={"x-api-key": key}, timeout=60
+    )
+    assert reply.status_code == 200, reply.text
+    return int(reply.json()["total_elements"])
+
+
+def test_deleting_a_collections_group_on_the_platform_erases_its_indexed_faces(
+    server: RunningServer,
+) -> None:
+    """``DELETE /api/v1/face-recognition/groups/{id}`` of a collection's group is a
+    DeleteCollection: the faces IndexFaces enrolled into it are erased (not left active in no
+    collection, unreachable through Rekognition); a face enrolled through ``/api/v1`` and added
+    to the group keeps its data."""
+    import uuid
+
+    key = _new_tenant_key(server)
+    client = _client(server, key)
+    headers = {"X-API-Key": key}
+    client.create_collection(CollectionId="plat")
+    client.index_faces(CollectionId="plat", Image={"Bytes": _photo("biden.jpg")})
+    groups = httpx.get(f"{server.base}/api/v1/face-recognition/groups", headers=headers, timeout=60).json()
+    group_id = next(g["group_id"] for g in groups["groups"] if g["group_name"] == "plat")
+    platform_user = str(uuid.uuid4())
+    registered = httpx.post(
+        f"{server.base}/api/v1/face-recognition/register",
+        data={"user_id": platform_user, "consent": "true"},
+        files={"image": ("f.jpg", _photo("obama.jpg"), "image/jpeg")},
+        headers=headers,
+        timeout=300,
+    )
+    assert registered.status_code in (200, 201), registered.text
+    added = httpx.post(
+        f"{server.base}/api/v1/face-recognition/groups/{group_id}/members",
+        json={"user_ids": [platform_user]},
+        headers=headers,
+        timeout=60,
+    )
+    assert added.status_code == 200, added.text
+    assert _active_faces(server, key) == 2
+    deleted = httpx.delete(
+        f"{server.base}/api/v1/face-recognition/groups/{group_id}", headers=headers, timeout=60
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert _active_faces(server, key) == 1  # the indexed face is erased, the platform user's stays
+    kept = httpx.get(
+        f"{server.base}/api/v1/face-recognition/users/{platform_user}", headers=headers, timeout=60
+    )
+    assert kept.status_code == 200, kept.text
+    for call in (
+        lambda: client.describe_collection(CollectionId="plat"),
+        lambda: client.list_faces(CollectionId="plat"),
+        lambda: client.delete_collection(CollectionId="plat"),
+    ):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert _code(exc) == "ResourceNotFoundException"
+    client.create_collection(CollectionId="plat")
+    assert client.describe_collection(CollectionId="plat")["FaceCount"] == 0
+
+
+def test_index_faces_racing_delete_collection_leaves_no_face_behind(server: RunningServer) -> None:
+    """IndexFaces and DeleteCollection of one collection at the same moment: the indexing either
+    lands before the deletion (and its face is erased with the collection) or is refused with
+    ResourceNotFoundException; never a 5xx, never an active face in no collection."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = _new_tenant_key(server)
+    photo = _photo("obama.jpg")
+    clients = [_client(server, key) for _ in range(3)]
+    outcomes: list[str] = []
+    for _round in range(3):
+        clients[0].create_collection(CollectionId="racing")
+        barrier = threading.Barrier(3)
+
+        def call(n: int, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait(timeout=60)
+            try:
+                if n == 0:
+                    clients[n].delete_collection(CollectionId="racing")
+                else:
+                    clients[n].index_faces(CollectionId="racing", Image={"Bytes": photo})
+            except ClientError as exc:
+                status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+                assert status < 500, exc.response
+                return str(exc.response["Error"]["Code"])
+            return "ok"
+
+        with ThreadPoolExecutor(3) as pool:
+            outcomes += list(pool.map(call, range(3)))
+        with pytest.raises(ClientError) as exc:
+            clients[0].describe_collection(CollectionId="racing")
+        assert _code(exc) == "ResourceNotFoundException"
+        assert _active_faces(server, key) == 0, outcomes
+    assert set(outcomes) <= {"ok", "ResourceNotFoundException"}, outcomes
+
+
 def test_through_the_nginx_gateway_on_a_non_default_port(
     server: RunningServer, tmp_path: Path, profile_name: str
 ) -> None:

@@ -90,6 +90,15 @@ def test_the_outcome_of_an_unfinished_wait_is_refused_and_bad_settings_are_rejec
     assert step.sleep == pytest.approx(0.5)
     with pytest.raises(RuntimeError):
         step.outcome()
-    for bad in ({"timeout": 0}, {"interval": 0}, {"interval": 2.0, "max_interval": 1.0}):
+    nan = float("nan")
+    for bad in (
+        {"timeout": 0},
+        {"interval": 0},
+        {"interval": 2.0, "max_interval": 1.0},
+        # NaN passes every "<= 0" test: it would poll forever or hand sleep() a NaN.
+        {"timeout": nan},
+        {"interval": nan},
+        {"max_interval": nan},
+    ):
         with pytest.raises(ValueError):
             Poller(**bad)

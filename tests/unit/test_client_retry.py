@@ -340,6 +340,52 @@ def test_wait_job_gives_up_at_its_timeout() -> None:
     assert caught.value.job.status == "processing" and caught.value.code == "JOB_WAIT_TIMEOUT"
 
 
+def test_pathological_retry_after_values_count_as_absent() -> None:
+    """Non-ASCII digits ("²" is a digit to str.isdigit, not to int()) and numbers no float holds
+    are malformed headers, not a crash of the SDK; the server's error is still raised."""
+    for value in ("\u00b2", "9" * 400, "\u0663"):
+        assert parse_retry_after(value) is None
+    script = Script([error(503, "SERVICE_UNAVAILABLE", "9" * 400)] * 4)
+    sleeps: list[float] = []
+    with client(script, sleeps) as fs, pytest.raises(FaceSocialAPIError) as caught:
+        fs.get_job("job_1")
+    assert caught.value.code == "SERVICE_UNAVAILABLE" and caught.value.retry_after is None
+    assert len(script.requests) == 4 and all(0 <= s <= 20 for s in sleeps)
+
+
+def test_wait_job_timeout_bounds_the_retries_of_its_polls() -> None:
+    """A 503 with Retry-After: 100 to every poll of wait_job(timeout=1): the poll's retries
+    would sleep past the wait's deadline, so the server's error is raised at once (sync and
+    async) instead of after ~5 minutes of retries."""
+    sleeps: list[float] = []
+    script = Script([error(503, "SERVICE_UNAVAILABLE", "100")] * 4)
+    with client(script, sleeps) as fs, pytest.raises(FaceSocialAPIError) as caught:
+        fs.wait_job("job_1", timeout=1)
+    assert caught.value.code == "SERVICE_UNAVAILABLE" and sleeps == [] and len(script.requests) == 1
+
+    async def main() -> list[float]:
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        script = Script([error(503, "SERVICE_UNAVAILABLE", "100")] * 4)
+        async with AsyncFaceSocialClient(
+            "http://fs.test", transport=httpx.MockTransport(script), sleep=sleep
+        ) as fs:
+            with pytest.raises(FaceSocialAPIError):
+                await fs.wait_job("job_1", timeout=1)
+        return slept
+
+    assert asyncio.run(main()) == []
+    # A short Retry-After within the deadline is still waited for, then the poll goes on.
+    sleeps = []
+    script = Script([error(503, "SERVER_BUSY", "1"), httpx.Response(200, json=job_body("completed", 100))])
+    with client(script, sleeps) as fs:
+        assert fs.wait_job("job_1", timeout=60).status == "completed"
+    assert len(sleeps) == 1 and 1 <= sleeps[0] <= 1.1
+
+
 def test_async_wait_job_awaits_a_coroutine_callback() -> None:
     states = [job_body("processing", 50), job_body("completed", 100)]
     seen: list[float] = []

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -14,6 +15,11 @@ from facesocial.services.principal import Principal
 from facesocial.store import recognition_repository as repo
 from facesocial.store.db import Database
 from facesocial.store.tables import FACE_ACTIVE, FaceData, FaceGroup, FaceGroupMember, User
+from facesocial.store.tables_compat import REKOGNITION_SOURCE, RekognitionCollection
+from facesocial.store.types import utcnow
+
+if TYPE_CHECKING:  # face_writes imports this module's helpers
+    from facesocial.services.face_writes import FaceWriter
 
 
 def add_faces_to_group(session: Session, group_id: uuid.UUID, face_ids: Sequence[uuid.UUID]) -> None:
@@ -36,8 +42,9 @@ def refresh_face_count(session: Session, group_id: uuid.UUID) -> None:
 
 
 class GroupService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, writer: FaceWriter) -> None:
         self._db = database
+        self._writer = writer
 
     def create(
         self,
@@ -94,10 +101,58 @@ class GroupService:
         }
 
     def delete(self, group_id: uuid.UUID, *, caller: Principal) -> None:
+        """Delete the group; its members keep their faces. Except the faces Rekognition's
+        IndexFaces enrolled into the group when it is a Rekognition collection: they exist only
+        as members of that collection, so they are erased with it (GDPR erase path), whichever
+        API deletes the group (DeleteCollection or ``DELETE /groups/{id}``; docs/rekognition.md).
+
+        An enrolment into the group racing the deletion either commits its membership first
+        (PostgreSQL: the group row is locked ``FOR UPDATE``, which waits for the membership's
+        foreign-key lock; SQLite: writers are serialised) and its face is erased here, or finds
+        the group gone (``GROUP_NOT_FOUND``); no face of the collection outlives it. The owners
+        are marked as being erased in the same transaction that deletes the group, so a crash
+        before their erasure finishes leaves them to the reconciler, never active and groupless.
+        """
+        indexed: list[uuid.UUID] = []
         with self._db.session() as session:
-            group = repo.require_group(session, caller.tenant_id, group_id)
+            group = session.scalar(
+                select(FaceGroup)
+                .where(FaceGroup.id == group_id, FaceGroup.tenant_id == caller.tenant_id)
+                .with_for_update()
+            )
+            if group is None:
+                raise errors.GroupNotFoundError(f"No face group {group_id}")
+            collection = select(RekognitionCollection.id).where(RekognitionCollection.group_id == group_id)
+            if session.scalar(collection) is not None:
+                indexed = list(
+                    session.scalars(
+                        select(User.external_id)
+                        .join(FaceData, FaceData.user_id == User.user_id)
+                        .join(FaceGroupMember, FaceGroupMember.face_id == FaceData.id)
+                        .where(
+                            FaceGroupMember.group_id == group_id,
+                            FaceData.registration_source == REKOGNITION_SOURCE,
+                            User.tenant_id == caller.tenant_id,
+                        )
+                        .distinct()
+                    )
+                )
+                if indexed:
+                    session.execute(
+                        update(User)
+                        .where(
+                            User.tenant_id == caller.tenant_id,
+                            User.external_id.in_(indexed),
+                            User.deleted_at.is_(None),
+                        )
+                        .values(deleted_at=utcnow())
+                    )
             session.execute(delete(FaceGroupMember).where(FaceGroupMember.group_id == group_id))
             session.delete(group)
+        for external_id in indexed:
+            # Erased meanwhile by another request (DeleteFaces, another deletion): done already.
+            with contextlib.suppress(errors.UserNotFoundError):
+                self._writer.erase(caller.tenant_id, external_id)
 
     def add_members(
         self, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID], *, caller: Principal

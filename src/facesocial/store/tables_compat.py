@@ -22,6 +22,9 @@ from facesocial.store.tables import Base
 from facesocial.store.types import TimestampTZ, utcnow
 
 SCHEMA = "compat"
+# face_data.registration_source of the faces Rekognition's IndexFaces enrols: they belong to the
+# collection they were indexed into and are erased with it (services/groups.py).
+REKOGNITION_SOURCE = "rekognition"
 
 
 class CompreFaceSubject(Base):

@@ -243,6 +243,8 @@ def delete_subject(
         if _store(container).forget(caller.tenant_id, name):  # a subject without examples
             return {"subject": name}
         raise SubjectNotFoundError(f"No subject {name!r}") from exc
+    # A row a first example reserved before its user was linked (``SubjectStore.reserve``).
+    _store(container).forget(caller.tenant_id, name)
     request.state.outcome = outcome
     return {"subject": name}
 
@@ -304,16 +306,24 @@ def add_example(
             )
             if float(probe.faces.confidence[0]) < det_prob_threshold:
                 raise errors.NoFaceFoundError(f"No face with probability >= {det_prob_threshold}")
-        outcome = container.recognition.register(
-            subject_user_id(name),
-            form.file.data,
-            consent=True,
-            caller=caller,
-            ctx=ctx,
-            registration_source=REGISTRATION_SOURCE,
-            scope=scope,
-        )
-    _store(container).remember(caller.tenant_id, name)
+        store = _store(container)
+        # The name's row first, so the new user is never seen without its name (recognize).
+        reserved = store.reserve(caller.tenant_id, name)
+        try:
+            outcome = container.recognition.register(
+                subject_user_id(name),
+                form.file.data,
+                consent=True,
+                caller=caller,
+                ctx=ctx,
+                registration_source=REGISTRATION_SOURCE,
+                scope=scope,
+            )
+        except BaseException:
+            if reserved:
+                store.release(caller.tenant_id, name)
+            raise
+    store.remember(caller.tenant_id, name)
     request.state.outcome = outcome
     return {"image_id": outcome.body["face_id"], "subject": name}
 
@@ -423,12 +433,12 @@ def recognize(
             item.update(_extras_for(shapes.xyxy(face["bbox"]), detected, plugins))
             if "calculator" in plugins:
                 item["embedding"], _ = _embedding(container, data, int(face["face_index"]), scope)
+            # A candidate whose subject is gone (deleted, or merged by a rename, since the
+            # search) is left out rather than shown by its internal id.
             item["subjects"] = [
-                {
-                    "subject": names.get(uuid.UUID(c["user_id"]), c["user_id"]),
-                    "similarity": shapes.similarity(c["similarity"]),
-                }
+                {"subject": names[user_id], "similarity": shapes.similarity(c["similarity"])}
                 for c in outcome.body["candidates"]
+                if (user_id := uuid.UUID(c["user_id"])) in names
             ]
             if status:
                 item["execution_time"] = _times(detected, calculator_ms)

@@ -98,12 +98,18 @@ def _name(external_id: uuid.UUID, subject: str | None) -> str:
     return subject if subject is not None else str(external_id)
 
 
-def _row(session: Session, tenant_id: uuid.UUID, name: str) -> CompreFaceSubject | None:
-    row: CompreFaceSubject | None = session.scalar(
-        select(CompreFaceSubject).where(
-            CompreFaceSubject.tenant_id == tenant_id, CompreFaceSubject.subject == name
-        )
+def _row(
+    session: Session, tenant_id: uuid.UUID, name: str, *, for_update: bool = False
+) -> CompreFaceSubject | None:
+    """The tenant's row named ``name``. ``for_update``: locked until the transaction ends
+    (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite's writers are serialised anyway), so a
+    concurrent ``DELETE /subjects`` or rename either ends before the read (the row is not
+    found, or found under its new name) or waits for this transaction: the write that follows
+    never meets a row that vanished meanwhile."""
+    query = select(CompreFaceSubject).where(
+        CompreFaceSubject.tenant_id == tenant_id, CompreFaceSubject.subject == name
     )
+    row: CompreFaceSubject | None = session.scalar(query.with_for_update() if for_update else query)
     return row
 
 
@@ -114,6 +120,17 @@ def _named_users(tenant_id: uuid.UUID) -> Select[Any]:
         .add_columns(CompreFaceSubject.subject)
         .outerjoin(CompreFaceSubject, CompreFaceSubject.user_id == User.user_id)
     )
+
+
+def _reserved(session: Session, tenant_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    """``user id -> name`` of the tenant's rows without a user yet (``POST /subjects``, or a
+    first example being enrolled: ``SubjectStore.reserve``)."""
+    bare = session.scalars(
+        select(CompreFaceSubject.subject).where(
+            CompreFaceSubject.tenant_id == tenant_id, CompreFaceSubject.user_id.is_(None)
+        )
+    )
+    return {subject_user_id(name): name for name in bare}
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +175,7 @@ class SubjectStore:
                     user = repo.find_user(session, tenant_id, external)
                     if user is None:
                         return  # erased meanwhile
-                    row = _row(session, tenant_id, name)
+                    row = _row(session, tenant_id, name, for_update=True)
                     if row is not None:
                         if row.user_id is None:
                             row.user_id = user.user_id
@@ -184,20 +201,45 @@ class SubjectStore:
             )
             return bool(getattr(removed, "rowcount", 0))
 
+    def reserve(self, tenant_id: uuid.UUID, name: str) -> bool:
+        """Before a first example's enrolment: the subject's row (without a user yet), so the
+        user the enrolment creates is named from its first moment (``names``, ``subjects``)
+        rather than by its id until ``remember`` links the row. True when this call made the
+        row (``release`` it if the enrolment fails); False when the name has a row already or
+        needs none (a UUID name)."""
+        if str(subject_user_id(name)) == name:
+            return False
+        try:
+            with self._db.session() as session:
+                if _row(session, tenant_id, name) is not None:
+                    return False
+                session.add(CompreFaceSubject(tenant_id=tenant_id, subject=name, user_id=None))
+                session.flush()
+        except IntegrityError:
+            return False  # another request made it at the same moment
+        return True
+
+    def release(self, tenant_id: uuid.UUID, name: str) -> None:
+        """Undo ``reserve`` after a failed enrolment (only a row that still names no user)."""
+        self.forget(tenant_id, name)
+
     def names(self, tenant_id: uuid.UUID, external_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
-        """``external user id -> subject name`` for the tenant's live users among ``external_ids``."""
+        """``external user id -> subject name`` for the tenant's live users among ``external_ids``
+        (a user that is gone, e.g. erased meanwhile, is not in the answer)."""
         if not external_ids:
             return {}
         with self._db.session(readonly=True) as session:
             rows = session.execute(_named_users(tenant_id).where(User.external_id.in_(list(external_ids))))
-            return {user.external_id: _name(user.external_id, subject) for user, subject in rows}
+            named = [(user.external_id, subject) for user, subject in rows]
+            reserved = _reserved(session, tenant_id) if any(s is None for _, s in named) else {}
+        return {external: subject or reserved.get(external) or str(external) for external, subject in named}
 
     def subjects(self, tenant_id: uuid.UUID) -> list[str]:
         """Every subject of the tenant (users with at least one face, and subjects without an
         example yet), by creation time."""
         with self._db.session(readonly=True) as session:
-            named = [
-                (user.created_at, _name(user.external_id, subject))
+            users = [
+                (user.created_at, user.external_id, subject)
                 for user, subject in session.execute(_named_users(tenant_id))
             ]
             bare = session.execute(
@@ -205,7 +247,12 @@ class SubjectStore:
                     CompreFaceSubject.tenant_id == tenant_id, CompreFaceSubject.user_id.is_(None)
                 )
             ).all()
-        return [name for _, name in sorted([*named, *((at, name) for at, name in bare)], key=lambda p: p[0])]
+        reserved = {subject_user_id(name): name for _, name in bare}
+        named = [(at, subject or reserved.get(external) or str(external)) for at, external, subject in users]
+        # A reserved row whose user exists already (``remember`` not run yet) is that user's name.
+        taken = {external for _, external, subject in users if subject is None}
+        pending = [(at, name) for at, name in bare if subject_user_id(name) not in taken]
+        return [name for _, name in sorted([*named, *pending], key=lambda p: p[0])]
 
     def exists(self, tenant_id: uuid.UUID, name: str) -> bool:
         with self._db.session(readonly=True) as session:
@@ -331,12 +378,15 @@ class SubjectStore:
 
     def _rename(self, session: Session, tenant_id: uuid.UUID, old: str, new: str) -> list[uuid.UUID]:
         """The rename's writes; the users whose cached faces changed."""
+        # The users are held by their advisory locks (_hold); the name rows are locked here:
+        # ``DELETE /subjects`` of a subject without examples and the first example taking a
+        # row over (``remember``) do not hold the user's lock.
         source = repo.find_user(session, tenant_id, subject_user_id(old))
-        source_row = _row(session, tenant_id, old)
+        source_row = _row(session, tenant_id, old, for_update=True)
         if source is None and (source_row is None or source_row.user_id is not None):
             raise SubjectNotFoundError(f"No subject {old!r}")
         target = repo.find_user(session, tenant_id, subject_user_id(new))
-        target_row = _row(session, tenant_id, new)
+        target_row = _row(session, tenant_id, new, for_update=True)
         if source is None:
             # A subject without examples: renamed, or merged into ``new`` (nothing to move).
             assert source_row is not None
@@ -354,7 +404,8 @@ class SubjectStore:
             if source_row is None:
                 session.add(CompreFaceSubject(tenant_id=tenant_id, subject=new, user_id=source.user_id))
             else:
-                source_row.subject = new
+                # (a row reserved by a first example not linked yet is linked here)
+                source_row.subject, source_row.user_id = new, source.user_id
             session.flush()
             return [source.user_id]
         # Faces are found through SQL (face_owners), so moving the rows moves the matches.

@@ -45,7 +45,7 @@ from facesocial.services.principal import Principal
 from facesocial.services.serving_context import ServingScope
 from facesocial.store import recognition_repository as repo
 from facesocial.store.tables import FACE_ACTIVE, FaceData, FaceGroup, FaceGroupMember, User
-from facesocial.store.tables_compat import RekognitionCollection
+from facesocial.store.tables_compat import REKOGNITION_SOURCE, RekognitionCollection
 from facesocial.vision.image_pixels import exif_orientation
 from facesocial.vision.ports import Embedder
 
@@ -55,7 +55,7 @@ EXTERNAL_IMAGE_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,255}$")
 FACE_ID = re.compile(r"^[0-9a-f-]{36}$")
 # Minimum platform quality score (0..1, vision/quality.py) a face needs per QualityFilter.
 QUALITY_FLOORS: dict[str, float] = {"NONE": 0.0, "LOW": 0.3, "AUTO": 0.5, "MEDIUM": 0.5, "HIGH": 0.7}
-REGISTRATION_SOURCE = "rekognition"
+REGISTRATION_SOURCE = REKOGNITION_SOURCE
 # The description of the face group CreateCollection makes (migration 0016 reads it).
 COLLECTION_DESCRIPTION = "Rekognition collection"
 # Rekognition's limits: DeleteFaces takes 1..4096 ids; list pages hold at most 4096 faces.
@@ -230,25 +230,11 @@ def describe_collection(call: Call, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def delete_collection(call: Call, body: dict[str, Any]) -> dict[str, Any]:
-    """Erase every user IndexFaces made for this collection (their faces, vectors, chips), then
-    the group. Users enrolled through ``/api/v1`` who were added to the group keep their data."""
+    """Delete the collection's group; the group deletion erases every user IndexFaces made for
+    it (their faces, vectors, chips), also faces indexed while it runs (services/groups.py).
+    Users enrolled through ``/api/v1`` who were added to the group keep their data."""
     name = _text(body, "CollectionId", COLLECTION_ID)
     group = _require_collection(call, name)
-    with call.container.database.session(readonly=True) as session:
-        owners = set(
-            session.scalars(
-                select(User.external_id)
-                .join(FaceData, FaceData.user_id == User.user_id)
-                .join(FaceGroupMember, FaceGroupMember.face_id == FaceData.id)
-                .where(
-                    FaceGroupMember.group_id == group.id,
-                    FaceData.registration_source == REGISTRATION_SOURCE,
-                    User.deleted_at.is_(None),
-                )
-            )
-        )
-    for owner in owners:
-        _erase(call, owner)
     call.container.groups.delete(group.id, caller=call.caller)
     return {"StatusCode": 200}
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from facesocial.store.tables import Base
 
 engine: Engine = context.config.attributes["engine"]
+
+# Arbitrary, fixed key of the PostgreSQL advisory lock that serialises concurrent upgrades
+# ("MIGRATE"): replicas started at once against one database migrate one after the other.
+MIGRATION_LOCK_KEY = 0x4D_4947_5241_5445
 
 
 def include_name(name: str | None, type_: str, _parents: Any) -> bool:
@@ -34,4 +38,10 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Taken before Alembic reads the current revision (run_migrations), held until this
+            # transaction ends (every revision runs in it: PostgreSQL's DDL is transactional),
+            # released by the server if the process dies. The second process waits here and
+            # then finds the database at head: nothing to do. SQLite: one process per data dir.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
