@@ -4,6 +4,8 @@ never another tenant's calls. On SQLite (embedded) and PostgreSQL (scaled)."""
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,11 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert, select
 
 from facesocial.api.app import create_app
 from facesocial.container import Container
-from facesocial.services.usage import UsageService, window
-from facesocial.store.tables import UsageLog
+from facesocial.services.usage import ENDPOINT_LIMIT, UsageService, window
+from facesocial.store.tables import AiOperationLog, UsageLog
 from tests.integration.conftest import make_settings
 from tests.services import scratch_postgres
 
@@ -217,3 +220,92 @@ def test_days_window_mean_and_p95_of_stored_rows(api: TestClient) -> None:
     assert report["per_key"] == [{"api_key_id": None, **report["totals"]}]
     # A 7-day window reaches the old row.
     assert UsageService(container.database).report(tenant, days=7, now=now)["totals"]["requests"] == 8
+
+
+def test_unknown_paths_are_one_unmatched_endpoint(api: TestClient) -> None:
+    """Requests to distinct unknown paths (404) are reported as the one endpoint ``unmatched``
+    — not one endpoint per path — while the audit log keeps each path asked for; a request
+    refused before routing still names its route."""
+    key = container_of(api).keys.create("random paths")
+    paths = [f"/api/v1/nothing-{i}-{uuid.uuid4().hex}/x" for i in range(30)]
+    for path in paths:
+        assert api.get(path, headers=headers(key.secret)).status_code == 404
+    assert api.get(JOBS, headers=headers(key.secret), params={"limit": 0}).status_code == 422
+    body = usage(api, headers(key.secret), days=1)
+    assert {e["endpoint"]: e["requests"] for e in body["per_endpoint"]} == {"unmatched": 30, LIST_JOBS: 1}
+    assert endpoint(body, "unmatched")["errors_4xx"] == 30  # type: ignore[index]
+    assert {e["endpoint"] for e in body["per_day_endpoint"]} == {"unmatched", LIST_JOBS}
+    assert body["endpoints_total"] == 2 and body["endpoint_limit"] == 50
+    with container_of(api).database.session() as session:
+        logged = session.scalars(
+            select(AiOperationLog.endpoint).where(AiOperationLog.api_key_id == str(key.id))
+        ).all()
+    assert {f"GET {path}" for path in paths} <= set(logged)
+
+
+def _insert(
+    container: Container, tenant: uuid.UUID, key: uuid.UUID, paths: list[str], now: datetime, spread: int
+) -> None:
+    rng = random.Random(7)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant,
+            "api_key_id": key,
+            "request_type": "x.unknown",
+            "request_path": path,
+            "request_date": now - timedelta(seconds=rng.randint(0, spread * 86400)),
+            "response_code": rng.choice([200, 200, 404, 500]),
+            "processing_time": round(rng.random(), 3),
+        }
+        for path in paths
+    ]
+    with container.database.session() as session:
+        for i in range(0, len(rows), 10_000):
+            session.execute(insert(UsageLog), rows[i : i + 10_000])
+
+
+def test_answer_is_bounded_whatever_the_rows_hold(api: TestClient) -> None:
+    """Rows naming 20,000 distinct endpoints (as stored before unknown paths were collapsed):
+    the answer lists ENDPOINT_LIMIT endpoints, the most called first, and sums the rest as
+    ``other``; the figures still add up, and the p95 of every group is numpy's."""
+    container = container_of(api)
+    first = container.keys.create("bounded")
+    rows_key = container.keys.create("the stored rows' key", owner_id=first.id)
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    busy = [f"GET /api/v1/ep{i % 60}" for i in range(6_000)]  # 60 endpoints of 100 rows each
+    one_off = [f"GET /api/v1/zz{i}/x" for i in range(20_000)]
+    _insert(container, first.id, rows_key.id, busy + one_off, now, spread=6)
+    started = time.monotonic()
+    response = api.get(
+        USAGE, headers=headers(first.secret), params={"days": 7, "api_key_id": str(rows_key.id)}
+    )
+    took = time.monotonic() - started
+    assert response.status_code == 200
+    # It was one entry per distinct path (47 MB for 200k rows): now at most 51 per list.
+    assert len(response.content) < 200_000 and took < 10, (len(response.content), took)
+    report = response.json()
+    assert report["totals"]["requests"] == 26_000
+    assert report["endpoints_total"] == 20_060 and report["endpoint_limit"] == ENDPOINT_LIMIT
+    listed = report["per_endpoint"]
+    assert len(listed) == ENDPOINT_LIMIT + 1 and listed[-1]["endpoint"] == "other"
+    assert all(e["endpoint"].startswith("GET /api/v1/ep") and e["requests"] == 100 for e in listed[:-1])
+    assert listed[-1]["requests"] == 26_000 - 100 * ENDPOINT_LIMIT
+    assert sum(e["requests"] for e in report["per_day_endpoint"]) == 26_000
+    assert {e["endpoint"] for e in report["per_day_endpoint"]} <= {e["endpoint"] for e in listed}
+    assert len(report["per_day_endpoint"]) <= 7 * (ENDPOINT_LIMIT + 1)
+    assert sum(d["requests"] for d in report["per_day"]) == 26_000
+    # Exact figures of two groups from the stored rows.
+    with container.database.session() as session:
+        stored = session.execute(
+            select(UsageLog.request_path, UsageLog.processing_time).where(UsageLog.api_key_id == rows_key.id)
+        ).all()
+    times = np.array([float(t) * 1000 for _, t in stored])
+    assert report["totals"]["p95_ms"] == pytest.approx(float(np.percentile(times, 95)), abs=1e-3)
+    assert report["totals"]["mean_ms"] == pytest.approx(float(times.mean()), abs=1e-3)
+    first = listed[0]["endpoint"]
+    mine = np.array([float(t) * 1000 for path, t in stored if path == first])
+    assert listed[0]["p95_ms"] == pytest.approx(float(np.percentile(mine, 95)), abs=1e-3)
+    listed_names = {e["endpoint"] for e in listed[:-1]}
+    rest = np.array([float(t) * 1000 for path, t in stored if path not in listed_names])
+    assert listed[-1]["p95_ms"] == pytest.approx(float(np.percentile(rest, 95)), abs=1e-3)

@@ -12,10 +12,11 @@ import time
 from typing import Any
 
 import anyio.to_thread
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facesocial.metrics import method_label
-from facesocial.services.audit import MAX_USER_AGENT, AuditLog, OperationRecord
+from facesocial.services.audit import MAX_USER_AGENT, UNMATCHED, AuditLog, OperationRecord
 from facesocial.services.context import RequestContext
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def _record(scope: Scope, status: dict[str, int], started: float) -> OperationRe
     parts = path.strip("/").split("/")
     service = parts[2].replace("-", "_") if len(parts) > 2 else "api"
     route = scope.get("route")
+    # A request refused before routing (401, 413, 429) has no route yet: find the one it asked for.
+    template = getattr(route, "path", None) if route is not None else _route_template(scope)
     operation = getattr(route, "name", None) or "unknown"
     outcome = state.get("outcome")
     error = state.get("error")
@@ -77,6 +80,7 @@ def _record(scope: Scope, status: dict[str, int], started: float) -> OperationRe
         operation_type=operation[:50],
         # The route template, or the raw path when none matched (cut to the column: 100).
         endpoint=f"{method_label(scope['method'])} {getattr(route, 'path', path)}"[:100],
+        route=f"{method_label(scope['method'])} {template}" if template else UNMATCHED,
         processing_time_ms=round((time.perf_counter() - started) * 1000),
         request_size_bytes=_content_length(scope),
         response_size_bytes=status["bytes"],
@@ -90,6 +94,24 @@ def _record(scope: Scope, status: dict[str, int], started: float) -> OperationRe
         api_key_uuid=getattr(state.get("principal"), "api_key_id", None),
         tenant_id=getattr(state.get("principal"), "tenant_id", None),
     )
+
+
+def _route_template(scope: Scope) -> str | None:
+    """The path template of the application's route this request matches (fully, or by path
+    only: a 405), None when it matches none (a 404 for an unknown path)."""
+    routes = getattr(getattr(scope.get("app"), "router", None), "routes", None) or ()
+    partial = None
+    for candidate in routes:
+        try:
+            match, _ = candidate.matches(scope)
+        except Exception:  # a route that cannot judge this scope matches nothing
+            continue
+        if match == Match.FULL:
+            template: str | None = getattr(candidate, "path", None)
+            return template
+        if match == Match.PARTIAL and partial is None:
+            partial = getattr(candidate, "path", None)
+    return partial
 
 
 def _content_length(scope: Scope) -> int | None:

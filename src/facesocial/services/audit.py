@@ -27,12 +27,18 @@ class OperationRecord:
     status_code: int = 200
     api_key_uuid: uuid.UUID | None = None  # set when an API key authenticated the call
     tenant_id: uuid.UUID | None = None  # the authenticated caller's tenant (usage accounting)
+    # The method and route template ("GET /api/v1/jobs/{job_id}") when ``endpoint`` holds the raw
+    # path, UNMATCHED when the request matched no route; None: ``endpoint`` is the route already.
+    route: str | None = None
 
 
 # Error messages can quote client input (a validation message names the fields sent, and a
 # multipart field name may be 64 KiB long): the stored message is cut here.
 MAX_ERROR_MESSAGE = 1024
 MAX_USER_AGENT = 512
+# usage_logs.request_path (and request_type) of every request that matched no route: a client
+# asking for random unknown paths adds rows, never new endpoints to its tenant's usage report.
+UNMATCHED = "unmatched"
 
 
 def _cut(text: str | None, limit: int) -> str | None:
@@ -74,8 +80,14 @@ class AuditLog:
                 UsageLog(
                     api_key_id=record.api_key_uuid,
                     tenant_id=record.tenant_id,
-                    request_type=f"{record.service_name}.{record.operation_type}"[:50],
-                    request_path=record.endpoint[:255],
+                    # The route, never the raw path: usage is reported per route (the audit
+                    # row above keeps what was asked for).
+                    request_type=(
+                        UNMATCHED
+                        if record.route == UNMATCHED
+                        else f"{record.service_name}.{record.operation_type}"[:50]
+                    ),
+                    request_path=(record.route or record.endpoint)[:255],
                     response_code=record.status_code,
                     processing_time=record.processing_time_ms / 1000.0,
                     ip_address=ctx.ip_address,

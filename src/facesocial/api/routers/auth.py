@@ -230,7 +230,10 @@ def usage(
 ) -> dict[str, Any]:
     """The caller's tenant's API calls (audit.usage_logs): totals, per day, per endpoint, per
     day and endpoint, per key: requests, 4xx and 5xx answers, mean and p95 processing time (ms);
-    and ``caller``: the credential's kind, role, tenant and, for an API key, its own record.
+    ``endpoint`` is the method and route template, ``unmatched`` for every request that matched no
+    route; at most ``endpoint_limit`` (50) endpoints and 50 keys are named, the rest summed as
+    ``other`` (``endpoints_total``, ``keys_total``: how many there were); and ``caller``: the
+    credential's kind, role, tenant and, for an API key, its own record.
     Any credential of the tenant may read it, except that a ``user``-role API key sees only its
     own calls (403 FORBIDDEN when it asks for another key's)."""
     if caller.role == "user" and caller.kind == "api_key":

@@ -249,7 +249,13 @@ export default {
             ["p95 (ms)", (e) => ms(e.p95_ms)],
           ],
           report.per_endpoint,
-          { caption: "Per endpoint", empty: "No calls in this window." },
+          {
+            caption:
+              report.endpoints_total > report.endpoint_limit
+                ? `Per endpoint (the ${report.endpoint_limit} most called of ${report.endpoints_total}; the rest summed as "other")`
+                : "Per endpoint",
+            empty: "No calls in this window.",
+          },
         ),
         el(
           "div",
