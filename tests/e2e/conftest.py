@@ -4,8 +4,10 @@
 * Chromium: ``$FACESOCIAL_CHROMIUM`` or ``/usr/bin/chromium`` (``.ci/run`` installs Debian's
   ``chromium``). Absent, the tests skip — except under ``CI=true``, where they fail: CI must run them.
 * The fake camera plays ``face_liveness_blink_video/video.mp4`` of ../shared/data, converted to
-  Y4M (the format ``--use-file-for-fake-video-capture`` reads) once per session; without the
+  Y4M (the format ``--use-file-for-fake-video-capture`` reads) once; without the
   data, Chromium's own synthetic pattern is the camera (the liveness test then skips).
+* The browser and the server live as long as this package's tests (package scope): the rest of
+  the suite does not share a 2-core machine with an idle Chromium and a second server.
 * Every test leaves a full-page screenshot in ``$FACESOCIAL_E2E_ARTIFACTS`` (default
   ``test-artifacts/e2e/``), and fails if the page logged an uncaught script error.
 """
@@ -77,7 +79,7 @@ def write_y4m(video: Path, out: Path, *, width: int = 360, fps: int = 15, second
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     """The blink video as the fake camera's Y4M file, or None without ../shared/data."""
     if not BLINK_VIDEO.is_file():
@@ -85,7 +87,7 @@ def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     return write_y4m(BLINK_VIDEO, tmp_path_factory.mktemp("camera") / "blink.y4m")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(fake_camera: Path | None) -> Iterator[object]:
     """One headless Chromium for the session (Playwright drives the machine's own binary)."""
     if not CHROMIUM.is_file():
@@ -104,12 +106,12 @@ def browser(fake_camera: Path | None) -> Iterator[object]:
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("console")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def console_server(console_data_dir: Path, model_dir: Path) -> Iterator[RunningServer]:
     """A real server for every console test (rate limits off: the tests are not about them).
     Its first key is an admin key of a tenant of its own."""

@@ -81,6 +81,10 @@ def ensure(connection: Connection, now: datetime, days_ahead: int) -> list[str]:
     return created
 
 
+# Arbitrary, fixed key of the advisory lock that serialises retention's partition drops.
+RETENTION_LOCK_KEY = 0x46535F41545452  # "FS_ATTR"
+
+
 def drop_older_than(connection: Connection, cutoff: datetime) -> tuple[list[str], int]:
     """Drop every daily partition that ends at or before ``cutoff``: (names dropped, their rows).
 
@@ -88,6 +92,10 @@ def drop_older_than(connection: Connection, cutoff: datetime) -> tuple[list[str]
     report them. Rows of the DEFAULT partition are the caller's to delete row by row.
     """
     cutoff = _utc(cutoff)
+    # Two processes running retention at once (replicas, a beat and a manual run) must not both
+    # list a partition and then count or drop it after the other dropped it (UndefinedTable):
+    # the second waits here for the first's transaction, then lists what is left.
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RETENTION_LOCK_KEY})
     old = sorted(
         name
         for name in partitions(connection)

@@ -247,6 +247,10 @@ def _create_partition(connection: Connection, month: date) -> None:
     )
 
 
+# Arbitrary, fixed key of the advisory lock that serialises the operations log's partition drops.
+_RETENTION_LOCK_KEY = 0x46535F4F50534C  # "FS_OPSL"
+
+
 def _drop_old_partitions(db: Database, cutoff: datetime) -> tuple[int, int]:
     """Drop the monthly partitions that end at or before ``cutoff``: (rows, partitions)."""
     if not _is_postgres(db):
@@ -254,6 +258,8 @@ def _drop_old_partitions(db: Database, cutoff: datetime) -> tuple[int, int]:
     with db.engine.begin() as connection:
         if not _is_partitioned(connection):
             return 0, 0
+        # Concurrent retention runs take turns (one would count or drop what the other dropped).
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RETENTION_LOCK_KEY})
         old: list[str] = []
         for name in _partitions(connection):
             match = _MONTHLY.match(name)
