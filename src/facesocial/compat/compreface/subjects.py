@@ -122,6 +122,17 @@ def _named_users(tenant_id: uuid.UUID) -> Select[Any]:
     )
 
 
+def _active_examples(face: Any, tenant_id: uuid.UUID) -> Select[Any]:
+    """``(face, the user's external id, subject name or None)`` of the tenant's active faces of
+    live users; ``face`` is what to select of the face row (the entity or a column)."""
+    return (
+        select(face, User.external_id, CompreFaceSubject.subject)
+        .join(User, User.user_id == FaceData.user_id)
+        .outerjoin(CompreFaceSubject, CompreFaceSubject.user_id == User.user_id)
+        .where(FaceData.tenant_id == tenant_id, FaceData.status == FACE_ACTIVE, User.deleted_at.is_(None))
+    )
+
+
 def _reserved(session: Session, tenant_id: uuid.UUID) -> dict[uuid.UUID, str]:
     """``user id -> name`` of the tenant's rows without a user yet (``POST /subjects``, or a
     first example being enrolled: ``SubjectStore.reserve``)."""
@@ -266,17 +277,7 @@ class SubjectStore:
         self, tenant_id: uuid.UUID, collection: str, *, subject: str | None, page: int, size: int
     ) -> dict[str, Any]:
         """One page of the tenant's examples in ``collection`` (CompreFace's list shape)."""
-        query = (
-            select(FaceData.id, User.external_id, CompreFaceSubject.subject)
-            .join(User, User.user_id == FaceData.user_id)
-            .outerjoin(CompreFaceSubject, CompreFaceSubject.user_id == User.user_id)
-            .where(
-                FaceData.tenant_id == tenant_id,
-                FaceData.status == FACE_ACTIVE,
-                FaceData.milvus_collection == collection,
-                User.deleted_at.is_(None),
-            )
-        )
+        query = _active_examples(FaceData.id, tenant_id).where(FaceData.milvus_collection == collection)
         if subject is not None:
             query = query.where(User.external_id == subject_user_id(subject))
         with self._db.session(readonly=True) as session:
@@ -299,17 +300,8 @@ class SubjectStore:
     def example(self, tenant_id: uuid.UUID, image_id: uuid.UUID) -> tuple[FaceData, str]:
         """The tenant's active face ``image_id`` with its subject, or ``IMAGE_NOT_FOUND`` (404)."""
         with self._db.session(readonly=True) as session:
-            row = session.execute(
-                select(FaceData, User.external_id, CompreFaceSubject.subject)
-                .join(User, User.user_id == FaceData.user_id)
-                .outerjoin(CompreFaceSubject, CompreFaceSubject.user_id == User.user_id)
-                .where(
-                    FaceData.id == image_id,
-                    FaceData.tenant_id == tenant_id,
-                    FaceData.status == FACE_ACTIVE,
-                    User.deleted_at.is_(None),
-                )
-            ).first()
+            query = _active_examples(FaceData, tenant_id).where(FaceData.id == image_id)
+            row = session.execute(query).first()
             if row is None:
                 raise ImageNotFoundError(f"No example image {image_id}")
             face, external, subject = row

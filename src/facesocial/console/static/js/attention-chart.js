@@ -20,6 +20,15 @@ function niceStep(range, ticks) {
   return (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10) * power;
 }
 
+// Series i's colour and dash (the line and its legend sample are drawn alike).
+function pen(ctx, i) {
+  const colour = COLOURS[i % COLOURS.length];
+  ctx.strokeStyle = colour;
+  ctx.fillStyle = colour;
+  ctx.lineWidth = 2;
+  ctx.setLineDash(DASHES[i % DASHES.length]);
+}
+
 function marker(ctx, kind, x, y, r) {
   ctx.beginPath();
   if (kind === "square") ctx.rect(x - r, y - r, 2 * r, 2 * r);
@@ -137,11 +146,7 @@ export function lineChart(canvas, spec) {
 
   // Lines and markers.
   series.forEach((s, i) => {
-    const colour = COLOURS[i % COLOURS.length];
-    ctx.strokeStyle = colour;
-    ctx.fillStyle = colour;
-    ctx.lineWidth = 2;
-    ctx.setLineDash(DASHES[i % DASHES.length]);
+    pen(ctx, i);
     ctx.beginPath();
     s.points.forEach(([x, y], k) => {
       if (k === 0) ctx.moveTo(X(x), Y(y));
@@ -165,11 +170,7 @@ export function lineChart(canvas, spec) {
   series.forEach((s, i) => {
     const lx = left + (i % 3) * column;
     const ly = 30 + Math.floor(i / 3) * 20;
-    const colour = COLOURS[i % COLOURS.length];
-    ctx.strokeStyle = colour;
-    ctx.fillStyle = colour;
-    ctx.lineWidth = 2;
-    ctx.setLineDash(DASHES[i % DASHES.length]);
+    pen(ctx, i);
     ctx.beginPath();
     ctx.moveTo(lx, ly);
     ctx.lineTo(lx + 28, ly);

@@ -8,6 +8,14 @@ const KEYS = "/api/v1/auth/api-keys";
 const USAGE = "/api/v1/auth/usage";
 
 const ms = (value) => (value === null || value === undefined ? "—" : Number(value).toFixed(1));
+// The figures of every usage row (per endpoint, per day and endpoint): one set of columns.
+const FIGURES = [
+  ["Requests", (e) => String(e.requests)],
+  ["4xx", (e) => String(e.errors_4xx)],
+  ["5xx", (e) => String(e.errors_5xx)],
+  ["Mean (ms)", (e) => ms(e.mean_ms)],
+  ["p95 (ms)", (e) => ms(e.p95_ms)],
+];
 
 function stateBadge(state) {
   return el("span", { class: `badge ${{ active: "ok", revoked: "bad", expired: "warn" }[state] || ""}` }, state);
@@ -242,11 +250,7 @@ export default {
         table(
           [
             ["Endpoint", (e) => el("code", {}, e.endpoint)],
-            ["Requests", (e) => String(e.requests)],
-            ["4xx", (e) => String(e.errors_4xx)],
-            ["5xx", (e) => String(e.errors_5xx)],
-            ["Mean (ms)", (e) => ms(e.mean_ms)],
-            ["p95 (ms)", (e) => ms(e.p95_ms)],
+            ...FIGURES,
           ],
           report.per_endpoint,
           {
@@ -264,11 +268,7 @@ export default {
             [
               ["Day", (e) => e.date],
               ["Endpoint", (e) => el("code", {}, e.endpoint)],
-              ["Requests", (e) => String(e.requests)],
-              ["4xx", (e) => String(e.errors_4xx)],
-              ["5xx", (e) => String(e.errors_5xx)],
-              ["Mean (ms)", (e) => ms(e.mean_ms)],
-              ["p95 (ms)", (e) => ms(e.p95_ms)],
+              ...FIGURES,
             ],
             [...report.per_day_endpoint].reverse(),
             { caption: "Per day and endpoint, newest day first", empty: "No calls in this window." },
